@@ -1,0 +1,94 @@
+// Builds everything Node runs: each workspace package's ESM entries (from the "source" conditions of its
+// exports map), the pool's thread entry as its own file beside @cqrs-pool/core, and the examples, benchmarks
+// and test fixtures (threads import JavaScript, not TypeScript). `tsc` then emits the packages' .d.ts files.
+//
+//   node build.mjs          everything
+//   node build.mjs --fast   JavaScript only (what the tests and demos need), no .d.ts
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { build } from 'esbuild';
+
+const root = import.meta.dirname;
+const fast = process.argv.includes('--fast');
+const started = performance.now();
+
+const common = { platform: 'node', target: 'node20', format: 'esm', sourcemap: true, logLevel: 'warning' };
+
+function packageDirs() {
+  const dir = join(root, 'packages');
+  return readdirSync(dir)
+    .map((name) => join(dir, name))
+    .filter((p) => existsSync(join(p, 'package.json')));
+}
+
+/** Entry points of a package: `{ in: <source>, out: <dist name> }` for each export with a "source" condition. */
+function entriesOf(pkgDir) {
+  const { exports } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
+  return Object.values(exports ?? {})
+    .filter((e) => typeof e === 'object' && e.source && e.import)
+    .map((e) => ({
+      in: join(pkgDir, e.source),
+      out: e.import.replace(/^\.\/dist\//, '').replace(/\.js$/, ''),
+    }));
+}
+
+function listTs(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter(
+      (d) =>
+        d.isFile() && d.name.endsWith('.ts') && !d.name.endsWith('.d.ts') && !d.name.endsWith('.test.ts'),
+    )
+    .map((d) => join(d.parentPath, d.name))
+    .filter((p) => !p.includes(`${'/'}dist${'/'}`));
+}
+
+async function buildPackages() {
+  for (const pkgDir of packageDirs()) {
+    const entryPoints = entriesOf(pkgDir);
+    // The thread entry ships inside @cqrs-pool/core, found beside the bundle via import.meta.url.
+    if (pkgDir.endsWith(`${'/'}core`))
+      entryPoints.push({ in: join(root, 'workers/handlerHost.ts'), out: 'handlerHost' });
+    rmSync(join(pkgDir, 'dist'), { recursive: true, force: true });
+    await build({
+      ...common,
+      entryPoints,
+      outdir: join(pkgDir, 'dist'),
+      bundle: true,
+      // One copy of shared code (CqrsError, serialization) across index, worker and handlerHost.
+      splitting: true,
+      chunkNames: 'chunk-[hash]',
+      packages: 'external',
+    });
+  }
+}
+
+/** Examples, benchmarks and test fixtures: transpiled file by file into dist/, keeping their paths. */
+async function buildRunnables() {
+  const entryPoints = [
+    ...listTs(join(root, 'examples')),
+    ...listTs(join(root, 'bench')),
+    ...packageDirs().flatMap((p) => listTs(join(p, 'test', 'fixtures'))),
+  ];
+  rmSync(join(root, 'dist'), { recursive: true, force: true });
+  if (entryPoints.length === 0) return;
+  await build({ ...common, entryPoints, outbase: root, outdir: join(root, 'dist'), bundle: false });
+}
+
+function emitDeclarations() {
+  const tsc = join(root, 'node_modules', '.bin', 'tsc');
+  for (const pkgDir of packageDirs()) {
+    execFileSync(tsc, ['-p', join(pkgDir, 'tsconfig.build.json')], { stdio: 'inherit' });
+  }
+}
+
+await buildPackages();
+await buildRunnables();
+if (!fast) emitDeclarations();
+const packages = packageDirs()
+  .map((p) => relative(root, p))
+  .join(', ');
+console.log(
+  `built ${packages}${fast ? '' : ' (+ .d.ts)'}, examples, bench, fixtures in ${Math.round(performance.now() - started)} ms`,
+);

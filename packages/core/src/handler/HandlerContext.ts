@@ -1,0 +1,37 @@
+import type { Definition, InputOf, MessageKind, ResultOf } from '../messages/Definition.js';
+
+/** A read-only string map that travels with a call: correlation id, user, tenant, … */
+export type Metadata = Readonly<Record<string, string>>;
+
+/** Options of `execute`. */
+export interface ExecuteOptions {
+  /** Aborting it settles the call with `ABORTED` at once and cancels the handler. */
+  signal?: AbortSignal;
+  /** Handed to middleware (`call.metadata`) and to the handler (`ctx.metadata`). */
+  metadata?: Metadata;
+}
+
+/** The face of a bus a handler sees through `ctx.commands` / `ctx.queries`. */
+export interface BusClient<K extends MessageKind> {
+  /** Executes a nested call through the bus and its middleware; metadata defaults to the calling handler's. */
+  execute<D extends Definition<K>>(
+    definition: D,
+    input: InputOf<D>,
+    options?: ExecuteOptions,
+  ): Promise<ResultOf<D>>;
+  execute(name: string, input: unknown, options?: ExecuteOptions): Promise<unknown>;
+}
+
+/** What every handler receives beside its input, inline or in a pool thread. */
+export interface HandlerContext {
+  /** Aborts when the caller aborts or a timeout fires. */
+  readonly signal: AbortSignal;
+  /** Reads the cancellation flag from shared memory: cheap enough to poll inside a synchronous CPU loop. */
+  isCancelled(): boolean;
+  /** The call's metadata. */
+  readonly metadata: Metadata;
+  /** The command bus that shares this pool (in a thread: a comlink proxy to the main thread's bus). */
+  readonly commands: BusClient<'command'>;
+  /** The query bus that shares this pool (in a thread: a comlink proxy to the main thread's bus). */
+  readonly queries: BusClient<'query'>;
+}

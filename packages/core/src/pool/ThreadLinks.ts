@@ -1,0 +1,75 @@
+import type { MessagePort } from 'node:worker_threads';
+import * as Comlink from 'comlink/dist/esm/comlink.mjs';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { CqrsError } from '../errors/CqrsError.js';
+import type { HelloMessage, NestedDispatchApi, RunResponse, TaskMessage, TaskOutcome } from './protocol.js';
+
+interface Link {
+  readonly run: MessagePort;
+  readonly bus: MessagePort;
+  readonly pending: Map<number, { resolve: (outcome: TaskOutcome) => void; reject: (err: unknown) => void }>;
+}
+
+/**
+ * The main thread's end of each pool thread's nested-dispatch ports: it serves the thread's `ctx.commands` /
+ * `ctx.queries` (comlink) and runs nested worker handlers back on the thread that awaits them.
+ * @internal
+ */
+export class ThreadLinks {
+  private readonly links = new Map<number, Link>();
+  private nextId = 0;
+
+  constructor(private readonly api: NestedDispatchApi) {}
+
+  /** A thread said hello: serve its ports. Both are unref'd: they must not keep the process alive. */
+  add(hello: HelloMessage): void {
+    const link: Link = { run: hello.run, bus: hello.bus, pending: new Map() };
+    this.links.set(hello.threadId, link);
+    Comlink.expose(this.api, nodeEndpoint(hello.bus));
+    hello.bus.unref();
+    hello.run.on('message', (response: RunResponse) => {
+      const waiter = link.pending.get(response.id);
+      link.pending.delete(response.id);
+      waiter?.resolve(response.outcome);
+    });
+    hello.run.unref();
+    hello.run.once('close', () => this.drop(hello.threadId));
+  }
+
+  /** The thread is gone: every nested task it was running fails with `WORKER_CRASHED`. */
+  drop(threadId: number): void {
+    const link = this.links.get(threadId);
+    if (link === undefined) return;
+    this.links.delete(threadId);
+    for (const waiter of link.pending.values()) {
+      waiter.reject(
+        new CqrsError('WORKER_CRASHED', `pool thread ${threadId} exited while running a nested call`),
+      );
+    }
+    link.pending.clear();
+    link.run.close();
+    link.bus.close();
+  }
+
+  /** Runs `task` on thread `threadId`, beside the handler there that awaits it. */
+  runOn(threadId: number, task: TaskMessage): Promise<TaskOutcome> {
+    const link = this.links.get(threadId);
+    if (link === undefined) {
+      return Promise.reject(new CqrsError('WORKER_CRASHED', `pool thread ${threadId} is gone`));
+    }
+    const id = this.nextId++;
+    return new Promise<TaskOutcome>((resolve, reject) => {
+      link.pending.set(id, { resolve, reject });
+      try {
+        link.run.postMessage({ id, task });
+      } catch (err) {
+        link.pending.delete(id);
+        reject(err);
+      }
+    });
+  }
+
+  closeAll(): void {
+    for (const threadId of [...this.links.keys()]) this.drop(threadId);
+  }
+}

@@ -1,0 +1,335 @@
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { ResourceLimits } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { CqrsError, isCqrsError } from '../errors/CqrsError.js';
+import { deserializeError } from '../errors/serialize.js';
+import type { Metadata } from '../handler/HandlerContext.js';
+import { CancelFlags } from '../shared/CancelFlags.js';
+import { ModuleTable } from '../shared/ModuleTable.js';
+import { abortError } from '../util/abortError.js';
+import { BusDirectory } from './BusDirectory.js';
+import type { HelloMessage, PoolWorkerData, TaskMessage, TaskOutcome } from './protocol.js';
+import { HELLO } from './protocol.js';
+import { ThreadLinks } from './ThreadLinks.js';
+
+/** Options of {@link WorkerPool}. */
+export interface WorkerPoolOptions {
+  /** Most threads; default `os.availableParallelism()`. */
+  threads?: number;
+  /** Threads kept alive when idle; default `threads` (a fixed-size pool). */
+  minThreads?: number;
+  /** Calls that may wait for a thread; one more is refused at once with `OVERLOADED`. Default 10 000; 0 queues nothing. */
+  maxQueue?: number;
+  /** An idle thread above `minThreads` exits after this long; default 60 000 ms. */
+  idleTimeoutMs?: number;
+  /** V8 heap and stack limits of each thread; a thread that exceeds them dies (`WORKER_CRASHED`) and is replaced. */
+  resourceLimits?: ResourceLimits;
+  /** How long a cancelled worker handler may go on before its thread is terminated and replaced; default 1000 ms. */
+  cancelGraceMs?: number;
+  /** Tasks one thread may hold at once (for handlers that mostly await I/O); default 1. */
+  concurrentTasksPerThread?: number;
+  /** Called with an error that killed a thread outside any task (the thread is replaced either way). */
+  onThreadError?: (err: unknown) => void;
+}
+
+/** One handler execution handed to the pool. @internal */
+export interface PoolTask {
+  readonly moduleId: number;
+  readonly exportName: string;
+  readonly name: string;
+  readonly input: unknown;
+  readonly metadata: Metadata;
+  readonly signal: AbortSignal | undefined;
+  readonly cancelGraceMs: number | undefined;
+  /** Run on this thread instead of the pool: it is the one awaiting this nested call. */
+  readonly originThread: number | undefined;
+}
+
+const hostPath = fileURLToPath(new URL('./handlerHost.js', import.meta.url));
+// Module URLs are short; 256 KiB holds a few thousand of them.
+const moduleTableBytes = 256 * 1024;
+// Slots for nested calls, which bypass the queue and so are not bounded by maxQueue.
+const nestedSlotHeadroom = 4096;
+
+function positiveInt(name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new CqrsError(
+      'INVALID_REGISTRATION',
+      `WorkerPool: options.${name} must be an integer >= ${min}, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The piscina thread pool that runs worker handlers, shared by a {@link CommandBus} and a {@link QueryBus}.
+ * The main thread only routes; handlers registered with `inWorker()` run here.
+ * @throws CqrsError `INVALID_REGISTRATION` for a bad option (the message names it).
+ */
+export class WorkerPool {
+  /** @internal */
+  readonly directory = new BusDirectory();
+  private readonly piscina: Piscina;
+  private readonly modules = new ModuleTable(moduleTableBytes);
+  private readonly cancelFlags: CancelFlags;
+  private readonly links: ThreadLinks;
+  private readonly cancelGraceMs: number;
+  private running = 0;
+  private drained: (() => void) | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: WorkerPoolOptions = {}) {
+    const threads = positiveInt('threads', options.threads ?? availableParallelism(), 1);
+    const minThreads = positiveInt('minThreads', options.minThreads ?? threads, 0);
+    if (minThreads > threads) {
+      throw new CqrsError(
+        'INVALID_REGISTRATION',
+        `WorkerPool: options.minThreads (${minThreads}) must not exceed threads (${threads})`,
+      );
+    }
+    const maxQueue = positiveInt('maxQueue', options.maxQueue ?? 10_000, 0);
+    const perThread = positiveInt('concurrentTasksPerThread', options.concurrentTasksPerThread ?? 1, 1);
+    this.cancelGraceMs = positiveInt('cancelGraceMs', options.cancelGraceMs ?? 1000, 0);
+    const idleTimeout = positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? 60_000, 0);
+    this.cancelFlags = new CancelFlags(maxQueue + threads * perThread + nestedSlotHeadroom);
+    this.links = new ThreadLinks(this.directory);
+    const workerData: PoolWorkerData = { modules: this.modules.buffer, cancel: this.cancelFlags.buffer };
+    this.piscina = new Piscina({
+      filename: hostPath,
+      maxThreads: threads,
+      minThreads,
+      maxQueue,
+      idleTimeout,
+      concurrentTasksPerWorker: perThread,
+      // The default queue re-queues a task it cannot place at the back, which wrecks tail latency under load.
+      stricterFIFO: true,
+      workerData,
+      ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
+    });
+    this.piscina.on('message', (message: unknown) => {
+      if (typeof message === 'object' && message !== null && HELLO in message)
+        this.links.add(message as HelloMessage);
+    });
+    this.piscina.on('workerDestroy', (worker: { id: number }) => this.links.drop(worker.id));
+    // piscina emits 'error' for a thread that died with no task on it; unheard, it would crash the process.
+    const onThreadError = options.onThreadError;
+    this.piscina.on('error', (err: unknown) => onThreadError?.(err));
+  }
+
+  /** Threads alive now. */
+  get threads(): number {
+    return this.piscina.threads.length;
+  }
+
+  /** Calls waiting for a thread. */
+  get queueSize(): number {
+    return this.piscina.queueSize;
+  }
+
+  /** Share of thread capacity used since the pool started, 0…1. */
+  get utilization(): number {
+    return this.piscina.utilization;
+  }
+
+  /** Handler executions on threads now, including cancelled ones still inside their grace period. */
+  get inFlight(): number {
+    return this.running;
+  }
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Adds a handler module to the table threads may import; returns its index. @internal */
+  registerModule(moduleUrl: string): number {
+    const id = this.modules.register(moduleUrl);
+    if (id < 0)
+      throw new CqrsError(
+        'INVALID_REGISTRATION',
+        `WorkerPool: module table full, cannot register ${moduleUrl}`,
+      );
+    return id;
+  }
+
+  /** Loads `exportName` of module `moduleId` in a thread and checks it handles `name`. @internal */
+  async probe(moduleId: number, exportName: string, name: string): Promise<void> {
+    const task: TaskMessage = {
+      m: moduleId,
+      x: exportName,
+      n: name,
+      i: undefined,
+      md: {},
+      c: 0,
+      g: 0,
+      probe: true,
+    };
+    const outcome = await this.post(task, undefined, undefined);
+    if (!outcome.ok) {
+      throw new CqrsError('INVALID_REGISTRATION', `${name}: ${errorMessage(outcome)}`, {
+        cause: deserializeError(outcome.e),
+        handler: name,
+      });
+    }
+  }
+
+  /**
+   * Runs a handler in a thread. Settles at once with the caller's abort (the handler is told through the
+   * shared flag; one still running after the grace period has its thread terminated).
+   * @internal
+   */
+  run(task: PoolTask): Promise<unknown> {
+    if (this.closing !== undefined) {
+      return Promise.reject(
+        new CqrsError('CLOSED', `${task.name}: the worker pool is closed`, { handler: task.name }),
+      );
+    }
+    const signal = task.signal;
+    if (signal?.aborted) return Promise.reject(abortError(signal, task.name));
+    const slot = this.cancelFlags.acquire();
+    if (slot < 0) {
+      return Promise.reject(
+        new CqrsError('OVERLOADED', `${task.name}: too many calls in flight`, { handler: task.name }),
+      );
+    }
+    const gen = this.cancelFlags.generation(slot);
+    const message: TaskMessage = {
+      m: task.moduleId,
+      x: task.exportName,
+      n: task.name,
+      i: task.input,
+      md: task.metadata,
+      c: slot,
+      g: gen,
+    };
+    // Only a call that can be cancelled needs a way to terminate its thread.
+    const kill = signal === undefined || task.originThread !== undefined ? undefined : new AbortController();
+    const execution = this.post(message, kill?.signal, task.originThread);
+    if (signal === undefined) {
+      return execution.then(
+        (outcome) => {
+          this.cancelFlags.release(slot);
+          return unwrap(outcome, task.name);
+        },
+        (err: unknown) => {
+          this.cancelFlags.release(slot);
+          throw threadFailure(err, task.name);
+        },
+      );
+    }
+    return new Promise((resolve, reject) => {
+      let graceTimer: NodeJS.Timeout | undefined;
+      let settled = false;
+      const onAbort = (): void => {
+        if (settled) return;
+        settled = true;
+        reject(abortError(signal, task.name));
+        const started = this.cancelFlags.cancel(slot, gen);
+        // Not started: the thread will skip it when it gets there. Started: it may stop by itself.
+        if (started && kill !== undefined) {
+          graceTimer = setTimeout(() => kill.abort(), task.cancelGraceMs ?? this.cancelGraceMs);
+        }
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const finish = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        if (graceTimer !== undefined) clearTimeout(graceTimer);
+        this.cancelFlags.release(slot);
+      };
+      execution.then(
+        (outcome) => {
+          finish();
+          if (settled) return;
+          settled = true;
+          try {
+            resolve(unwrap(outcome, task.name));
+          } catch (err) {
+            reject(err);
+          }
+        },
+        (err: unknown) => {
+          finish();
+          if (settled) return;
+          settled = true;
+          reject(threadFailure(err, task.name));
+        },
+      );
+    });
+  }
+
+  /** Posts a task to piscina or to its origin thread, keeping the count `close()` drains. */
+  private post(
+    task: TaskMessage,
+    kill: AbortSignal | undefined,
+    originThread: number | undefined,
+  ): Promise<TaskOutcome> {
+    this.running++;
+    const execution: Promise<TaskOutcome> =
+      originThread !== undefined
+        ? this.links.runOn(originThread, task)
+        : this.piscina.run(task, kill === undefined ? undefined : { signal: kill });
+    const done = (): void => {
+      if (--this.running === 0) this.drained?.();
+    };
+    execution.then(done, done);
+    return execution;
+  }
+
+  /**
+   * Refuses new calls with `CLOSED`, waits for every running handler to finish (a cancelled one at most its
+   * grace period), then stops the threads. Idempotent. Close the buses first so their in-flight calls drain.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.running > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      this.links.closeAll();
+      await this.piscina.destroy();
+    })();
+    return this.closing;
+  }
+}
+
+function errorMessage(outcome: Extract<TaskOutcome, { ok: false }>): string {
+  return outcome.e.t === 'error' ? outcome.e.message : String(outcome.e.value);
+}
+
+function unwrap(outcome: TaskOutcome, name: string): unknown {
+  if (outcome.ok) return outcome.v;
+  switch (outcome.k) {
+    case 'handler':
+      throw new CqrsError('HANDLER_FAILED', `${name}: the handler threw`, {
+        cause: deserializeError(outcome.e),
+        handler: name,
+      });
+    case 'load':
+      throw new CqrsError('INVALID_REGISTRATION', `${name}: ${errorMessage(outcome)}`, {
+        cause: deserializeError(outcome.e),
+        handler: name,
+      });
+    case 'cancelled':
+      throw new CqrsError('ABORTED', `${name}: cancelled before it started`, { handler: name });
+  }
+}
+
+/** Maps a piscina rejection (our host never throws, so it is about the thread or the queue) to a code. */
+function threadFailure(err: unknown, name: string): CqrsError {
+  const e = err as { name?: unknown; message?: unknown; code?: unknown } | null;
+  if (e?.message === 'Task queue is at limit') {
+    return new CqrsError('OVERLOADED', `${name}: the pool's queue is full`, { handler: name });
+  }
+  if (e?.name === 'DataCloneError') {
+    return new CqrsError('NOT_CLONEABLE', `${name}: ${String(e.message)}`, { cause: err, handler: name });
+  }
+  if (
+    e?.message === 'Terminating worker thread' ||
+    (e?.name === 'AbortError' && e.message === 'pool is closed')
+  ) {
+    return new CqrsError('CLOSED', `${name}: the worker pool closed`, { cause: err, handler: name });
+  }
+  if (isCqrsError(err)) return err;
+  return new CqrsError('WORKER_CRASHED', `${name}: the thread running the handler died`, {
+    cause: err,
+    handler: name,
+  });
+}

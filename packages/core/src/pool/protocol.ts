@@ -1,0 +1,79 @@
+/**
+ * The messages between the main thread and pool threads. Everything here is plain data: structured clone
+ * keeps nothing else.
+ * @internal
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { SerializedError } from '../errors/serialize.js';
+import type { Metadata } from '../handler/HandlerContext.js';
+import type { MessageKind } from '../messages/Definition.js';
+
+/** One handler execution, sent through piscina (or through a thread's run port for nested calls). */
+export interface TaskMessage {
+  /** Module index in the shared module table. */
+  readonly m: number;
+  /** Export name. */
+  readonly x: string;
+  /** Handler (definition) name. */
+  readonly n: string;
+  /** Input. */
+  readonly i: unknown;
+  /** Metadata. */
+  readonly md: Metadata;
+  /** Cancel slot, and the generation the slot must still hold. */
+  readonly c: number;
+  readonly g: number;
+  /** Set for `ready()`'s probe: load and check the export, run nothing. */
+  readonly probe?: true;
+}
+
+/** Why a task produced no value. */
+export type FailureKind =
+  /** The handler threw. */
+  | 'handler'
+  /** The module or its export could not be loaded, or does not handle this name. */
+  | 'load'
+  /** Cancelled before the handler started: it never ran. */
+  | 'cancelled';
+
+/** What a thread answers: never a thrown error, which would lose its fields on the way. */
+export type TaskOutcome =
+  | { readonly ok: true; readonly v: unknown }
+  | { readonly ok: false; readonly k: FailureKind; readonly e: SerializedError };
+
+/** Posted once on `parentPort` when a thread starts: its ports for nested dispatch. */
+export const HELLO = 'cqrs-pool:hello';
+export interface HelloMessage {
+  readonly [HELLO]: true;
+  readonly threadId: number;
+  /** The main thread exposes its buses here with comlink; the thread's `ctx.commands` / `ctx.queries` call it. */
+  readonly bus: MessagePort;
+  /** The main thread sends nested tasks here to run on the thread that awaits them. */
+  readonly run: MessagePort;
+}
+
+export interface RunRequest {
+  readonly id: number;
+  readonly task: TaskMessage;
+}
+export interface RunResponse {
+  readonly id: number;
+  readonly outcome: TaskOutcome;
+}
+
+/** What the main thread exposes to threads over comlink. */
+export interface NestedDispatchApi {
+  dispatch(
+    kind: MessageKind,
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+    originThread: number,
+  ): Promise<TaskOutcome>;
+}
+
+/** `workerData` of every pool thread. */
+export interface PoolWorkerData {
+  readonly modules: SharedArrayBuffer;
+  readonly cancel: SharedArrayBuffer;
+}

@@ -1,0 +1,100 @@
+import type { Remote } from 'comlink/dist/esm/comlink.mjs';
+import { CqrsError, isCqrsError } from '../packages/core/src/errors/CqrsError.js';
+import { deserializeError } from '../packages/core/src/errors/serialize.js';
+import type {
+  BusClient,
+  ExecuteOptions,
+  HandlerContext,
+  Metadata,
+} from '../packages/core/src/handler/HandlerContext.js';
+import type { Definition, MessageKind } from '../packages/core/src/messages/Definition.js';
+import type { NestedDispatchApi, TaskMessage, TaskOutcome } from '../packages/core/src/pool/protocol.js';
+import type { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
+import { STARTED } from '../packages/core/src/shared/CancelFlags.js';
+import { raceAbort } from '../packages/core/src/util/abortError.js';
+
+/** `ctx` of a handler running in a pool thread. */
+export class ThreadContext implements HandlerContext {
+  private controller: AbortController | undefined;
+  private finished = false;
+  readonly metadata: Metadata;
+  readonly commands: BusClient<'command'>;
+  readonly queries: BusClient<'query'>;
+
+  constructor(
+    private readonly task: TaskMessage,
+    private readonly flags: CancelFlagsView,
+    mainBuses: Remote<NestedDispatchApi>,
+    threadId: number,
+  ) {
+    this.metadata = task.md;
+    this.commands = nestedClient('command', mainBuses, task.md, threadId);
+    this.queries = nestedClient('query', mainBuses, task.md, threadId);
+  }
+
+  isCancelled(): boolean {
+    return this.flags.isCancelled(this.task.c, this.task.g);
+  }
+
+  /**
+   * Made on first use: most handlers never look at it. It waits on the task's shared flag word with
+   * `Atomics.waitAsync`, which the main thread notifies when it cancels or recycles the slot.
+   */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      const controller = new AbortController();
+      this.controller = controller;
+      const live = (this.task.g << 2) | STARTED;
+      const wait = Atomics.waitAsync(this.flags.words, this.task.c, live);
+      const check = (): void => {
+        if (!this.finished && this.isCancelled())
+          controller.abort(new CqrsError('ABORTED', 'the call was cancelled'));
+      };
+      if (wait.async) void wait.value.then(check);
+      else check();
+    }
+    return this.controller.signal;
+  }
+
+  /** @internal Called when the handler has settled: a late wake-up must not abort a finished task's signal. */
+  finish(): void {
+    this.finished = true;
+  }
+}
+
+function nestedClient(
+  kind: MessageKind,
+  mainBuses: Remote<NestedDispatchApi>,
+  parentMetadata: Metadata,
+  threadId: number,
+): BusClient<typeof kind> {
+  const execute = async (
+    target: Definition | string,
+    input: unknown,
+    options?: ExecuteOptions,
+  ): Promise<unknown> => {
+    const name = typeof target === 'string' ? target : target.name;
+    const metadata =
+      options?.metadata === undefined ? parentMetadata : { ...parentMetadata, ...options.metadata };
+    const signal = options?.signal;
+    let outcome: TaskOutcome;
+    try {
+      const pending: Promise<TaskOutcome> = mainBuses.dispatch(kind, name, input, metadata, threadId);
+      outcome = signal === undefined ? await pending : await raceAbort(pending, signal, name);
+    } catch (err) {
+      if (isCqrsError(err)) throw err;
+      // comlink could not post the input, or the main thread could not post the result back.
+      if (isCloneFailure(err))
+        throw new CqrsError('NOT_CLONEABLE', `${name}: ${(err as Error).message}`, { cause: err });
+      throw err;
+    }
+    if (outcome.ok) return outcome.v;
+    throw deserializeError(outcome.e);
+  };
+  return { execute } as BusClient<typeof kind>;
+}
+
+function isCloneFailure(err: unknown): boolean {
+  const e = err as { name?: unknown; message?: unknown } | null;
+  return e?.name === 'DataCloneError' || e?.message === 'Unserializable return value';
+}

@@ -1,0 +1,106 @@
+/**
+ * The entry of every pool thread. piscina calls the default export once per task; it loads the handler
+ * module the task names (once per thread), runs the handler, and answers with plain data.
+ *
+ * It imports only the protocol, the shared-memory views and error serialization: a thread never holds a bus.
+ */
+import { MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads';
+import * as Comlink from 'comlink/dist/esm/comlink.mjs';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { serializeError } from '../packages/core/src/errors/serialize.js';
+import type { HandlerFn } from '../packages/core/src/handler/handle.js';
+import { isWorkerHandler } from '../packages/core/src/handler/handle.js';
+import type {
+  NestedDispatchApi,
+  PoolWorkerData,
+  RunRequest,
+  TaskMessage,
+  TaskOutcome,
+} from '../packages/core/src/pool/protocol.js';
+import { HELLO } from '../packages/core/src/pool/protocol.js';
+import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
+import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
+import { ThreadContext } from './ThreadContext.js';
+
+const data = workerData as PoolWorkerData;
+const modules = new ModuleTableView(data.modules);
+const cancelFlags = new CancelFlagsView(data.cancel);
+
+// Nested dispatch: `ctx.commands` / `ctx.queries` call the main thread's buses over `bus` (comlink), and the
+// main thread runs nested worker handlers back on this thread through `run` — this thread is the one
+// awaiting them, so they never wait for a free pool thread (no deadlock, even with one thread).
+const busChannel = new MessageChannel();
+const runChannel = new MessageChannel();
+const mainBuses = Comlink.wrap<NestedDispatchApi>(nodeEndpoint(busChannel.port1));
+runChannel.port1.on('message', (request: RunRequest) => {
+  void runTask(request.task).then((outcome) => runChannel.port1.postMessage({ id: request.id, outcome }));
+});
+parentPort?.postMessage({ [HELLO]: true, threadId, bus: busChannel.port2, run: runChannel.port2 }, [
+  busChannel.port2,
+  runChannel.port2,
+]);
+
+const cancelledOutcome: TaskOutcome = {
+  ok: false,
+  k: 'cancelled',
+  e: { t: 'error', name: 'CqrsError', message: 'cancelled before it started' },
+};
+
+// Module namespace promises by module index, and resolved handlers by module index and export, so the
+// steady state of a task costs two Map lookups and no import.
+const imports = new Map<number, Promise<Record<string, unknown>>>();
+const handlers = new Map<string, HandlerFn<never>>();
+
+function loadFailure(message: string, cause?: unknown): TaskOutcome {
+  const e = serializeError(cause === undefined ? new Error(message) : new Error(message, { cause }));
+  return { ok: false, k: 'load', e };
+}
+
+async function resolveHandler(task: TaskMessage): Promise<HandlerFn<never> | TaskOutcome> {
+  const key = `${task.m}\u0000${task.x}`;
+  const cached = handlers.get(key);
+  if (cached !== undefined) return cached;
+  const url = modules.url(task.m);
+  if (url === undefined) return loadFailure(`module #${task.m} was never registered on the main thread`);
+  let namespace = imports.get(task.m);
+  if (namespace === undefined) {
+    namespace = import(url) as Promise<Record<string, unknown>>;
+    imports.set(task.m, namespace);
+  }
+  let exported: unknown;
+  try {
+    exported = (await namespace)[task.x];
+  } catch (err) {
+    imports.delete(task.m); // a later registration may fix the file; do not cache the failure
+    return loadFailure(`cannot import ${url}`, err);
+  }
+  let fn: HandlerFn<never>;
+  if (isWorkerHandler(exported)) {
+    if (exported.name !== task.n) {
+      return loadFailure(`export '${task.x}' of ${url} handles '${exported.name}', not '${task.n}'`);
+    }
+    fn = exported.fn as HandlerFn<never>;
+  } else if (typeof exported === 'function') {
+    fn = exported as HandlerFn<never>;
+  } else {
+    return loadFailure(`export '${task.x}' of ${url} is not a handler (use handle(definition, fn))`);
+  }
+  handlers.set(key, fn);
+  return fn;
+}
+
+/** Runs one task; never throws. */
+export default async function runTask(task: TaskMessage): Promise<TaskOutcome> {
+  const handler = await resolveHandler(task);
+  if (typeof handler !== 'function') return handler;
+  if (task.probe === true) return { ok: true, v: undefined };
+  if (!cancelFlags.start(task.c, task.g)) return cancelledOutcome;
+  const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId);
+  try {
+    return { ok: true, v: await handler(task.i as never, ctx) };
+  } catch (err) {
+    return { ok: false, k: 'handler', e: serializeError(err) };
+  } finally {
+    ctx.finish();
+  }
+}
