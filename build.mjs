@@ -64,7 +64,11 @@ async function buildPackages() {
   }
 }
 
-/** Examples, benchmarks and test fixtures: transpiled file by file into dist/, keeping their paths. */
+/**
+ * Examples, benchmarks and test fixtures: one bundle per file into dist/, keeping their paths. Relative
+ * imports are inlined (a fixture may use core internals); packages stay imports, so `@cqrs-pool/*` resolve
+ * to the built packages as a user's code would.
+ */
 async function buildRunnables() {
   const entryPoints = [
     ...listTs(join(root, 'examples')),
@@ -73,7 +77,7 @@ async function buildRunnables() {
   ];
   rmSync(join(root, 'dist'), { recursive: true, force: true });
   if (entryPoints.length === 0) return;
-  await build({ ...common, entryPoints, outbase: root, outdir: join(root, 'dist'), bundle: false });
+  await build({ ...common, entryPoints, outbase: root, outdir: join(root, 'dist'), bundle: true, packages: 'external' });
 }
 
 function emitDeclarations() {
