@@ -46,7 +46,7 @@ const cancelledOutcome: TaskOutcome = {
   e: { t: 'error', name: 'CqrsError', message: 'cancelled before it started' },
 };
 
-// Module namespace promises by module index, and resolved handlers by module index and export, so the
+// Module namespace promises by module index, and resolved handlers by module index, export and name, so the
 // steady state of a task costs two Map lookups and no import.
 const imports = new Map<number, Promise<Record<string, unknown>>>();
 const handlers = new Map<string, HandlerFn<never>>();
@@ -57,7 +57,9 @@ function loadFailure(message: string, cause?: unknown): TaskOutcome {
 }
 
 async function resolveHandler(task: TaskMessage): Promise<HandlerFn<never> | TaskOutcome> {
-  const key = `${task.m}\u0000${task.x}`;
+  // The name is part of the key: the check that the export handles this name must not be skipped because
+  // the same export already loaded for another registration (which would run it with the wrong input).
+  const key = `${task.m}\u0000${task.x}\u0000${task.n}`;
   const cached = handlers.get(key);
   if (cached !== undefined) return cached;
   const url = modules.url(task.m);
@@ -89,6 +91,27 @@ async function resolveHandler(task: TaskMessage): Promise<HandlerFn<never> | Tas
   return fn;
 }
 
+// piscina posts the outcome after runTask returns, outside any try of ours: a value structured clone refuses
+// would throw there, kill the thread (failing every task on it with WORKER_CRASHED) and reach the caller as
+// an empty error. So an object result is test-cloned here first; primitives and binary data always clone.
+function cloneFailure(value: unknown): unknown {
+  if (
+    value === null ||
+    (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol')
+  ) {
+    return undefined;
+  }
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) {
+    return undefined;
+  }
+  try {
+    structuredClone(value);
+    return undefined;
+  } catch (err) {
+    return err;
+  }
+}
+
 /** Runs one task; never throws. */
 export default async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   const handler = await resolveHandler(task);
@@ -97,7 +120,11 @@ export default async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   if (!cancelFlags.start(task.c, task.g)) return cancelledOutcome;
   const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId);
   try {
-    return { ok: true, v: await handler(task.i as never, ctx) };
+    const value = await handler(task.i as never, ctx);
+    const refused = cloneFailure(value);
+    return refused === undefined
+      ? { ok: true, v: value }
+      : { ok: false, k: 'result', e: serializeError(refused) };
   } catch (err) {
     return { ok: false, k: 'handler', e: serializeError(err) };
   } finally {

@@ -10,7 +10,7 @@ import { BusDirectory } from '../pool/BusDirectory.js';
 import type { WorkerHandlerRef } from '../pool/inWorker.js';
 import { isWorkerHandlerRef } from '../pool/inWorker.js';
 import type { WorkerPool } from '../pool/WorkerPool.js';
-import { raceAbort } from '../util/abortError.js';
+import { abortError, raceAbort } from '../util/abortError.js';
 import { InlineContext } from './InlineContext.js';
 
 /** Options of {@link CommandBus} and {@link QueryBus}. */
@@ -210,6 +210,9 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   private inlineTerminal(name: string, fn: HandlerFn<Definition>): Next {
     const directory = this.directory;
     return (call) => {
+      // As the pool does for worker handlers: a call whose caller already gave up must not run (a command
+      // would change state while its caller was told ABORTED).
+      if (call.signal?.aborted === true) return Promise.reject(abortError(call.signal, name));
       let result: unknown;
       try {
         result = fn(call.input, new InlineContext(call, directory));

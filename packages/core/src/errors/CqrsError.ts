@@ -23,16 +23,18 @@ export interface CqrsErrorDetails {
  */
 export class CqrsError extends Error {
   readonly code: ErrorCode;
-  readonly issues?: readonly unknown[];
-  readonly retryAfterMs?: number;
-  readonly handler?: string;
+  // `declare`: present only when given, so an error's own keys (logged, serialized) carry no undefined noise.
+  declare readonly issues?: readonly unknown[];
+  declare readonly retryAfterMs?: number;
+  declare readonly handler?: string;
 
   constructor(code: ErrorCode, message: string, details: CqrsErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.code = code;
-    if (details.issues !== undefined) this.issues = details.issues;
-    if (details.retryAfterMs !== undefined) this.retryAfterMs = details.retryAfterMs;
-    if (details.handler !== undefined) this.handler = details.handler;
+    const self = this as { issues?: readonly unknown[]; retryAfterMs?: number; handler?: string };
+    if (details.issues !== undefined) self.issues = details.issues;
+    if (details.retryAfterMs !== undefined) self.retryAfterMs = details.retryAfterMs;
+    if (details.handler !== undefined) self.handler = details.handler;
   }
 
   override get name(): string {

@@ -59,7 +59,14 @@ export function serializeError(thrown: unknown, depth = 0): SerializedError {
   let hasFields = false;
   for (const key of Object.keys(err)) {
     if (reserved.has(key)) continue;
-    fields[key] = cloneable(err[key]);
+    // defineProperty, not assignment: a field named `__proto__` must stay a field (assignment would set the
+    // prototype of `fields` and the field would be lost on the way).
+    Object.defineProperty(fields, key, {
+      value: cloneable(err[key]),
+      writable: true,
+      configurable: true,
+      enumerable: true,
+    });
     hasFields = true;
   }
   const out: {

@@ -75,6 +75,7 @@ export class WorkerPool {
   private readonly cancelFlags: CancelFlags;
   private readonly links: ThreadLinks;
   private readonly cancelGraceMs: number;
+  private readonly maxQueue: number;
   private running = 0;
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -89,6 +90,7 @@ export class WorkerPool {
       );
     }
     const maxQueue = positiveInt('maxQueue', options.maxQueue ?? 10_000, 0);
+    this.maxQueue = maxQueue;
     const perThread = positiveInt('concurrentTasksPerThread', options.concurrentTasksPerThread ?? 1, 1);
     this.cancelGraceMs = positiveInt('cancelGraceMs', options.cancelGraceMs ?? 1000, 0);
     const idleTimeout = positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? 60_000, 0);
@@ -187,6 +189,15 @@ export class WorkerPool {
     }
     const signal = task.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal, task.name));
+    // piscina bounds only its main queue by maxQueue: a task posted with an abort signal (every call that can
+    // be cancelled) waits in a second queue it does not count. Tasks waiting means no thread is free, so this
+    // one would wait too: refuse it here, as piscina does for the others. Nested tasks never queue.
+    const queued = task.originThread === undefined ? this.piscina.queueSize : 0;
+    if (queued > 0 && queued >= this.maxQueue) {
+      return Promise.reject(
+        new CqrsError('OVERLOADED', `${task.name}: the pool's queue is full`, { handler: task.name }),
+      );
+    }
     const slot = this.cancelFlags.acquire();
     if (slot < 0) {
       return Promise.reject(
@@ -298,7 +309,7 @@ function unwrap(outcome: TaskOutcome, name: string): unknown {
   if (outcome.ok) return outcome.v;
   switch (outcome.k) {
     case 'handler':
-      throw new CqrsError('HANDLER_FAILED', `${name}: the handler threw`, {
+      throw new CqrsError('HANDLER_FAILED', `${name} failed: ${errorMessage(outcome)}`, {
         cause: deserializeError(outcome.e),
         handler: name,
       });
@@ -309,6 +320,11 @@ function unwrap(outcome: TaskOutcome, name: string): unknown {
       });
     case 'cancelled':
       throw new CqrsError('ABORTED', `${name}: cancelled before it started`, { handler: name });
+    case 'result':
+      throw new CqrsError('NOT_CLONEABLE', `${name}: the result cannot be cloned: ${errorMessage(outcome)}`, {
+        cause: deserializeError(outcome.e),
+        handler: name,
+      });
   }
 }
 

@@ -34,7 +34,9 @@ export type FailureKind =
   /** The module or its export could not be loaded, or does not handle this name. */
   | 'load'
   /** Cancelled before the handler started: it never ran. */
-  | 'cancelled';
+  | 'cancelled'
+  /** The handler returned a value structured clone refuses: it cannot cross back. */
+  | 'result';
 
 /** What a thread answers: never a thrown error, which would lose its fields on the way. */
 export type TaskOutcome =

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { CANCELLED, CancelFlags, CancelFlagsView, STARTED } from './CancelFlags.js';
+
+describe('CancelFlags', () => {
+  it('hands out distinct slots, live and not cancelled until the caller cancels', () => {
+    const flags = new CancelFlags(8);
+    const view = new CancelFlagsView(flags.buffer);
+    const a = flags.acquire();
+    const b = flags.acquire();
+    expect(a).not.toBe(b);
+    const gen = flags.generation(a);
+    expect(view.isCancelled(a, gen)).toBe(false);
+    expect(view.start(a, gen)).toBe(true);
+    expect(view.isCancelled(a, gen)).toBe(false);
+    expect(flags.cancel(a, gen)).toBe(true); // it had started
+    expect(view.isCancelled(a, gen)).toBe(true);
+    expect(view.isCancelled(b, flags.generation(b))).toBe(false);
+    expect(flags.inUse).toBe(2);
+  });
+
+  it('tells the caller the handler had not started, and then the thread never starts it', () => {
+    const flags = new CancelFlags(8);
+    const view = new CancelFlagsView(flags.buffer);
+    const slot = flags.acquire();
+    const gen = flags.generation(slot);
+    expect(flags.cancel(slot, gen)).toBe(false);
+    expect(view.start(slot, gen)).toBe(false);
+    expect(view.isCancelled(slot, gen)).toBe(true);
+  });
+
+  it('is ABA-safe: after release and reuse of a slot, the stale generation reads cancelled and cannot start or cancel', () => {
+    const flags = new CancelFlags(8);
+    const view = new CancelFlagsView(flags.buffer);
+    const slot = flags.acquire();
+    const stale = flags.generation(slot);
+    expect(view.start(slot, stale)).toBe(true);
+    flags.release(slot);
+
+    const reused = flags.acquire();
+    expect(reused).toBe(slot);
+    const fresh = flags.generation(reused);
+    expect(fresh).not.toBe(stale);
+
+    // The old task's holder sees its task as cancelled, even though the slot's new task is live.
+    expect(view.isCancelled(slot, stale)).toBe(true);
+    expect(view.start(slot, stale)).toBe(false);
+    // Cancelling the old task must not touch the new one.
+    expect(flags.cancel(slot, stale)).toBe(false);
+    expect(view.isCancelled(reused, fresh)).toBe(false);
+    expect(view.start(reused, fresh)).toBe(true);
+    expect(Atomics.load(view.words, slot) & CANCELLED).toBe(0);
+    expect(Atomics.load(view.words, slot) & STARTED).toBe(STARTED);
+  });
+
+  it('reads a released slot as cancelled for its old task even before reuse', () => {
+    const flags = new CancelFlags(8);
+    const view = new CancelFlagsView(flags.buffer);
+    const slot = flags.acquire();
+    const gen = flags.generation(slot);
+    flags.release(slot);
+    expect(view.isCancelled(slot, gen)).toBe(true);
+    expect(view.start(slot, gen)).toBe(false);
+  });
+
+  it('refuses a slot beyond maxSlots with -1, and hands one out again after a release', () => {
+    const flags = new CancelFlags(3);
+    const slots = [flags.acquire(), flags.acquire(), flags.acquire()];
+    expect(new Set(slots).size).toBe(3);
+    expect(flags.acquire()).toBe(-1);
+    flags.release(slots[1] as number);
+    expect(flags.acquire()).toBe(slots[1]);
+    expect(flags.acquire()).toBe(-1);
+  });
+
+  it('grows its buffer past the initial slots, keeping every entry, seen by a view made before growth', () => {
+    const flags = new CancelFlags(5000);
+    const view = new CancelFlagsView(flags.buffer);
+    const initialBytes = flags.buffer.byteLength;
+    const first = flags.acquire();
+    const firstGen = flags.generation(first);
+    expect(view.start(first, firstGen)).toBe(true);
+    expect(flags.cancel(first, firstGen)).toBe(true);
+
+    const slots = [first];
+    for (let i = 1; i < 3000; i++) slots.push(flags.acquire());
+    expect(new Set(slots).size).toBe(3000);
+    expect(flags.buffer.byteLength).toBeGreaterThan(initialBytes);
+    expect(flags.buffer.byteLength).toBeLessThanOrEqual(5000 * 4);
+
+    // The early entry kept its state through growth; the view follows the grown buffer.
+    expect(view.isCancelled(first, firstGen)).toBe(true);
+    const last = slots[slots.length - 1] as number;
+    const lastGen = flags.generation(last);
+    expect(view.words.length).toBeGreaterThan(last);
+    expect(view.start(last, lastGen)).toBe(true);
+    expect(view.isCancelled(last, lastGen)).toBe(false);
+    expect(flags.cancel(last, lastGen)).toBe(true);
+    expect(view.isCancelled(last, lastGen)).toBe(true);
+  });
+
+  it('wakes a thread waiting on the word when it cancels', async () => {
+    const flags = new CancelFlags(4);
+    const view = new CancelFlagsView(flags.buffer);
+    const slot = flags.acquire();
+    const gen = flags.generation(slot);
+    view.start(slot, gen);
+    const wait = Atomics.waitAsync(view.words, slot, (gen << 2) | STARTED, 5000);
+    expect(wait.async).toBe(true);
+    flags.cancel(slot, gen);
+    await expect(wait.value).resolves.toBe('ok');
+  });
+});

@@ -1,0 +1,158 @@
+import { CommandBus, inWorker, QueryBus, WorkerPool } from '@cqrs-pool/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { newControl, releaseAll, waitForStarts, waitUntil } from './control.js';
+import { AwaitSignal, Block, Control, Describe, PollCancel, Spin, Square } from './fixtures/messages.js';
+import { fixtureUrl } from './fixtureUrl.js';
+import { rejectionWith } from './rejectionWith.js';
+
+const handlers = fixtureUrl('handlers');
+let pool: WorkerPool | undefined;
+const controls: Int32Array[] = [];
+
+afterEach(async () => {
+  for (const control of controls.splice(0)) releaseAll(control);
+  await pool?.close();
+  pool = undefined;
+});
+
+function control(): Int32Array {
+  const c = newControl();
+  controls.push(c);
+  return c;
+}
+
+async function setup(cancelGraceMs = 1000) {
+  const p = new WorkerPool({ threads: 1, cancelGraceMs });
+  pool = p;
+  const commands = new CommandBus({ pool: p });
+  const queries = new QueryBus({ pool: p });
+  commands.registerHandler(Block, inWorker(handlers, 'block'));
+  commands.registerHandler(Spin, inWorker(handlers, 'spin'));
+  commands.registerHandler(PollCancel, inWorker(handlers, 'pollCancel'));
+  commands.registerHandler(AwaitSignal, inWorker(handlers, 'awaitSignal'));
+  commands.registerHandler(Square, inWorker(handlers, 'square'));
+  queries.registerHandler(Describe, inWorker(handlers, 'describe'));
+  await Promise.all([commands.ready(), queries.ready()]);
+  return { pool: p, commands, queries };
+}
+
+/** Aborts `controller` and returns how long `pending` took to reject with ABORTED. */
+async function abortAndTime(controller: AbortController, pending: Promise<unknown>): Promise<number> {
+  const abortedAt = performance.now();
+  controller.abort();
+  await rejectionWith(pending, 'ABORTED');
+  return performance.now() - abortedAt;
+}
+
+describe('a caller abort on a worker handler', () => {
+  it('settles the call with ABORTED at once while the handler is still running', async () => {
+    const { pool, commands, queries } = await setup();
+    const c = control();
+    const controller = new AbortController();
+    const pending = commands.execute(Block, { control: c }, { signal: controller.signal });
+    await waitForStarts(c);
+    expect(await abortAndTime(controller, pending)).toBeLessThan(100);
+    // The handler is still blocked: the call settled without waiting for it.
+    expect(pool.inFlight).toBe(1);
+    releaseAll(c);
+    await waitUntil(() => pool.inFlight === 0, 2000, 'the handler to return');
+    // It returned within its grace period, so its thread was kept.
+    await expect(queries.execute(Describe, {})).resolves.toMatchObject({
+      threadId: Atomics.load(c, Control.thread),
+    });
+  });
+
+  it('is seen by a synchronous loop polling ctx.isCancelled(), which then stops', async () => {
+    const { pool, commands, queries } = await setup();
+    const c = control();
+    const controller = new AbortController();
+    const pending = commands.execute(PollCancel, { control: c }, { signal: controller.signal });
+    await waitForStarts(c);
+    expect(await abortAndTime(controller, pending)).toBeLessThan(100);
+    await waitUntil(() => Atomics.load(c, Control.sawCancel) === 1, 2000, 'the handler to see isCancelled()');
+    await waitUntil(() => pool.inFlight === 0, 2000, 'the handler to return');
+    await expect(queries.execute(Describe, {})).resolves.toMatchObject({
+      threadId: Atomics.load(c, Control.thread),
+    });
+  });
+
+  it('aborts ctx.signal in the thread with an ABORTED reason', async () => {
+    const { pool, commands } = await setup();
+    const c = control();
+    const controller = new AbortController();
+    const pending = commands.execute(AwaitSignal, { control: c }, { signal: controller.signal });
+    await waitForStarts(c);
+    expect(await abortAndTime(controller, pending)).toBeLessThan(100);
+    await waitUntil(() => Atomics.load(c, Control.sawCancel) !== 0, 2000, 'ctx.signal to abort');
+    expect(Atomics.load(c, Control.sawCancel)).toBe(1);
+    await waitUntil(() => pool.inFlight === 0, 2000, 'the handler to return');
+  });
+
+  it('leaves ctx.signal alone while the caller has not aborted', async () => {
+    const { commands } = await setup();
+    const c = control();
+    const controller = new AbortController();
+    const pending = commands.execute(AwaitSignal, { control: c }, { signal: controller.signal });
+    await waitForStarts(c);
+    // Not aborted: the handler keeps waiting, so the call is still pending a while later.
+    const outcome = await Promise.race([
+      pending,
+      new Promise((resolve) => setTimeout(resolve, 150, 'pending')),
+    ]);
+    expect(outcome).toBe('pending');
+    expect(Atomics.load(c, Control.sawCancel)).toBe(0);
+    controller.abort();
+    await rejectionWith(pending, 'ABORTED');
+  });
+
+  it('never runs a handler whose call was aborted while it waited in the queue', async () => {
+    const { commands } = await setup();
+    const blocker = control();
+    const running = commands.execute(Block, { control: blocker });
+    await waitForStarts(blocker);
+    const c = control();
+    const controller = new AbortController();
+    const queued = commands.execute(PollCancel, { control: c }, { signal: controller.signal });
+    expect(await abortAndTime(controller, queued)).toBeLessThan(100);
+    releaseAll(blocker);
+    await expect(running).resolves.toBe('released');
+    // The thread reached the cancelled task after the blocker and skipped it.
+    await expect(commands.execute(Square, { n: 2 })).resolves.toBe(4);
+    expect(Atomics.load(c, Control.started)).toBe(0);
+  });
+
+  it('rejects at once with ABORTED, running nothing, when the signal was aborted before the call', async () => {
+    const { commands } = await setup();
+    const c = control();
+    await rejectionWith(
+      commands.execute(PollCancel, { control: c }, { signal: AbortSignal.abort() }),
+      'ABORTED',
+    );
+    await expect(commands.execute(Square, { n: 3 })).resolves.toBe(9);
+    expect(Atomics.load(c, Control.started)).toBe(0);
+  });
+
+  it('terminates the thread of a runaway handler after cancelGraceMs, and the pool recovers', async () => {
+    const graceMs = 200;
+    const { pool, commands, queries } = await setup(graceMs);
+    const before = await queries.execute(Describe, {});
+    const c = control();
+    const controller = new AbortController();
+    const pending = commands.execute(Spin, { control: c }, { signal: controller.signal });
+    await waitForStarts(c);
+    const abortedAt = performance.now();
+    expect(await abortAndTime(controller, pending)).toBeLessThan(100);
+    // Still spinning within its grace period…
+    expect(pool.inFlight).toBe(1);
+    // …then its thread is terminated.
+    await waitUntil(() => pool.inFlight === 0, 3000, 'the runaway thread to be terminated');
+    const terminatedAfter = performance.now() - abortedAt;
+    expect(terminatedAfter).toBeGreaterThanOrEqual(graceMs - 20);
+    expect(terminatedAfter).toBeLessThan(graceMs + 1500);
+    // A new thread serves the next calls.
+    const after = await queries.execute(Describe, {});
+    expect(after.threadId).not.toBe(before.threadId);
+    for (let n = 0; n < 5; n++) await expect(commands.execute(Square, { n })).resolves.toBe(n * n);
+    await waitUntil(() => pool.threads === 1, 3000, 'the pool to be back at 1 thread');
+  });
+});
