@@ -1,0 +1,232 @@
+import { availableParallelism } from 'node:os';
+import { type CircuitState, circuitStateAt } from './breakerState.js';
+import { addWide, readWide } from './counters.js';
+import { BUCKETS, quantileFromCounts } from './histogram.js';
+import {
+  Breaker,
+  HEADER_BYTES,
+  Header,
+  MAGIC,
+  MAIN_STRIPE,
+  RegionLayout,
+  Stripe,
+  VERSION,
+} from './layout.js';
+import { MetricsView } from './MetricsView.js';
+
+/** Sizing of a metrics region. */
+export interface MetricsRegionOptions {
+  /** Stripes for pool threads (the main thread has its own); ideally the pool's thread count. Default: CPUs, at most 64. */
+  threadStripes?: number;
+  /** Handler slots the buffer starts with. Default 16. */
+  initialHandlers?: number;
+  /** Handler slots the buffer may grow to; its maximum byte length is reserved up front. Default 1024. */
+  maxHandlers?: number;
+}
+
+/** Latency figures of one handler, in milliseconds; zeros until a call was timed. */
+export interface LatencySummary {
+  mean: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+/** Figures of one handler, summed over all threads. */
+export interface HandlerMetrics {
+  executions: number;
+  failures: number;
+  inFlight: number;
+  latency: LatencySummary;
+  circuit: CircuitState;
+}
+
+/** The `getMetrics()` shape of API.md: bus totals and per-handler figures. */
+export interface MetricsSnapshot {
+  executions: number;
+  failures: number;
+  inFlight: number;
+  handlers: Record<string, HandlerMetrics>;
+}
+
+/**
+ * The main thread's side of the metrics region: allocates a slot per handler name (growing the buffer
+ * without moving a count), records what happens on the main thread into stripe 0, and sums all stripes
+ * into snapshots. Pool threads get `buffer` and record through a `MetricsView`.
+ * @internal
+ */
+export class MetricsRegion extends MetricsView {
+  /** Handler slots the buffer may grow to. */
+  readonly maxHandlers: number;
+  private readonly slots = new Map<string, number>();
+  private readonly names: string[] = [];
+  private ints: Int32Array;
+
+  /** @throws TypeError naming the option that is out of range. */
+  constructor(options: MetricsRegionOptions = {}) {
+    super(createRegion(options));
+    this.maxHandlers = this.layout.slotsIn(this.buffer.maxByteLength);
+    this.ints = new Int32Array(this.buffer, 0, this.buffer.byteLength / 4);
+  }
+
+  protected override remap(): void {
+    super.remap();
+    this.ints = new Int32Array(this.buffer, 0, this.buffer.byteLength / 4);
+  }
+
+  /**
+   * The slot of handler `name`, allocated on first use (the same slot for the same name). Grows the buffer
+   * when it is full, without moving a count; a thread that holds the buffer reaches the new slot as soon as
+   * it is given its index (its view remaps itself).
+   * @throws RangeError when `maxHandlers` slots are taken.
+   */
+  allocate(name: string): number {
+    const known = this.slots.get(name);
+    if (known !== undefined) return known;
+    const slot = this.names.length;
+    if (slot >= this.maxHandlers) {
+      throw new RangeError(`metrics region is full: options.maxHandlers is ${this.maxHandlers}`);
+    }
+    if (slot >= this.layout.slotsIn(this.buffer.byteLength)) {
+      const slots = Math.min(this.maxHandlers, 2 * this.layout.slotsIn(this.buffer.byteLength));
+      this.buffer.grow(this.layout.bytesFor(slots));
+      this.remap();
+    }
+    this.slots.set(name, slot);
+    this.names.push(name);
+    Atomics.store(this.ints, Header.handlers, this.names.length);
+    return slot;
+  }
+
+  /** The slot of a handler already allocated. */
+  slotOf(name: string): number | undefined {
+    return this.slots.get(name);
+  }
+
+  /** Handler names, in slot order. */
+  get handlerNames(): readonly string[] {
+    return this.names;
+  }
+
+  /** Counts a call refused on the main thread before it reached its handler: an execution and a failure, not timed. */
+  recordRefusal(slot: number): void {
+    const base = this.layout.stripeWord(slot, MAIN_STRIPE);
+    addWide(this.words, base + Stripe.failures, 1);
+    addWide(this.words, base + Stripe.executions, 1);
+  }
+
+  /**
+   * A call of `slot` started. In-flight is kept on the main thread only: a pool thread that is terminated
+   * mid-call could never decrement it.
+   */
+  incrementInFlight(slot: number): void {
+    Atomics.add(this.ints, this.layout.stripeWord(slot, MAIN_STRIPE) + Stripe.inFlight, 1);
+  }
+
+  /** A call of `slot` settled (pair with `incrementInFlight`). */
+  decrementInFlight(slot: number): void {
+    Atomics.sub(this.ints, this.layout.stripeWord(slot, MAIN_STRIPE) + Stripe.inFlight, 1);
+  }
+
+  /** The latency histogram of `slot` summed over stripes: `BUCKETS` counts of µs (see histogram.ts). */
+  readHistogram(slot: number): number[] {
+    const counts = new Array<number>(BUCKETS).fill(0);
+    for (let stripe = 0; stripe < this.stripes; stripe++) {
+      const base = this.layout.stripeWord(slot, stripe) + Stripe.histogram;
+      for (let b = 0; b < BUCKETS; b++) counts[b] = (counts[b] ?? 0) + readWide(this.words, base + 2 * b);
+    }
+    return counts;
+  }
+
+  /** The figures of one handler slot, summed over every thread's stripe. */
+  handlerMetrics(slot: number): HandlerMetrics {
+    const words = this.words;
+    const counts = new Array<number>(BUCKETS).fill(0);
+    let executions = 0;
+    let failures = 0;
+    let sumMicros = 0;
+    let maxMicros = 0;
+    for (let stripe = 0; stripe < this.stripes; stripe++) {
+      const base = this.layout.stripeWord(slot, stripe);
+      // Executions first: `record` adds them last, so whatever is counted here has its latency below.
+      const stripeExecutions = readWide(words, base + Stripe.executions);
+      if (stripeExecutions === 0) continue;
+      executions += stripeExecutions;
+      failures += readWide(words, base + Stripe.failures);
+      sumMicros += readWide(words, base + Stripe.latencySumMicros);
+      maxMicros = Math.max(maxMicros, Atomics.load(words, base + Stripe.maxMicros));
+      for (let b = 0; b < BUCKETS; b++) {
+        counts[b] = (counts[b] ?? 0) + readWide(words, base + Stripe.histogram + 2 * b);
+      }
+    }
+    let timed = 0;
+    for (const count of counts) timed += count;
+    const ms = (micros: number) => micros / 1000;
+    return {
+      executions,
+      failures,
+      inFlight: Atomics.load(this.ints, this.layout.stripeWord(slot, MAIN_STRIPE) + Stripe.inFlight),
+      latency:
+        timed === 0
+          ? { mean: 0, p50: 0, p95: 0, p99: 0, max: 0 }
+          : {
+              mean: ms(sumMicros / timed),
+              p50: ms(quantileFromCounts(counts, 0.5, maxMicros)),
+              p95: ms(quantileFromCounts(counts, 0.95, maxMicros)),
+              p99: ms(quantileFromCounts(counts, 0.99, maxMicros)),
+              max: ms(maxMicros),
+            },
+      circuit: circuitStateAt(this.ints, this.layout.breakerWord(slot) + Breaker.state),
+    };
+  }
+
+  /** Totals and per-handler figures across all threads, latencies in milliseconds (the API.md shape). */
+  snapshot(): MetricsSnapshot {
+    let executions = 0;
+    let failures = 0;
+    let inFlight = 0;
+    const handlers = this.names.map((name, slot) => {
+      const figures = this.handlerMetrics(slot);
+      executions += figures.executions;
+      failures += figures.failures;
+      inFlight += figures.inFlight;
+      return [name, figures] as const;
+    });
+    // fromEntries defines own properties: a handler named "__proto__" is a key like any other.
+    return { executions, failures, inFlight, handlers: Object.fromEntries(handlers) };
+  }
+}
+
+function positiveInteger(
+  options: MetricsRegionOptions,
+  key: keyof MetricsRegionOptions,
+  fallback: number,
+): number {
+  const value = options[key] ?? fallback;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new TypeError(`options.${key} must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+function createRegion(options: MetricsRegionOptions): SharedArrayBuffer {
+  const threadStripes = positiveInteger(options, 'threadStripes', Math.min(64, availableParallelism()));
+  const maxHandlers = positiveInteger(options, 'maxHandlers', 1024);
+  const initialHandlers = Math.min(maxHandlers, positiveInteger(options, 'initialHandlers', 16));
+  const layout = new RegionLayout(threadStripes + 1);
+  if (layout.bytesFor(maxHandlers) > 2 ** 31 - 1) {
+    throw new TypeError(
+      `options.maxHandlers × options.threadStripes reserve more than 2 GiB; lower one of them`,
+    );
+  }
+  const buffer = new SharedArrayBuffer(layout.bytesFor(initialHandlers), {
+    maxByteLength: layout.bytesFor(maxHandlers),
+  });
+  const header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+  header[Header.stripes] = layout.stripes;
+  header[Header.version] = VERSION;
+  // Magic last: a region is recognisable only once its header is complete.
+  Atomics.store(header, Header.magic, MAGIC);
+  return buffer;
+}

@@ -1,0 +1,266 @@
+/**
+ * A circuit breaker whose state lives on a handler's breaker line in the metrics region (layout.ts), so every
+ * thread sees and moves the same breaker without locks or messages.
+ *
+ *   closed ──N consecutive failures──▶ open ──resetAfterMs──▶ half-open ──all probes succeed──▶ closed
+ *                                       ▲                        │
+ *                                       └──── any probe fails ───┘
+ *
+ * The state word is `generation << 2 | state`; every transition is one compare-and-swap that bumps the
+ * generation, so exactly one thread wins it (and reports it) and a ticket remembers the generation it was
+ * issued in: a result arriving after the breaker moved on compares unequal and changes nothing.
+ *
+ * The per-round counters (failures, probes issued, probes succeeded) carry the low 16 bits of their round's
+ * generation beside a 16-bit count. A round's first update replaces an older round's word by CAS, so no
+ * thread ever has to reset them on a transition — a reset made after the transition would race with threads
+ * already counting in the new round, and one made before it could not know it would win. A thread holding
+ * a stale read never overwrites a newer round's word (the tag compares newer), and tags repeat only after
+ * 65,536 transitions, far more than a thread can sleep through between one load and its CAS.
+ */
+import { Breaker, RegionLayout } from './layout.js';
+import { type Clock, wallClock } from './wallClock.js';
+
+/** Where a breaker is. */
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+/** Breaker settings (validated at construction). */
+export interface BreakerOptions {
+  /** Consecutive failures that open a closed breaker, 1..65535. Default 5. */
+  failureThreshold?: number;
+  /** How long an open breaker refuses calls before it lets probes through, in ms. Default 30 000. */
+  resetAfterMs?: number;
+  /** Trial calls admitted in half-open, across all threads, 1..65535; all must succeed to close. Default 1. */
+  halfOpenProbes?: number;
+}
+
+/** Proof of admission; hand it back to `onResult`. */
+export interface BreakerTicket {
+  /** The generation the call was admitted in. */
+  readonly generation: number;
+  /** Whether it is a half-open trial call. */
+  readonly probe: boolean;
+}
+
+/** A state change, reported by the one call that caused it (so `onStateChange` can be built on top). */
+export interface BreakerTransition {
+  readonly from: CircuitState;
+  readonly to: CircuitState;
+  /** The generation the breaker entered. */
+  readonly generation: number;
+  /** The clock time of the change, in ms. */
+  readonly at: number;
+}
+
+/** What `tryAcquire` decided; `transition` is set when this very call moved the breaker. */
+export type BreakerAcquireResult =
+  | { readonly admitted: true; readonly ticket: BreakerTicket; readonly transition?: BreakerTransition }
+  | { readonly admitted: false; readonly retryAfterMs: number; readonly transition?: BreakerTransition };
+
+const CLOSED = 0;
+const OPEN = 1;
+const HALF_OPEN = 2;
+const STATES: readonly CircuitState[] = ['closed', 'open', 'half-open'];
+const STATE_MASK = 3;
+// 29 bits of generation keep the state word positive.
+const GENERATION_MASK = 0x1fff_ffff;
+const COUNT_MASK = 0xffff;
+const TAG_MASK = 0xffff;
+
+/** The state recorded in a breaker state word (for snapshots; no options needed). @internal */
+export function circuitStateAt(ints: Int32Array, index: number): CircuitState {
+  return STATES[Atomics.load(ints, index) & STATE_MASK] ?? 'closed';
+}
+
+/** One handler's breaker, usable from any thread holding the region's buffer. @internal */
+export class BreakerState {
+  readonly failureThreshold: number;
+  readonly resetAfterMs: number;
+  readonly halfOpenProbes: number;
+  private readonly ints: Int32Array;
+  private readonly bigs: BigInt64Array;
+  private readonly stateIndex: number;
+  private readonly untilIndex: number;
+
+  /**
+   * @param buffer the metrics region's buffer; `slot` must already be allocated in it.
+   * @throws TypeError naming an option out of range; RangeError for a slot the buffer does not hold.
+   */
+  constructor(
+    buffer: SharedArrayBuffer,
+    readonly slot: number,
+    options: BreakerOptions = {},
+    private readonly clock: Clock = wallClock,
+  ) {
+    this.failureThreshold = integerOption('failureThreshold', options.failureThreshold ?? 5);
+    this.halfOpenProbes = integerOption('halfOpenProbes', options.halfOpenProbes ?? 1);
+    this.resetAfterMs = options.resetAfterMs ?? 30_000;
+    if (!(this.resetAfterMs > 0 && Number.isFinite(this.resetAfterMs))) {
+      throw new TypeError(`options.resetAfterMs must be a positive number of ms, got ${this.resetAfterMs}`);
+    }
+    const layout = RegionLayout.of(buffer);
+    if (!(Number.isInteger(slot) && slot >= 0 && slot < layout.slotsIn(buffer.byteLength))) {
+      throw new RangeError(`slot ${slot} is not allocated in this region`);
+    }
+    // Fixed-length views (see layout.ts): the slot is already inside, and stays put as the buffer grows.
+    this.ints = new Int32Array(buffer, 0, buffer.byteLength / 4);
+    this.bigs = new BigInt64Array(buffer, 0, buffer.byteLength / 8);
+    this.stateIndex = layout.breakerWord(slot) + Breaker.state;
+    this.untilIndex = layout.breakerUntilIndex(slot);
+  }
+
+  /** The state as stored: an open breaker whose reset time passed stays 'open' until a call moves it. */
+  state(): CircuitState {
+    return circuitStateAt(this.ints, this.stateIndex);
+  }
+
+  /** The current generation (bumped by every transition). */
+  generation(): number {
+    return Atomics.load(this.ints, this.stateIndex) >>> 2;
+  }
+
+  /**
+   * Asks to run a call. Closed: admitted. Open: refused with the time left, or — once `resetAfterMs` has
+   * passed — moved to half-open by whichever thread's CAS wins. Half-open: admitted as a probe while fewer
+   * than `halfOpenProbes` were issued this round, across all threads; otherwise refused with
+   * `retryAfterMs = resetAfterMs` (the probes' outcome is not known yet).
+   */
+  tryAcquire(now: number = this.clock()): BreakerAcquireResult {
+    const ints = this.ints;
+    let transition: BreakerTransition | undefined;
+    for (;;) {
+      const word = Atomics.load(ints, this.stateIndex);
+      const generation = word >>> 2;
+      const state = word & STATE_MASK;
+      if (state === CLOSED) return admitted(generation, false, transition);
+      if (state === OPEN) {
+        const waitMs = this.openFor(generation, now);
+        if (waitMs > 0) return refused(Math.ceil(waitMs), transition);
+        transition = this.advance(word, HALF_OPEN, now) ?? transition;
+        continue;
+      }
+      const probes = this.stateIndex + Breaker.probes;
+      const issuedWord = Atomics.load(ints, probes);
+      const round = roundOf(issuedWord, generation);
+      // A newer round's counter: this generation is over, and the state word will say so.
+      if (round > 0) continue;
+      const issued = round === 0 ? issuedWord & COUNT_MASK : 0;
+      if (issued >= this.halfOpenProbes) return refused(this.resetAfterMs, transition);
+      if (Atomics.compareExchange(ints, probes, issuedWord, pack(generation, issued + 1)) !== issuedWord)
+        continue;
+      // The probe counts only if the round was still on when it was taken; generations never repeat a
+      // word, so an unchanged word means it was on throughout. Otherwise it went to a dead round: harmless.
+      if (Atomics.load(ints, this.stateIndex) === word) return admitted(generation, true, transition);
+    }
+  }
+
+  /**
+   * Reports how an admitted call ended. A ticket from an older generation changes nothing. Closed: a success
+   * ends the failure run, the `failureThreshold`-th consecutive failure opens. Half-open: any failure
+   * reopens, the last of `halfOpenProbes` successes closes. Returns the transition this result caused.
+   */
+  onResult(
+    ticket: BreakerTicket,
+    success: boolean,
+    now: number = this.clock(),
+  ): BreakerTransition | undefined {
+    const word = Atomics.load(this.ints, this.stateIndex);
+    const generation = ticket.generation;
+    if (word >>> 2 !== generation) return undefined;
+    const state = word & STATE_MASK;
+    if (state === CLOSED) {
+      if (success) {
+        this.endFailureRun(generation);
+        return undefined;
+      }
+      const failures = this.count(this.stateIndex + Breaker.failures, generation);
+      return failures >= this.failureThreshold ? this.advance(word, OPEN, now) : undefined;
+    }
+    if (state === HALF_OPEN) {
+      if (!success) return this.advance(word, OPEN, now);
+      const successes = this.count(this.stateIndex + Breaker.successes, generation);
+      return successes >= this.halfOpenProbes ? this.advance(word, CLOSED, now) : undefined;
+    }
+    return undefined;
+  }
+
+  /** Milliseconds an open breaker of `generation` still refuses calls (≤ 0 when it may half-open). */
+  private openFor(generation: number, now: number): number {
+    // The winner of the opening CAS publishes the time after its CAS; until then the breaker just opened.
+    if (Atomics.load(this.ints, this.stateIndex + Breaker.untilTag) !== generation) return this.resetAfterMs;
+    return Number(Atomics.load(this.bigs, this.untilIndex)) / 1000 - now;
+  }
+
+  /** Moves the breaker from `word` to `state` if nobody did first; the winner gets the transition. */
+  private advance(word: number, state: number, now: number): BreakerTransition | undefined {
+    const generation = ((word >>> 2) + 1) & GENERATION_MASK;
+    if (Atomics.compareExchange(this.ints, this.stateIndex, word, (generation << 2) | state) !== word) {
+      return undefined;
+    }
+    if (state === OPEN) {
+      Atomics.store(this.bigs, this.untilIndex, BigInt(Math.round((now + this.resetAfterMs) * 1000)));
+      Atomics.store(this.ints, this.stateIndex + Breaker.untilTag, generation);
+    }
+    return {
+      from: STATES[word & STATE_MASK] ?? 'closed',
+      to: STATES[state] ?? 'closed',
+      generation,
+      at: now,
+    };
+  }
+
+  /** Adds one to a round counter of `generation`; the new count, or -1 when a newer round owns the word. */
+  private count(index: number, generation: number): number {
+    for (;;) {
+      const word = Atomics.load(this.ints, index);
+      const round = roundOf(word, generation);
+      if (round > 0) return -1;
+      const count = round === 0 ? word & COUNT_MASK : 0;
+      if (count === COUNT_MASK) return count;
+      if (Atomics.compareExchange(this.ints, index, word, pack(generation, count + 1)) === word)
+        return count + 1;
+    }
+  }
+
+  /** Zeroes the failure run of `generation`, writing only when there is a run to end (the common success is a read). */
+  private endFailureRun(generation: number): void {
+    const index = this.stateIndex + Breaker.failures;
+    for (;;) {
+      const word = Atomics.load(this.ints, index);
+      if (roundOf(word, generation) !== 0 || (word & COUNT_MASK) === 0) return;
+      if (Atomics.compareExchange(this.ints, index, word, pack(generation, 0)) === word) return;
+    }
+  }
+}
+
+function admitted(
+  generation: number,
+  probe: boolean,
+  transition: BreakerTransition | undefined,
+): BreakerAcquireResult {
+  const ticket = { generation, probe };
+  return transition === undefined ? { admitted: true, ticket } : { admitted: true, ticket, transition };
+}
+
+function refused(retryAfterMs: number, transition: BreakerTransition | undefined): BreakerAcquireResult {
+  return transition === undefined
+    ? { admitted: false, retryAfterMs }
+    : { admitted: false, retryAfterMs, transition };
+}
+
+/** A round counter word: the generation's low 16 bits, then the count. */
+function pack(generation: number, count: number): number {
+  return ((generation & TAG_MASK) << 16) | count;
+}
+
+/** -1 when `word` counts a round older than `generation` (or none yet), 0 for that round, 1 for a newer one. */
+function roundOf(word: number, generation: number): number {
+  const behind = ((generation & TAG_MASK) - (word >>> 16)) & TAG_MASK;
+  return behind === 0 ? 0 : behind < 0x8000 ? -1 : 1;
+}
+
+function integerOption(name: string, value: number): number {
+  if (!(Number.isInteger(value) && value >= 1 && value <= COUNT_MASK)) {
+    throw new TypeError(`options.${name} must be an integer from 1 to ${COUNT_MASK}, got ${value}`);
+  }
+  return value;
+}

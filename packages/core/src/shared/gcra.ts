@@ -1,0 +1,107 @@
+/**
+ * A GCRA rate limiter (generic cell rate algorithm — a token bucket kept as one timestamp) on each handler's
+ * limiter word in the metrics region (layout.ts), shared by every thread.
+ *
+ * The word holds the theoretical arrival time (TAT) in nanoseconds of the limiter's clock: when the next
+ * call would be due if calls came exactly at the rate. A call at `now` is admitted when
+ *
+ *   max(TAT, now) + interval − now ≤ burst × interval        (interval = windowMs / limit)
+ *
+ * and then TAT moves to `max(TAT, now) + interval` by compare-and-swap — one 64-bit word, so admission is
+ * one CAS and no lock, and a thread that loses the race just decides again against the new TAT. Starting
+ * idle, it admits `burst` calls at once, then one per interval: `burst + elapsed / interval` over a run.
+ *
+ * The interval is kept in whole nanoseconds (windowMs / limit rarely divides evenly): rounding it drifts by at
+ * most half a nanosecond per admitted call, far below any clock's resolution. BigInt64 words hold nanoseconds
+ * for 292 years of any clock origin.
+ */
+import { RegionLayout } from './layout.js';
+import { type Clock, wallClock } from './wallClock.js';
+
+/** Limiter settings (validated at construction). */
+export interface GcraOptions {
+  /** Calls per window, a positive integer. */
+  limit: number;
+  /** The window, in ms (> 0). */
+  windowMs: number;
+  /** Calls admitted at once after an idle period, a positive integer. Default: `limit`. */
+  burst?: number;
+}
+
+/** What `tryAcquire` decided. */
+export type GcraResult =
+  | { readonly allowed: true }
+  | { readonly allowed: false; readonly retryAfterMs: number };
+
+const ALLOWED: GcraResult = Object.freeze({ allowed: true });
+const NS_PER_MS = 1_000_000;
+
+/** A rate limiter over the limiter words of a metrics region; one instance serves many slots. @internal */
+export class Gcra {
+  readonly limit: number;
+  readonly windowMs: number;
+  readonly burst: number;
+  private readonly intervalNs: bigint;
+  private readonly toleranceNs: bigint;
+  private words: BigInt64Array;
+  private readonly layout: RegionLayout;
+
+  /** @throws TypeError naming the option out of range, or when `buffer` is not a metrics region. */
+  constructor(
+    private readonly buffer: SharedArrayBuffer,
+    options: GcraOptions,
+    private readonly clock: Clock = wallClock,
+  ) {
+    this.limit = options.limit;
+    this.windowMs = options.windowMs;
+    this.burst = options.burst ?? options.limit;
+    if (!(Number.isInteger(this.limit) && this.limit >= 1)) {
+      throw new TypeError(`options.limit must be a positive integer, got ${this.limit}`);
+    }
+    if (!(this.windowMs > 0 && Number.isFinite(this.windowMs))) {
+      throw new TypeError(`options.windowMs must be a positive number of ms, got ${this.windowMs}`);
+    }
+    if (!(Number.isInteger(this.burst) && this.burst >= 1)) {
+      throw new TypeError(`options.burst must be a positive integer, got ${this.burst}`);
+    }
+    const interval = Math.round((this.windowMs * NS_PER_MS) / this.limit);
+    if (interval < 1)
+      throw new TypeError('options.limit per options.windowMs is above one call per nanosecond');
+    this.intervalNs = BigInt(interval);
+    this.toleranceNs = this.intervalNs * BigInt(this.burst);
+    this.layout = RegionLayout.of(buffer);
+    this.words = new BigInt64Array(buffer, 0, buffer.byteLength / 8);
+  }
+
+  /**
+   * Admits one call of handler `slot` at `now` (ms of the limiter's clock, ≥ 0: an unused word reads as
+   * TAT 0), or refuses it with the ms until one would be admitted.
+   * @throws RangeError for a slot the buffer does not hold.
+   */
+  tryAcquire(slot: number, now: number = this.clock()): GcraResult {
+    const index = this.indexOf(slot);
+    const nowNs = BigInt(Math.round(now * NS_PER_MS));
+    for (;;) {
+      const tat = Atomics.load(this.words, index);
+      const next = (tat > nowNs ? tat : nowNs) + this.intervalNs;
+      const excess = next - nowNs - this.toleranceNs;
+      if (excess > 0n) return { allowed: false, retryAfterMs: Math.ceil(Number(excess) / NS_PER_MS) };
+      if (Atomics.compareExchange(this.words, index, tat, next) === tat) return ALLOWED;
+    }
+  }
+
+  /** Forgets the history of `slot`: its next call sees an idle limiter with a full burst. */
+  reset(slot: number): void {
+    Atomics.store(this.words, this.indexOf(slot), 0n);
+  }
+
+  private indexOf(slot: number): number {
+    const index = this.layout.limiterIndex(slot);
+    if (index >= this.words.length) {
+      // A slot registered after this limiter was made: map the grown buffer (fixed-length view, layout.ts).
+      this.words = new BigInt64Array(this.buffer, 0, this.buffer.byteLength / 8);
+    }
+    if (!(slot >= 0 && index < this.words.length)) throw new RangeError(`slot ${slot} is not in this region`);
+    return index;
+  }
+}
