@@ -77,7 +77,14 @@ async function buildRunnables() {
   ];
   rmSync(join(root, 'dist'), { recursive: true, force: true });
   if (entryPoints.length === 0) return;
-  await build({ ...common, entryPoints, outbase: root, outdir: join(root, 'dist'), bundle: true, packages: 'external' });
+  await build({
+    ...common,
+    entryPoints,
+    outbase: root,
+    outdir: join(root, 'dist'),
+    bundle: true,
+    packages: 'external',
+  });
 }
 
 function emitDeclarations() {
