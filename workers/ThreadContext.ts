@@ -10,7 +10,7 @@ import type {
 import type { Definition, MessageKind } from '../packages/core/src/messages/Definition.js';
 import type { NestedDispatchApi, TaskMessage, TaskOutcome } from '../packages/core/src/pool/protocol.js';
 import type { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
-import { STARTED } from '../packages/core/src/shared/CancelFlags.js';
+import { liveWord, STARTED } from '../packages/core/src/shared/CancelFlags.js';
 import { raceAbort } from '../packages/core/src/util/abortError.js';
 
 /** `ctx` of a handler running in a pool thread. */
@@ -44,7 +44,7 @@ export class ThreadContext implements HandlerContext {
     if (this.controller === undefined) {
       const controller = new AbortController();
       this.controller = controller;
-      const live = (this.task.g << 2) | STARTED;
+      const live = liveWord(this.task.g) | STARTED;
       const wait = Atomics.waitAsync(this.flags.words, this.task.c, live);
       const check = (): void => {
         if (!this.finished && this.isCancelled())

@@ -19,12 +19,17 @@ import type {
 } from '../packages/core/src/pool/protocol.js';
 import { HELLO } from '../packages/core/src/pool/protocol.js';
 import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
+import { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
 import { ThreadContext } from './ThreadContext.js';
 
 const data = workerData as PoolWorkerData;
 const modules = new ModuleTableView(data.modules);
 const cancelFlags = new CancelFlagsView(data.cancel);
+const metrics = new MetricsView(data.metrics);
+// This thread's stripe of every handler's counters: claimed once, so its writes never share a cache line
+// with another thread's.
+const stripe = metrics.claimStripe();
 
 // Nested dispatch: `ctx.commands` / `ctx.queries` call the main thread's buses over `bus` (comlink), and the
 // main thread runs nested worker handlers back on this thread through `run` — this thread is the one
@@ -119,15 +124,21 @@ export default async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   if (task.probe === true) return { ok: true, v: undefined };
   if (!cancelFlags.start(task.c, task.g)) return cancelledOutcome;
   const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId);
+  const started = performance.now();
+  let outcome: TaskOutcome;
   try {
     const value = await handler(task.i as never, ctx);
     const refused = cloneFailure(value);
-    return refused === undefined
-      ? { ok: true, v: value }
-      : { ok: false, k: 'result', e: serializeError(refused) };
+    outcome =
+      refused === undefined ? { ok: true, v: value } : { ok: false, k: 'result', e: serializeError(refused) };
   } catch (err) {
-    return { ok: false, k: 'handler', e: serializeError(err) };
-  } finally {
-    ctx.finish();
+    outcome = { ok: false, k: 'handler', e: serializeError(err) };
   }
+  ctx.finish();
+  // Count the call here, where it ran, unless the caller gave up first (then the main thread counted it).
+  if (task.s >= 0 && cancelFlags.finish(task.c, task.g, !outcome.ok)) {
+    metrics.record(task.s, stripe, (performance.now() - started) * 1000, !outcome.ok);
+    return { ...outcome, r: true };
+  }
+  return outcome;
 }

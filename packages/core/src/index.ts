@@ -22,7 +22,9 @@ export type {
 export { defineCommand } from './messages/defineCommand.js';
 export { defineQuery } from './messages/defineQuery.js';
 export type { Call, Middleware, Next } from './middleware/Middleware.js';
+export { metrics } from './middleware/metrics.js';
 export type { WorkerHandlerRef } from './pool/inWorker.js';
 export { inWorker } from './pool/inWorker.js';
 export type { WorkerPoolOptions } from './pool/WorkerPool.js';
 export { WorkerPool } from './pool/WorkerPool.js';
+export type { HandlerMetrics, LatencySummary, MetricsSnapshot } from './shared/MetricsRegion.js';

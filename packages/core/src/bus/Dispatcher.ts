@@ -5,13 +5,18 @@ import { isWorkerHandler } from '../handler/handle.js';
 import type { Definition, InputOf, MessageKind, ResultOf } from '../messages/Definition.js';
 import { compose } from '../middleware/compose.js';
 import type { Call, Middleware, Next } from '../middleware/Middleware.js';
+import { isMetricsPlacement } from '../middleware/metrics.js';
 import type { NestedTarget } from '../pool/BusDirectory.js';
 import { BusDirectory } from '../pool/BusDirectory.js';
 import type { WorkerHandlerRef } from '../pool/inWorker.js';
 import { isWorkerHandlerRef } from '../pool/inWorker.js';
 import type { WorkerPool } from '../pool/WorkerPool.js';
-import { abortError, raceAbort } from '../util/abortError.js';
-import { InlineContext } from './InlineContext.js';
+import type { MetricsSnapshot } from '../shared/MetricsRegion.js';
+import { MetricsRegion } from '../shared/MetricsRegion.js';
+import { inlineTerminal } from './inlineTerminal.js';
+import { recordingLayer } from './recordingLayer.js';
+import type { WorkerRoute } from './workerTerminal.js';
+import { workerTerminal } from './workerTerminal.js';
 
 /** Options of {@link CommandBus} and {@link QueryBus}. */
 export interface BusOptions {
@@ -19,6 +24,11 @@ export interface BusOptions {
   pool?: WorkerPool;
   /** Applied to every handler of the bus, outermost first, around per-handler middleware. */
   middleware?: readonly Middleware[];
+  /**
+   * Counts executions, failures, in-flight calls and latency of every handler in shared memory, across all
+   * threads (`getMetrics()`). Default true. The recording is the outermost layer unless `metrics()` places it.
+   */
+  metrics?: boolean;
 }
 
 /** Options of `registerHandler`. */
@@ -33,7 +43,14 @@ export type HandlerFor<D extends Definition> = HandlerFn<D> | WorkerHandlerRef |
 interface Registration {
   readonly definition: Definition;
   readonly chain: Next;
-  readonly worker: { readonly moduleId: number; readonly exportName: string } | undefined;
+  /** The handler's slot in the metrics region, or -1 when its calls are not recorded. */
+  readonly metricsSlot: number;
+  /**
+   * `metricsSlot` when the recording is the outermost layer (the default): then `dispatch` does the layer's
+   * work in the continuation it attaches anyway, which saves a promise per call. -1 otherwise.
+   */
+  readonly outermostSlot: number;
+  readonly worker: WorkerRoute | undefined;
   /** Set by `ready()` when the worker export cannot be loaded: calls fail with it at once. */
   broken: CqrsError | undefined;
 }
@@ -52,7 +69,14 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   private readonly busMiddleware: readonly Middleware[];
   private readonly pool: WorkerPool | undefined;
   private readonly directory: BusDirectory;
+  private readonly metricsOn: boolean;
+  /** Where this bus records: its pool's region, or its own; set at the first recorded registration. */
+  private recorder: MetricsRegion | undefined;
   private state = OPEN;
+  /** One call left: made once, not per call. */
+  private readonly settled = (): void => {
+    if (--this.inFlight === 0) this.drained?.();
+  };
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -64,6 +88,10 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     const busName = kind === 'command' ? 'CommandBus' : 'QueryBus';
     this.busMiddleware = checkMiddleware(options.middleware ?? [], `${busName}: options.middleware`);
     this.pool = options.pool;
+    if (options.metrics !== undefined && typeof options.metrics !== 'boolean') {
+      throw new CqrsError('INVALID_REGISTRATION', `${busName}: options.metrics must be a boolean`);
+    }
+    this.metricsOn = options.metrics ?? true;
     this.directory = this.pool?.directory ?? new BusDirectory();
     this.directory.attach(this);
   }
@@ -84,9 +112,12 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     if (this.handlers.has(name)) {
       throw new CqrsError('DUPLICATE_HANDLER', `${name}: a handler is already registered`, { handler: name });
     }
-    const own = checkMiddleware(options.middleware ?? [], `${name}: options.middleware`);
-    let terminal: Next;
-    let worker: Registration['worker'];
+    const middleware = [
+      ...this.busMiddleware,
+      ...checkMiddleware(options.middleware ?? [], `${name}: options.middleware`),
+    ];
+    const placement = middleware.findIndex(isMetricsPlacement);
+    let inline: HandlerFn<Definition> | undefined;
     if (isWorkerHandlerRef(handler)) {
       if (this.pool === undefined) {
         throw new CqrsError(
@@ -95,8 +126,6 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
           { handler: name },
         );
       }
-      worker = { moduleId: this.pool.registerModule(handler.moduleUrl), exportName: handler.exportName };
-      terminal = this.workerTerminal(name, this.pool, worker);
     } else if (isWorkerHandler(handler)) {
       if (handler.name !== name) {
         throw new CqrsError(
@@ -105,9 +134,9 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
           { handler: name },
         );
       }
-      terminal = this.inlineTerminal(name, handler.fn as HandlerFn<Definition>);
+      inline = handler.fn as HandlerFn<Definition>;
     } else if (typeof handler === 'function') {
-      terminal = this.inlineTerminal(name, handler as HandlerFn<Definition>);
+      inline = handler as HandlerFn<Definition>;
     } else {
       throw new CqrsError(
         'INVALID_REGISTRATION',
@@ -115,8 +144,26 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
         { handler: name },
       );
     }
-    const chain = compose([...this.busMiddleware, ...own], terminal);
-    this.handlers.set(name, { definition, chain, worker, broken: undefined });
+    // Everything that can refuse is checked above: from here on the registration takes shared resources.
+    const region = this.metricsOn || placement >= 0 ? this.useRegion() : undefined;
+    const metricsSlot = region === undefined ? -1 : this.allocateSlot(region, name);
+    // With no middleware nothing can refuse a call before the handler: the terminal records it whole.
+    const ownsCall = region !== undefined && middleware.length === 0;
+    let terminal: Next;
+    let worker: Registration['worker'];
+    if (inline !== undefined) {
+      terminal = inlineTerminal(name, inline, this.directory, region, metricsSlot, ownsCall);
+    } else {
+      const pool = this.pool as WorkerPool;
+      const ref = handler as WorkerHandlerRef;
+      worker = { moduleId: pool.registerModule(ref.moduleUrl), exportName: ref.exportName };
+      const brokenBy = () => this.handlers.get(name)?.broken;
+      terminal = workerTerminal(name, pool, worker, metricsSlot, brokenBy, ownsCall);
+    }
+    if (region !== undefined && placement >= 0) middleware[placement] = recordingLayer(region, metricsSlot);
+    const outermostSlot = region !== undefined && placement < 0 && !ownsCall ? metricsSlot : -1;
+    const chain = compose(middleware, terminal);
+    this.handlers.set(name, { definition, chain, metricsSlot, outermostSlot, worker, broken: undefined });
   }
 
   /**
@@ -180,18 +227,20 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
         new CqrsError('HANDLER_NOT_FOUND', `no ${this.kind} handler for '${name}'`, { handler: name }),
       );
     }
-    const call: Call =
-      originThread === undefined
-        ? { name, kind: this.kind, input, metadata, signal, definition: registration.definition }
-        : {
-            name,
-            kind: this.kind,
-            input,
-            metadata,
-            signal,
-            definition: registration.definition,
-            originThread,
-          };
+    const slot = registration.outermostSlot;
+    const region = this.recorder as MetricsRegion;
+    const call: Call = {
+      name,
+      kind: this.kind,
+      input,
+      metadata,
+      signal,
+      definition: registration.definition,
+      originThread,
+      cancelGraceMs: undefined,
+      ticket: slot < 0 ? undefined : { claimed: false },
+    };
+    if (slot >= 0) region.incrementInFlight(slot);
     let pending: Promise<unknown>;
     try {
       pending = registration.chain(call);
@@ -200,47 +249,26 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       pending = Promise.reject(err);
     }
     this.inFlight++;
-    const done = (): void => {
-      if (--this.inFlight === 0) this.drained?.();
-    };
-    pending.then(done, done);
-    return pending;
-  }
-
-  private inlineTerminal(name: string, fn: HandlerFn<Definition>): Next {
-    const directory = this.directory;
-    return (call) => {
-      // As the pool does for worker handlers: a call whose caller already gave up must not run (a command
-      // would change state while its caller was told ABORTED).
-      if (call.signal?.aborted === true) return Promise.reject(abortError(call.signal, name));
-      let result: unknown;
-      try {
-        result = fn(call.input, new InlineContext(call, directory));
-      } catch (err) {
-        return Promise.reject(handlerFailed(name, err));
+    const ticket = call.ticket;
+    if (ticket === undefined) {
+      pending.then(this.settled, this.settled);
+      return pending;
+    }
+    // The outermost metrics layer, folded in here: in flight −1, and count what no handler counted
+    // (refusals, aborts, crashes) — see recordingLayer.ts for the same logic as a placeable layer.
+    const settle = (failed: boolean): void => {
+      region.decrementInFlight(slot);
+      if (!ticket.claimed) {
+        ticket.claimed = true;
+        region.recordCount(slot, failed);
       }
-      const settled = Promise.resolve(result).then(undefined, (err: unknown) => {
-        throw handlerFailed(name, err);
-      });
-      return call.signal === undefined ? settled : raceAbort(settled, call.signal, name);
+      this.settled();
     };
-  }
-
-  private workerTerminal(name: string, pool: WorkerPool, worker: NonNullable<Registration['worker']>): Next {
-    return (call) => {
-      const broken = this.handlers.get(name)?.broken;
-      if (broken !== undefined) return Promise.reject(broken);
-      return pool.run({
-        moduleId: worker.moduleId,
-        exportName: worker.exportName,
-        name,
-        input: call.input,
-        metadata: call.metadata,
-        signal: call.signal,
-        cancelGraceMs: call.cancelGraceMs,
-        originThread: call.originThread,
-      });
-    };
+    pending.then(
+      () => settle(false),
+      () => settle(true),
+    );
+    return pending;
   }
 
   /**
@@ -289,6 +317,41 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     return this.closing;
   }
 
+  /**
+   * Executions, failures, in-flight calls and latency quantiles of this bus's handlers, summed over every
+   * thread from shared memory (latencies in milliseconds). Exact: after N settled calls of which F failed,
+   * `executions === N` and `failures === F`, whichever threads ran them. A call refused before its handler
+   * ran (by middleware, overload or abort) counts as an execution and a failure.
+   */
+  getMetrics(): MetricsSnapshot {
+    const entries: [string, number][] = [];
+    for (const [name, registration] of this.handlers) {
+      if (registration.metricsSlot >= 0) entries.push([name, registration.metricsSlot]);
+    }
+    const region = this.recorder;
+    if (region === undefined) return { executions: 0, failures: 0, inFlight: 0, handlers: {} };
+    return region.snapshotOf(entries);
+  }
+
+  /** The region this bus records into: its pool's (shared with the threads), or its own. */
+  private useRegion(): MetricsRegion {
+    // No thread writes a pool-less bus's region: one stripe besides the main thread's is the minimum.
+    this.recorder ??= this.pool?.metrics ?? new MetricsRegion({ threadStripes: 1 });
+    return this.recorder;
+  }
+
+  private allocateSlot(region: MetricsRegion, name: string): number {
+    try {
+      // Keyed by kind too: a command and a query may share a name, and both buses may share a region.
+      return region.allocate(`${this.kind}:${name}`);
+    } catch (err) {
+      throw new CqrsError('INVALID_REGISTRATION', `${name}: ${(err as Error).message}`, {
+        cause: err,
+        handler: name,
+      });
+    }
+  }
+
   /** Calls accepted and not yet settled. */
   get pending(): number {
     return this.inFlight;
@@ -301,11 +364,6 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
 
 function targetName(target: Definition | string): string {
   return typeof target === 'string' ? target : String((target as Definition | null)?.name);
-}
-
-function handlerFailed(name: string, err: unknown): CqrsError {
-  const detail = err instanceof Error ? err.message : String(err);
-  return new CqrsError('HANDLER_FAILED', `${name} failed: ${detail}`, { cause: err, handler: name });
 }
 
 function checkDefinition(definition: Definition, kind: MessageKind): string {

@@ -11,6 +11,9 @@ const call: Call = {
   metadata: {},
   signal: undefined,
   definition: defineCommand('Do', { input: z.number() }),
+  originThread: undefined,
+  cancelGraceMs: undefined,
+  ticket: undefined,
 };
 
 function tracing(label: string, log: string[]): Middleware {

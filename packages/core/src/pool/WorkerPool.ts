@@ -5,7 +5,9 @@ import { Piscina } from 'piscina';
 import { CqrsError, isCqrsError } from '../errors/CqrsError.js';
 import { deserializeError } from '../errors/serialize.js';
 import type { Metadata } from '../handler/HandlerContext.js';
-import { CancelFlags } from '../shared/CancelFlags.js';
+import type { CallTicket } from '../middleware/Middleware.js';
+import { CancelFlags, CancelResult, DONE, FAILED } from '../shared/CancelFlags.js';
+import { MetricsRegion } from '../shared/MetricsRegion.js';
 import { ModuleTable } from '../shared/ModuleTable.js';
 import { abortError } from '../util/abortError.js';
 import { BusDirectory } from './BusDirectory.js';
@@ -44,6 +46,10 @@ export interface PoolTask {
   readonly cancelGraceMs: number | undefined;
   /** Run on this thread instead of the pool: it is the one awaiting this nested call. */
   readonly originThread: number | undefined;
+  /** The handler's metrics slot, or -1: the thread counts the call there when it finishes it. */
+  readonly metricsSlot: number;
+  /** The metrics layer's claim for this attempt, marked when the thread counted it. */
+  readonly ticket: CallTicket | undefined;
 }
 
 const hostPath = fileURLToPath(new URL('./handlerHost.js', import.meta.url));
@@ -70,6 +76,8 @@ function positiveInt(name: string, value: unknown, min: number): number {
 export class WorkerPool {
   /** @internal */
   readonly directory = new BusDirectory();
+  /** The metrics region every thread of this pool records into; buses on the pool allocate their slots here. @internal */
+  readonly metrics: MetricsRegion;
   private readonly piscina: Piscina;
   private readonly modules = new ModuleTable(moduleTableBytes);
   private readonly cancelFlags: CancelFlags;
@@ -96,7 +104,13 @@ export class WorkerPool {
     const idleTimeout = positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? 60_000, 0);
     this.cancelFlags = new CancelFlags(maxQueue + threads * perThread + nestedSlotHeadroom);
     this.links = new ThreadLinks(this.directory);
-    const workerData: PoolWorkerData = { modules: this.modules.buffer, cancel: this.cancelFlags.buffer };
+    // A stripe per thread, so no two threads write the same cache line when they record.
+    this.metrics = new MetricsRegion({ threadStripes: threads });
+    const workerData: PoolWorkerData = {
+      modules: this.modules.buffer,
+      cancel: this.cancelFlags.buffer,
+      metrics: this.metrics.buffer,
+    };
     this.piscina = new Piscina({
       filename: hostPath,
       maxThreads: threads,
@@ -165,6 +179,7 @@ export class WorkerPool {
       md: {},
       c: 0,
       g: 0,
+      s: -1,
       probe: true,
     };
     const outcome = await this.post(task, undefined, undefined);
@@ -213,6 +228,7 @@ export class WorkerPool {
       md: task.metadata,
       c: slot,
       g: gen,
+      s: task.metricsSlot,
     };
     // Only a call that can be cancelled needs a way to terminate its thread.
     const kill = signal === undefined || task.originThread !== undefined ? undefined : new AbortController();
@@ -220,10 +236,12 @@ export class WorkerPool {
     if (signal === undefined) {
       return execution.then(
         (outcome) => {
+          this.settleCount(outcome, task);
           this.cancelFlags.release(slot);
           return unwrap(outcome, task.name);
         },
         (err: unknown) => {
+          this.settleLostCount(slot, task);
           this.cancelFlags.release(slot);
           throw threadFailure(err, task.name);
         },
@@ -234,11 +252,13 @@ export class WorkerPool {
       let settled = false;
       const onAbort = (): void => {
         if (settled) return;
+        const found = this.cancelFlags.cancel(slot, gen);
+        // The handler finished before the abort landed: its outcome is on its way and stands.
+        if (found === CancelResult.done) return;
         settled = true;
         reject(abortError(signal, task.name));
-        const started = this.cancelFlags.cancel(slot, gen);
-        // Not started: the thread will skip it when it gets there. Started: it may stop by itself.
-        if (started && kill !== undefined) {
+        // Queued: the thread will skip it when it gets there. Running: it may stop by itself in time.
+        if (found === CancelResult.running && kill !== undefined) {
           graceTimer = setTimeout(() => kill.abort(), task.cancelGraceMs ?? this.cancelGraceMs);
         }
       };
@@ -250,6 +270,7 @@ export class WorkerPool {
       };
       execution.then(
         (outcome) => {
+          if (!settled) this.settleCount(outcome, task);
           finish();
           if (settled) return;
           settled = true;
@@ -260,6 +281,7 @@ export class WorkerPool {
           }
         },
         (err: unknown) => {
+          if (!settled) this.settleLostCount(slot, task);
           finish();
           if (settled) return;
           settled = true;
@@ -267,6 +289,23 @@ export class WorkerPool {
         },
       );
     });
+  }
+
+  /** The thread counted this call: the metrics layer must not count it again. */
+  private settleCount(outcome: TaskOutcome, task: PoolTask): void {
+    if (outcome.r === true && task.ticket !== undefined) task.ticket.claimed = true;
+  }
+
+  /**
+   * The thread died without an answer. If its handler had finished, the thread already counted the call
+   * (the DONE flag says so, and FAILED how): then only a success needs turning into the failure the caller
+   * now gets. Otherwise the metrics layer counts it.
+   */
+  private settleLostCount(slot: number, task: PoolTask): void {
+    const flags = this.cancelFlags.flags(slot);
+    if ((flags & DONE) === 0 || task.ticket === undefined || task.metricsSlot < 0) return;
+    task.ticket.claimed = true;
+    if ((flags & FAILED) === 0) this.metrics.recordLateFailure(task.metricsSlot);
   }
 
   /** Posts a task to piscina or to its origin thread, keeping the count `close()` drains. */

@@ -23,6 +23,8 @@ export interface TaskMessage {
   /** Cancel slot, and the generation the slot must still hold. */
   readonly c: number;
   readonly g: number;
+  /** Metrics slot of the handler, or -1 when the bus keeps no metrics. */
+  readonly s: number;
   /** Set for `ready()`'s probe: load and check the export, run nothing. */
   readonly probe?: true;
 }
@@ -40,8 +42,10 @@ export type FailureKind =
 
 /** What a thread answers: never a thrown error, which would lose its fields on the way. */
 export type TaskOutcome =
-  | { readonly ok: true; readonly v: unknown }
-  | { readonly ok: false; readonly k: FailureKind; readonly e: SerializedError };
+  | { readonly ok: true; readonly v: unknown; readonly r?: true }
+  | { readonly ok: false; readonly k: FailureKind; readonly e: SerializedError; readonly r?: true };
+// `r`: the thread counted this call in the metrics region (it won the finish/cancel race), so the main
+// thread must not count it again.
 
 /** Posted once on `parentPort` when a thread starts: its ports for nested dispatch. */
 export const HELLO = 'cqrs-pool:hello';
@@ -78,4 +82,5 @@ export interface NestedDispatchApi {
 export interface PoolWorkerData {
   readonly modules: SharedArrayBuffer;
   readonly cancel: SharedArrayBuffer;
+  readonly metrics: SharedArrayBuffer;
 }

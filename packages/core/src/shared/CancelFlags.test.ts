@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { CANCELLED, CancelFlags, CancelFlagsView, STARTED } from './CancelFlags.js';
+import {
+  CANCELLED,
+  CancelFlags,
+  CancelFlagsView,
+  CancelResult,
+  DONE,
+  FAILED,
+  liveWord,
+  STARTED,
+} from './CancelFlags.js';
 
 describe('CancelFlags', () => {
   it('hands out distinct slots, live and not cancelled until the caller cancels', () => {
@@ -12,7 +21,7 @@ describe('CancelFlags', () => {
     expect(view.isCancelled(a, gen)).toBe(false);
     expect(view.start(a, gen)).toBe(true);
     expect(view.isCancelled(a, gen)).toBe(false);
-    expect(flags.cancel(a, gen)).toBe(true); // it had started
+    expect(flags.cancel(a, gen)).toBe(CancelResult.running); // it had started
     expect(view.isCancelled(a, gen)).toBe(true);
     expect(view.isCancelled(b, flags.generation(b))).toBe(false);
     expect(flags.inUse).toBe(2);
@@ -23,7 +32,7 @@ describe('CancelFlags', () => {
     const view = new CancelFlagsView(flags.buffer);
     const slot = flags.acquire();
     const gen = flags.generation(slot);
-    expect(flags.cancel(slot, gen)).toBe(false);
+    expect(flags.cancel(slot, gen)).toBe(CancelResult.queued);
     expect(view.start(slot, gen)).toBe(false);
     expect(view.isCancelled(slot, gen)).toBe(true);
   });
@@ -45,7 +54,7 @@ describe('CancelFlags', () => {
     expect(view.isCancelled(slot, stale)).toBe(true);
     expect(view.start(slot, stale)).toBe(false);
     // Cancelling the old task must not touch the new one.
-    expect(flags.cancel(slot, stale)).toBe(false);
+    expect(flags.cancel(slot, stale)).toBe(CancelResult.stale);
     expect(view.isCancelled(reused, fresh)).toBe(false);
     expect(view.start(reused, fresh)).toBe(true);
     expect(Atomics.load(view.words, slot) & CANCELLED).toBe(0);
@@ -79,7 +88,7 @@ describe('CancelFlags', () => {
     const first = flags.acquire();
     const firstGen = flags.generation(first);
     expect(view.start(first, firstGen)).toBe(true);
-    expect(flags.cancel(first, firstGen)).toBe(true);
+    expect(flags.cancel(first, firstGen)).toBe(CancelResult.running);
 
     const slots = [first];
     for (let i = 1; i < 3000; i++) slots.push(flags.acquire());
@@ -94,7 +103,7 @@ describe('CancelFlags', () => {
     expect(view.words.length).toBeGreaterThan(last);
     expect(view.start(last, lastGen)).toBe(true);
     expect(view.isCancelled(last, lastGen)).toBe(false);
-    expect(flags.cancel(last, lastGen)).toBe(true);
+    expect(flags.cancel(last, lastGen)).toBe(CancelResult.running);
     expect(view.isCancelled(last, lastGen)).toBe(true);
   });
 
@@ -104,9 +113,36 @@ describe('CancelFlags', () => {
     const slot = flags.acquire();
     const gen = flags.generation(slot);
     view.start(slot, gen);
-    const wait = Atomics.waitAsync(view.words, slot, (gen << 2) | STARTED, 5000);
+    const wait = Atomics.waitAsync(view.words, slot, liveWord(gen) | STARTED, 5000);
     expect(wait.async).toBe(true);
     flags.cancel(slot, gen);
     await expect(wait.value).resolves.toBe('ok');
+  });
+
+  it('lets exactly one of finish and cancel own the outcome of a running task', () => {
+    const flags = new CancelFlags(4);
+    const view = new CancelFlagsView(flags.buffer);
+    const finishedFirst = flags.acquire();
+    const genA = flags.generation(finishedFirst);
+    view.start(finishedFirst, genA);
+    expect(view.finish(finishedFirst, genA, false)).toBe(true);
+    expect(flags.cancel(finishedFirst, genA)).toBe(CancelResult.done);
+    expect(view.isCancelled(finishedFirst, genA)).toBe(false);
+
+    const cancelledFirst = flags.acquire();
+    const genB = flags.generation(cancelledFirst);
+    view.start(cancelledFirst, genB);
+    expect(flags.cancel(cancelledFirst, genB)).toBe(CancelResult.running);
+    expect(view.finish(cancelledFirst, genB, false)).toBe(false);
+  });
+
+  it('records whether a finished task failed', () => {
+    const flags = new CancelFlags(4);
+    const view = new CancelFlagsView(flags.buffer);
+    const slot = flags.acquire();
+    const gen = flags.generation(slot);
+    view.start(slot, gen);
+    view.finish(slot, gen, true);
+    expect(flags.flags(slot)).toBe(STARTED | DONE | FAILED);
   });
 });

@@ -1,11 +1,17 @@
 /**
  * One 32-bit word per in-flight pooled task, in a growable SharedArrayBuffer that the main thread and every
- * pool thread see. The word is `generation << 2 | cancelled << 1 | started`:
+ * pool thread see. The word is `generation << 4 | flags`:
  *
- *   main  acquire(slot)   word = gen << 2                        (queued)
- *   thread start          CAS gen << 2 → gen << 2 | STARTED      fails if cancelled first: the handler never runs
- *   main  cancel          CAS word → word | CANCELLED            tells whether the handler had started
- *   main  release         word = (gen + 1) << 2, notify          a stale holder now reads "cancelled"
+ *   main    acquire(slot)   word = gen << 4                              (queued)
+ *   thread  start           CAS live → live | STARTED                    fails if cancelled first: the handler never runs
+ *   thread  finish          CAS live | STARTED → … | DONE (| FAILED)     fails if cancelled first: the caller was told ABORTED
+ *   main    cancel          CAS word → word | CANCELLED                  unless DONE: then the outcome is on its way
+ *   main    release         word = (gen + 1) << 4, notify                a stale holder now reads "cancelled"
+ *
+ * `finish` and `cancel` race for the same word, so exactly one side owns a call's outcome: a handler that
+ * finished before the abort landed delivers its result (and the thread counts it in the metrics); one that
+ * finishes after does not count, because the main thread counted the abort. That is what keeps metrics exact
+ * when callers abort.
  *
  * The generation makes slot reuse ABA-safe: a thread that still holds an old task compares against the
  * generation it was given, so a reused slot never looks live to it. `Atomics.notify` on release and on
@@ -13,9 +19,29 @@
  */
 export const STARTED = 1;
 export const CANCELLED = 2;
-const GEN_SHIFT = 2;
-// 28 bits of generation keep every word positive; wrapping is harmless (no task outlives 2^28 reuses of its slot).
-const GEN_MASK = 0x0fff_ffff;
+export const DONE = 4;
+export const FAILED = 8;
+const GEN_SHIFT = 4;
+// 26 bits of generation keep every word positive; wrapping is harmless (no task outlives 2^26 reuses of its slot).
+const GEN_MASK = 0x03ff_ffff;
+
+/** What `cancel` found. */
+export const CancelResult = {
+  /** The slot already serves another task: nothing to cancel. */
+  stale: 0,
+  /** Still queued: the thread will skip it. */
+  queued: 1,
+  /** The handler is running: it is told, and may be terminated after the grace period. */
+  running: 2,
+  /** The handler already finished: its outcome is on its way and stands. */
+  done: 3,
+} as const;
+export type CancelResult = (typeof CancelResult)[keyof typeof CancelResult];
+
+/** The word of a queued task of generation `gen`. */
+export function liveWord(gen: number): number {
+  return gen << GEN_SHIFT;
+}
 
 const initialSlots = 1024;
 const bytesPerSlot = 4;
@@ -30,13 +56,21 @@ export class CancelFlagsView {
 
   /** Marks the task started; false when it was cancelled (or its slot recycled) before it started. */
   start(slot: number, gen: number): boolean {
-    const live = gen << GEN_SHIFT;
+    const live = liveWord(gen);
     return Atomics.compareExchange(this.words, slot, live, live | STARTED) === live;
+  }
+
+  /** Marks the task's outcome delivered; false when the caller gave up first (the main thread counted it). */
+  finish(slot: number, gen: number, failed: boolean): boolean {
+    const running = liveWord(gen) | STARTED;
+    const done = running | DONE | (failed ? FAILED : 0);
+    return Atomics.compareExchange(this.words, slot, running, done) === running;
   }
 
   /** True once the task's caller gave up on it (or its slot moved on to another task). */
   isCancelled(slot: number, gen: number): boolean {
-    return (Atomics.load(this.words, slot) & ~STARTED) !== gen << GEN_SHIFT;
+    const word = Atomics.load(this.words, slot);
+    return (word & CANCELLED) !== 0 || word >>> GEN_SHIFT !== gen;
   }
 }
 
@@ -69,14 +103,22 @@ export class CancelFlags extends CancelFlagsView {
     return (Atomics.load(this.words, slot) >>> GEN_SHIFT) & GEN_MASK;
   }
 
-  /** Sets the cancelled bit for the task of generation `gen`; true when its handler had already started. */
-  cancel(slot: number, gen: number): boolean {
+  /** The flags of `slot` now (STARTED, CANCELLED, DONE, FAILED bits). */
+  flags(slot: number): number {
+    return Atomics.load(this.words, slot) & ((1 << GEN_SHIFT) - 1);
+  }
+
+  /** Sets the cancelled bit for the task of generation `gen`, unless its handler already finished. */
+  cancel(slot: number, gen: number): CancelResult {
     for (;;) {
       const word = Atomics.load(this.words, slot);
-      if (word >>> GEN_SHIFT !== gen) return false;
+      if (word >>> GEN_SHIFT !== gen) return CancelResult.stale;
+      if ((word & DONE) !== 0) return CancelResult.done;
+      if ((word & CANCELLED) !== 0)
+        return (word & STARTED) !== 0 ? CancelResult.running : CancelResult.queued;
       if (Atomics.compareExchange(this.words, slot, word, word | CANCELLED) === word) {
         Atomics.notify(this.words, slot);
-        return (word & STARTED) !== 0;
+        return (word & STARTED) !== 0 ? CancelResult.running : CancelResult.queued;
       }
     }
   }
@@ -84,7 +126,7 @@ export class CancelFlags extends CancelFlagsView {
   /** Returns the slot once its task has settled on the thread side; bumps the generation. */
   release(slot: number): void {
     const gen = this.generation(slot);
-    Atomics.store(this.words, slot, ((gen + 1) & GEN_MASK) << GEN_SHIFT);
+    Atomics.store(this.words, slot, liveWord((gen + 1) & GEN_MASK));
     Atomics.notify(this.words, slot);
     this.free.push(slot);
   }

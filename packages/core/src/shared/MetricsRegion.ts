@@ -116,17 +116,34 @@ export class MetricsRegion extends MetricsView {
     addWide(this.words, base + Stripe.executions, 1);
   }
 
+  /** Counts a settled call that was not timed (latency sampling skipped it): an execution, and a failure if it failed. */
+  recordCount(slot: number, failed: boolean): void {
+    const base = this.layout.stripeWord(slot, MAIN_STRIPE);
+    if (failed) addWide(this.words, base + Stripe.failures, 1);
+    addWide(this.words, base + Stripe.executions, 1);
+  }
+
+  /**
+   * Adds a failure to a call a pool thread already counted as a success: its thread died after the handler
+   * returned but before the result reached the caller, who was told `WORKER_CRASHED`.
+   */
+  recordLateFailure(slot: number): void {
+    addWide(this.words, this.layout.stripeWord(slot, MAIN_STRIPE) + Stripe.failures, 1);
+  }
+
   /**
    * A call of `slot` started. In-flight is kept on the main thread only: a pool thread that is terminated
    * mid-call could never decrement it.
    */
   incrementInFlight(slot: number): void {
-    Atomics.add(this.ints, this.layout.stripeWord(slot, MAIN_STRIPE) + Stripe.inFlight, 1);
+    // A plain add, not Atomics: the main thread is the only writer of this word, and an aligned 32-bit store
+    // is never torn, so readers elsewhere see a whole value. It saves the locked instruction per call.
+    (this.ints[this.layout.stripeWord(slot, MAIN_STRIPE) + Stripe.inFlight] as number) += 1;
   }
 
   /** A call of `slot` settled (pair with `incrementInFlight`). */
   decrementInFlight(slot: number): void {
-    Atomics.sub(this.ints, this.layout.stripeWord(slot, MAIN_STRIPE) + Stripe.inFlight, 1);
+    (this.ints[this.layout.stripeWord(slot, MAIN_STRIPE) + Stripe.inFlight] as number) -= 1;
   }
 
   /** The latency histogram of `slot` summed over stripes: `BUCKETS` counts of µs (see histogram.ts). */
@@ -183,10 +200,15 @@ export class MetricsRegion extends MetricsView {
 
   /** Totals and per-handler figures across all threads, latencies in milliseconds (the API.md shape). */
   snapshot(): MetricsSnapshot {
+    return this.snapshotOf(this.names.map((name, slot) => [name, slot] as const));
+  }
+
+  /** Like `snapshot`, for the given handlers only, reported under the given names (one bus's share of a region). */
+  snapshotOf(entries: Iterable<readonly [name: string, slot: number]>): MetricsSnapshot {
     let executions = 0;
     let failures = 0;
     let inFlight = 0;
-    const handlers = this.names.map((name, slot) => {
+    const handlers = [...entries].map(([name, slot]) => {
       const figures = this.handlerMetrics(slot);
       executions += figures.executions;
       failures += figures.failures;

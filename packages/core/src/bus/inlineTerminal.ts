@@ -1,0 +1,155 @@
+import type { HandlerFn } from '../handler/handle.js';
+import type { Definition } from '../messages/Definition.js';
+import type { Next } from '../middleware/Middleware.js';
+import type { BusDirectory } from '../pool/BusDirectory.js';
+import { MAIN_STRIPE } from '../shared/layout.js';
+import type { MetricsRegion } from '../shared/MetricsRegion.js';
+import { abortError, raceAbort } from '../util/abortError.js';
+import { handlerFailed } from './handlerFailed.js';
+import { InlineContext } from './InlineContext.js';
+
+/**
+ * The end of an inline handler's chain: runs the handler on the main thread, turns what it throws into
+ * `HANDLER_FAILED`, settles at once when the caller aborts, and counts each attempt in the metrics region.
+ *
+ * `ownsCall`: the chain has no middleware, so nothing can refuse a call between dispatch and here; this
+ * terminal then does the whole recording (in flight included) and the dispatcher attaches none — one
+ * promise and one ticket less per call on the hottest path.
+ * @internal
+ */
+export function inlineTerminal(
+  name: string,
+  fn: HandlerFn<Definition>,
+  directory: BusDirectory,
+  region: MetricsRegion | undefined,
+  slot: number,
+  ownsCall: boolean,
+): Next {
+  if (region === undefined) return plainInlineTerminal(name, fn, directory);
+  let calls = 0;
+  // Continuations of untimed calls (seven in eight, once sampled) need no per-call state: made once here.
+  const untimedSuccess = (value: unknown): unknown => {
+    region.recordCount(slot, false);
+    if (ownsCall) region.decrementInFlight(slot);
+    return value;
+  };
+  const untimedFailure = (err: unknown): never => {
+    region.recordCount(slot, true);
+    if (ownsCall) region.decrementInFlight(slot);
+    throw handlerFailed(name, err);
+  };
+  return (call) => {
+    // This attempt is counted here, once, whatever becomes of it; claiming the metrics layer's pass keeps
+    // the layer from counting the call again. A retry inside the layer sends every attempt on one pass, so
+    // the pass cannot stand for the attempt (the second attempt would go uncounted).
+    let recorder: MetricsRegion | undefined;
+    if (region !== undefined) {
+      if (ownsCall) {
+        recorder = region;
+        region.incrementInFlight(slot);
+      } else if (call.ticket !== undefined) {
+        call.ticket.claimed = true;
+        recorder = region;
+      }
+    }
+    // Two clock reads cost more than the rest of the recording together, so latency is sampled once a
+    // handler has a history: every call of the first 1024, then one in 8. Counts stay exact.
+    const timed = recorder !== undefined && (calls++ < 1024 || (calls & 7) === 0);
+    const started = timed ? performance.now() : 0;
+    // Only latency of a handler that ran to an outcome is recorded; a refusal or an abort has none.
+    const ranFrom = timed ? started : -1;
+    // As the pool does for worker handlers: a call whose caller already gave up must not run (a command
+    // would change state while its caller was told ABORTED).
+    const signal = call.signal;
+    if (signal?.aborted === true) {
+      countAttempt(recorder, slot, ownsCall, -1, true);
+      return Promise.reject(abortError(signal, name));
+    }
+    let result: unknown;
+    try {
+      result = fn(call.input, new InlineContext(call, directory));
+    } catch (err) {
+      countAttempt(recorder, slot, ownsCall, ranFrom, true);
+      return Promise.reject(handlerFailed(name, err));
+    }
+    if (signal === undefined) {
+      if (!timed && recorder !== undefined)
+        return Promise.resolve(result).then(untimedSuccess, untimedFailure);
+      return Promise.resolve(result).then(
+        (value) => {
+          countAttempt(recorder, slot, ownsCall, ranFrom, false);
+          return value;
+        },
+        (err: unknown) => {
+          countAttempt(recorder, slot, ownsCall, ranFrom, true);
+          throw handlerFailed(name, err);
+        },
+      );
+    }
+    // The handler's outcome and the caller's abort race, and whichever this terminal sees first decides both
+    // what the caller gets and what is counted. (`raceAbort` over a result already counted as a success
+    // could still hand the caller ABORTED, when the abort lands in a microtask between the two.)
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const onAbort = (): void => {
+        if (settled) return;
+        settled = true;
+        countAttempt(recorder, slot, ownsCall, -1, true);
+        reject(abortError(signal, name));
+      };
+      // The handler itself may have aborted it.
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      Promise.resolve(result).then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort);
+          if (settled) return;
+          settled = true;
+          countAttempt(recorder, slot, ownsCall, ranFrom, false);
+          resolve(value);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          if (settled) return;
+          settled = true;
+          countAttempt(recorder, slot, ownsCall, ranFrom, true);
+          reject(handlerFailed(name, err));
+        },
+      );
+    });
+  };
+}
+
+/** The same without metrics: nothing to count, so no closure or continuation beyond the error mapping. */
+function plainInlineTerminal(name: string, fn: HandlerFn<Definition>, directory: BusDirectory): Next {
+  const toHandlerFailed = (err: unknown): never => {
+    throw handlerFailed(name, err);
+  };
+  return (call) => {
+    const signal = call.signal;
+    if (signal?.aborted === true) return Promise.reject(abortError(signal, name));
+    let result: unknown;
+    try {
+      result = fn(call.input, new InlineContext(call, directory));
+    } catch (err) {
+      return Promise.reject(handlerFailed(name, err));
+    }
+    const settled = Promise.resolve(result).then(undefined, toHandlerFailed);
+    // Nothing is counted, so the plain race is exact enough: the caller gets whichever settles first.
+    return signal === undefined ? settled : raceAbort(settled, signal, name);
+  };
+}
+
+/** Counts one attempt: timed when `startedAt` ≥ 0 (a `performance.now()` reading), else counted only. */
+function countAttempt(
+  recorder: MetricsRegion | undefined,
+  slot: number,
+  ownsCall: boolean,
+  startedAt: number,
+  failed: boolean,
+): void {
+  if (recorder === undefined) return;
+  if (startedAt >= 0) recorder.record(slot, MAIN_STRIPE, (performance.now() - startedAt) * 1000, failed);
+  else recorder.recordCount(slot, failed);
+  if (ownsCall) recorder.decrementInFlight(slot);
+}
