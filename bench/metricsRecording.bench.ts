@@ -4,9 +4,10 @@
  *
  *   node build.mjs --fast && node dist/bench/metricsRecording.bench.js [--json]
  */
-import { bench, do_not_optimize, group, run } from 'mitata';
+import { bench, do_not_optimize, group } from 'mitata';
 import { MAIN_STRIPE } from '../packages/core/src/shared/layout.js';
 import { MetricsRegion } from '../packages/core/src/shared/MetricsRegion.js';
+import { report } from './report.js';
 
 // Latencies spread over four decades (µs), so the histogram buckets touched vary as in real traffic.
 const LATENCIES = Float64Array.from({ length: 1024 }, (_, i) => 10 ** (1 + ((i * 37) % 1024) / 256) + i / 7);
@@ -65,4 +66,4 @@ group('reading', () => {
   });
 });
 
-await run(process.argv.includes('--json') ? { format: 'json' } : {});
+await report('metricsRecording');

@@ -15,6 +15,11 @@ describe('examples/demo', () => {
     expect(stdout).toContain('handler failure: HANDLER_FAILED');
     expect(stdout).toContain('(cause code USER_PROTECTED)');
     expect(stdout).toContain('caller abort: ABORTED');
+    // Three creates, one protected delete; GetUser three times; the report twice (one aborted).
+    expect(stdout).toMatch(/CreateUser\s+3 \/ 0 /);
+    expect(stdout).toMatch(/DeleteUser\s+1 \/ 1 /);
+    expect(stdout).toMatch(/GetUser\s+3 \/ 0 /);
+    expect(stdout).toMatch(/BuildUserReport\s+2 \/ 1 /);
     expect(stdout).toContain('After close: CLOSED. Done.');
   });
 });

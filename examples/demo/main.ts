@@ -97,6 +97,18 @@ for (const [label, attempt] of attempts) {
   }
 }
 
+// Counted in shared memory by whichever thread ran each call; refusals and aborts count as failures.
+console.log('\nMetrics (executions / failures, latency p50 and p99 in ms)');
+for (const [name, m] of Object.entries({
+  ...commands.getMetrics().handlers,
+  ...queries.getMetrics().handlers,
+})) {
+  const latency = `${m.latency.p50.toFixed(3)} / ${m.latency.p99.toFixed(3)}`;
+  console.log(
+    `  ${name.padEnd(16)} ${String(m.executions).padStart(3)} / ${String(m.failures).padEnd(3)} ${latency}`,
+  );
+}
+
 // Graceful: the buses drain what is in flight, then the pool stops its threads.
 await Promise.all([commands.close(), queries.close()]);
 await pool.close();
