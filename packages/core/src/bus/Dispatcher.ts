@@ -50,6 +50,8 @@ interface Registration {
    * work in the continuation it attaches anyway, which saves a promise per call. -1 otherwise.
    */
   readonly outermostSlot: number;
+  /** No middleware: the terminal settles the call with the bus itself (see inlineTerminal.ts). */
+  readonly direct: boolean;
   readonly worker: WorkerRoute | undefined;
   /** Set by `ready()` when the worker export cannot be loaded: calls fail with it at once. */
   broken: CqrsError | undefined;
@@ -147,23 +149,33 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     // Everything that can refuse is checked above: from here on the registration takes shared resources.
     const region = this.metricsOn || placement >= 0 ? this.useRegion() : undefined;
     const metricsSlot = region === undefined ? -1 : this.allocateSlot(region, name);
-    // With no middleware nothing can refuse a call before the handler: the terminal records it whole.
-    const ownsCall = region !== undefined && middleware.length === 0;
+    // With no middleware nothing can refuse a call before the handler: the terminal then owns it whole
+    // (recording and settling), and `dispatch` adds no continuation of its own.
+    const direct = middleware.length === 0;
+    const settled = direct ? this.settled : undefined;
     let terminal: Next;
     let worker: Registration['worker'];
     if (inline !== undefined) {
-      terminal = inlineTerminal(name, inline, this.directory, region, metricsSlot, ownsCall);
+      terminal = inlineTerminal(name, inline, this.directory, region, metricsSlot, settled);
     } else {
       const pool = this.pool as WorkerPool;
       const ref = handler as WorkerHandlerRef;
       worker = { moduleId: pool.registerModule(ref.moduleUrl), exportName: ref.exportName };
       const brokenBy = () => this.handlers.get(name)?.broken;
-      terminal = workerTerminal(name, pool, worker, metricsSlot, brokenBy, ownsCall);
+      terminal = workerTerminal(name, pool, worker, metricsSlot, brokenBy, settled);
     }
     if (region !== undefined && placement >= 0) middleware[placement] = recordingLayer(region, metricsSlot);
-    const outermostSlot = region !== undefined && placement < 0 && !ownsCall ? metricsSlot : -1;
+    const outermostSlot = region !== undefined && placement < 0 && !direct ? metricsSlot : -1;
     const chain = compose(middleware, terminal);
-    this.handlers.set(name, { definition, chain, metricsSlot, outermostSlot, worker, broken: undefined });
+    this.handlers.set(name, {
+      definition,
+      chain,
+      direct,
+      metricsSlot,
+      outermostSlot,
+      worker,
+      broken: undefined,
+    });
   }
 
   /**
@@ -241,14 +253,17 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       ticket: slot < 0 ? undefined : { claimed: false },
     };
     if (slot >= 0) region.incrementInFlight(slot);
+    // Counted before the chain runs: a direct terminal may settle the call synchronously.
+    this.inFlight++;
     let pending: Promise<unknown>;
     try {
       pending = registration.chain(call);
     } catch (err) {
       // A middleware that throws instead of rejecting must not escape as a synchronous throw.
       pending = Promise.reject(err);
+      if (registration.direct) this.settled();
     }
-    this.inFlight++;
+    if (registration.direct) return pending;
     const ticket = call.ticket;
     if (ticket === undefined) {
       pending.then(this.settled, this.settled);

@@ -12,9 +12,10 @@ import { InlineContext } from './InlineContext.js';
  * The end of an inline handler's chain: runs the handler on the main thread, turns what it throws into
  * `HANDLER_FAILED`, settles at once when the caller aborts, and counts each attempt in the metrics region.
  *
- * `ownsCall`: the chain has no middleware, so nothing can refuse a call between dispatch and here; this
- * terminal then does the whole recording (in flight included) and the dispatcher attaches none — one
- * promise and one ticket less per call on the hottest path.
+ * `settled`: given when the chain has no middleware, so nothing can refuse a call between dispatch and
+ * here. This terminal then owns the whole call — the metrics recording, in flight included, and telling
+ * the bus the call settled — and the dispatcher attaches no continuation of its own: one promise and one
+ * ticket less per call on the hottest path.
  * @internal
  */
 export function inlineTerminal(
@@ -23,19 +24,18 @@ export function inlineTerminal(
   directory: BusDirectory,
   region: MetricsRegion | undefined,
   slot: number,
-  ownsCall: boolean,
+  settled: (() => void) | undefined,
 ): Next {
-  if (region === undefined) return plainInlineTerminal(name, fn, directory);
+  if (region === undefined) return plainInlineTerminal(name, fn, directory, settled);
+  const ownsCall = settled !== undefined;
   let calls = 0;
   // Continuations of untimed calls (seven in eight, once sampled) need no per-call state: made once here.
   const untimedSuccess = (value: unknown): unknown => {
-    region.recordCount(slot, false);
-    if (ownsCall) region.decrementInFlight(slot);
+    countAttempt(region, slot, settled, -1, false);
     return value;
   };
   const untimedFailure = (err: unknown): never => {
-    region.recordCount(slot, true);
-    if (ownsCall) region.decrementInFlight(slot);
+    countAttempt(region, slot, settled, -1, true);
     throw handlerFailed(name, err);
   };
   return (call) => {
@@ -43,14 +43,12 @@ export function inlineTerminal(
     // the layer from counting the call again. A retry inside the layer sends every attempt on one pass, so
     // the pass cannot stand for the attempt (the second attempt would go uncounted).
     let recorder: MetricsRegion | undefined;
-    if (region !== undefined) {
-      if (ownsCall) {
-        recorder = region;
-        region.incrementInFlight(slot);
-      } else if (call.ticket !== undefined) {
-        call.ticket.claimed = true;
-        recorder = region;
-      }
+    if (ownsCall) {
+      recorder = region;
+      region.incrementInFlight(slot);
+    } else if (call.ticket !== undefined) {
+      call.ticket.claimed = true;
+      recorder = region;
     }
     // Two clock reads cost more than the rest of the recording together, so latency is sampled once a
     // handler has a history: every call of the first 1024, then one in 8. Counts stay exact.
@@ -62,14 +60,14 @@ export function inlineTerminal(
     // would change state while its caller was told ABORTED).
     const signal = call.signal;
     if (signal?.aborted === true) {
-      countAttempt(recorder, slot, ownsCall, -1, true);
+      countAttempt(recorder, slot, settled, -1, true);
       return Promise.reject(abortError(signal, name));
     }
     let result: unknown;
     try {
       result = fn(call.input, new InlineContext(call, directory));
     } catch (err) {
-      countAttempt(recorder, slot, ownsCall, ranFrom, true);
+      countAttempt(recorder, slot, settled, ranFrom, true);
       return Promise.reject(handlerFailed(name, err));
     }
     if (signal === undefined) {
@@ -77,11 +75,11 @@ export function inlineTerminal(
         return Promise.resolve(result).then(untimedSuccess, untimedFailure);
       return Promise.resolve(result).then(
         (value) => {
-          countAttempt(recorder, slot, ownsCall, ranFrom, false);
+          countAttempt(recorder, slot, settled, ranFrom, false);
           return value;
         },
         (err: unknown) => {
-          countAttempt(recorder, slot, ownsCall, ranFrom, true);
+          countAttempt(recorder, slot, settled, ranFrom, true);
           throw handlerFailed(name, err);
         },
       );
@@ -90,11 +88,11 @@ export function inlineTerminal(
     // what the caller gets and what is counted. (`raceAbort` over a result already counted as a success
     // could still hand the caller ABORTED, when the abort lands in a microtask between the two.)
     return new Promise((resolve, reject) => {
-      let settled = false;
+      let decided = false;
       const onAbort = (): void => {
-        if (settled) return;
-        settled = true;
-        countAttempt(recorder, slot, ownsCall, -1, true);
+        if (decided) return;
+        decided = true;
+        countAttempt(recorder, slot, settled, -1, true);
         reject(abortError(signal, name));
       };
       // The handler itself may have aborted it.
@@ -103,16 +101,16 @@ export function inlineTerminal(
       Promise.resolve(result).then(
         (value) => {
           signal.removeEventListener('abort', onAbort);
-          if (settled) return;
-          settled = true;
-          countAttempt(recorder, slot, ownsCall, ranFrom, false);
+          if (decided) return;
+          decided = true;
+          countAttempt(recorder, slot, settled, ranFrom, false);
           resolve(value);
         },
         (err: unknown) => {
           signal.removeEventListener('abort', onAbort);
-          if (settled) return;
-          settled = true;
-          countAttempt(recorder, slot, ownsCall, ranFrom, true);
+          if (decided) return;
+          decided = true;
+          countAttempt(recorder, slot, settled, ranFrom, true);
           reject(handlerFailed(name, err));
         },
       );
@@ -120,36 +118,68 @@ export function inlineTerminal(
   };
 }
 
-/** The same without metrics: nothing to count, so no closure or continuation beyond the error mapping. */
-function plainInlineTerminal(name: string, fn: HandlerFn<Definition>, directory: BusDirectory): Next {
+/** The same without metrics: nothing to count, so no closure or continuation beyond what the call needs. */
+function plainInlineTerminal(
+  name: string,
+  fn: HandlerFn<Definition>,
+  directory: BusDirectory,
+  settled: (() => void) | undefined,
+): Next {
   const toHandlerFailed = (err: unknown): never => {
+    settled?.();
     throw handlerFailed(name, err);
   };
+  const passOn =
+    settled === undefined
+      ? undefined
+      : (value: unknown): unknown => {
+          settled();
+          return value;
+        };
   return (call) => {
     const signal = call.signal;
-    if (signal?.aborted === true) return Promise.reject(abortError(signal, name));
+    if (signal?.aborted === true) {
+      settled?.();
+      return Promise.reject(abortError(signal, name));
+    }
     let result: unknown;
     try {
       result = fn(call.input, new InlineContext(call, directory));
     } catch (err) {
+      settled?.();
       return Promise.reject(handlerFailed(name, err));
     }
-    const settled = Promise.resolve(result).then(undefined, toHandlerFailed);
+    if (signal === undefined) return Promise.resolve(result).then(passOn, toHandlerFailed);
     // Nothing is counted, so the plain race is exact enough: the caller gets whichever settles first.
-    return signal === undefined ? settled : raceAbort(settled, signal, name);
+    const raced = raceAbort(
+      Promise.resolve(result).then(undefined, (err: unknown) => {
+        throw handlerFailed(name, err);
+      }),
+      signal,
+      name,
+    );
+    if (settled !== undefined) raced.then(settled, settled);
+    return raced;
   };
 }
 
-/** Counts one attempt: timed when `startedAt` ≥ 0 (a `performance.now()` reading), else counted only. */
+/**
+ * Counts one attempt — timed when `startedAt` ≥ 0 (a `performance.now()` reading), else counted only — and,
+ * when the terminal owns the call (`settled` given), ends it: in flight −1 and the bus told.
+ */
 function countAttempt(
   recorder: MetricsRegion | undefined,
   slot: number,
-  ownsCall: boolean,
+  settled: (() => void) | undefined,
   startedAt: number,
   failed: boolean,
 ): void {
-  if (recorder === undefined) return;
-  if (startedAt >= 0) recorder.record(slot, MAIN_STRIPE, (performance.now() - startedAt) * 1000, failed);
-  else recorder.recordCount(slot, failed);
-  if (ownsCall) recorder.decrementInFlight(slot);
+  if (recorder !== undefined) {
+    if (startedAt >= 0) recorder.record(slot, MAIN_STRIPE, (performance.now() - startedAt) * 1000, failed);
+    else recorder.recordCount(slot, failed);
+  }
+  if (settled !== undefined) {
+    recorder?.decrementInFlight(slot);
+    settled();
+  }
 }

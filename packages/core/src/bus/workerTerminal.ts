@@ -11,7 +11,8 @@ export interface WorkerRoute {
 /**
  * The end of a worker handler's chain: hands the call to the pool and counts each attempt the thread did not
  * count itself (aborted, overloaded, crashed). `brokenBy` tells whether `ready()` found the export broken.
- * `ownsCall`: as for `inlineTerminal`, the chain has no middleware and this terminal does the whole recording.
+ * `settled`: as for `inlineTerminal`, given when the chain has no middleware: this terminal then owns the
+ * whole call (recording, in flight, telling the bus it settled).
  * @internal
  */
 export function workerTerminal(
@@ -20,13 +21,22 @@ export function workerTerminal(
   worker: WorkerRoute,
   metricsSlot: number,
   brokenBy: () => CqrsError | undefined,
-  ownsCall: boolean,
+  settled: (() => void) | undefined,
 ): Next {
   const region = pool.metrics;
+  const ownsCall = settled !== undefined;
   return (call) => {
     // As for inline handlers: each attempt is counted once, by the thread that finished it or here when
     // none did (aborted, overloaded, crashed), under a ticket of its own; the layer's pass is claimed.
     let recorded = ownsCall && metricsSlot >= 0;
+    // Ends an attempt this terminal owns the recording of (`recorded`), or the whole call (`ownsCall`).
+    const end = (failed: boolean, counted: boolean): void => {
+      if (recorded && !counted) region.recordCount(metricsSlot, failed);
+      if (ownsCall) {
+        if (recorded) region.decrementInFlight(metricsSlot);
+        (settled as () => void)();
+      }
+    };
     if (recorded) region.incrementInFlight(metricsSlot);
     else if (call.ticket !== undefined) {
       call.ticket.claimed = true;
@@ -34,10 +44,7 @@ export function workerTerminal(
     }
     const broken = brokenBy();
     if (broken !== undefined) {
-      if (recorded) {
-        region.recordRefusal(metricsSlot);
-        if (ownsCall) region.decrementInFlight(metricsSlot);
-      }
+      end(true, false);
       return Promise.reject(broken);
     }
     const ticket = recorded ? { claimed: false } : undefined;
@@ -53,18 +60,14 @@ export function workerTerminal(
       cancelGraceMs: call.cancelGraceMs,
       originThread: call.originThread,
     });
-    if (ticket === undefined) return running;
-    const settle = (failed: boolean): void => {
-      if (!ticket.claimed) region.recordCount(metricsSlot, failed);
-      if (ownsCall) region.decrementInFlight(metricsSlot);
-    };
+    if (ticket === undefined && !ownsCall) return running;
     return running.then(
       (value) => {
-        settle(false);
+        end(false, ticket?.claimed === true);
         return value;
       },
       (err: unknown) => {
-        settle(true);
+        end(true, ticket?.claimed === true);
         throw err;
       },
     );
