@@ -4,8 +4,9 @@ import type { HandlerFn, WorkerHandler } from '../handler/handle.js';
 import { isWorkerHandler } from '../handler/handle.js';
 import type { Definition, InputOf, MessageKind, ResultOf } from '../messages/Definition.js';
 import { compose } from '../middleware/compose.js';
-import type { Call, Middleware, Next } from '../middleware/Middleware.js';
+import type { Call, ChainContext, Middleware, Next } from '../middleware/Middleware.js';
 import { isMetricsPlacement } from '../middleware/metrics.js';
+import { queryOnlyLabel } from '../middleware/queryOnly.js';
 import type { NestedTarget } from '../pool/BusDirectory.js';
 import { BusDirectory } from '../pool/BusDirectory.js';
 import type { WorkerHandlerRef } from '../pool/inWorker.js';
@@ -61,6 +62,7 @@ const OPEN = 0;
 const CLOSING = 1;
 const CLOSED = 2;
 const noMetadata: Metadata = Object.freeze({});
+let nextBusId = 0;
 
 /**
  * What both buses are: O(1) routing by name to a handler wrapped, once, in its middleware chain. The
@@ -75,6 +77,8 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   /** Where this bus records: its pool's region, or its own; set at the first recorded registration. */
   private recorder: MetricsRegion | undefined;
   private state = OPEN;
+  /** Tells buses apart in a shared region (a bus-wide slot is per bus, not per kind). */
+  private readonly busId = nextBusId++;
   /** One call left: made once, not per call. */
   private readonly settled = (): void => {
     if (--this.inFlight === 0) this.drained?.();
@@ -88,7 +92,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     options: BusOptions = {},
   ) {
     const busName = kind === 'command' ? 'CommandBus' : 'QueryBus';
-    this.busMiddleware = checkMiddleware(options.middleware ?? [], `${busName}: options.middleware`);
+    this.busMiddleware = checkMiddleware(options.middleware ?? [], `${busName}: options.middleware`, kind);
     this.pool = options.pool;
     if (options.metrics !== undefined && typeof options.metrics !== 'boolean') {
       throw new CqrsError('INVALID_REGISTRATION', `${busName}: options.metrics must be a boolean`);
@@ -116,7 +120,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     }
     const middleware = [
       ...this.busMiddleware,
-      ...checkMiddleware(options.middleware ?? [], `${name}: options.middleware`),
+      ...checkMiddleware(options.middleware ?? [], `${name}: options.middleware`, this.kind),
     ];
     const placement = middleware.findIndex(isMetricsPlacement);
     let inline: HandlerFn<Definition> | undefined;
@@ -166,7 +170,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     }
     if (region !== undefined && placement >= 0) middleware[placement] = recordingLayer(region, metricsSlot);
     const outermostSlot = region !== undefined && placement < 0 && !direct ? metricsSlot : -1;
-    const chain = compose(middleware, terminal);
+    const chain = compose(middleware, terminal, this.chainContext(name, definition));
     this.handlers.set(name, {
       definition,
       chain,
@@ -355,10 +359,27 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     return this.recorder;
   }
 
-  private allocateSlot(region: MetricsRegion, name: string): number {
+  /** What a middleware learns of the handler it wraps, with lazy access to its shared-memory slots. */
+  private chainContext(name: string, definition: Definition): ChainContext {
+    const bus = this;
+    return {
+      name,
+      kind: this.kind,
+      definition,
+      shared: {
+        get region() {
+          return bus.useRegion();
+        },
+        handlerSlot: () => this.allocateSlot(this.useRegion(), name),
+        busSlot: () => this.allocateSlot(this.useRegion(), '*', `bus#${this.busId}`),
+      },
+    };
+  }
+
+  private allocateSlot(region: MetricsRegion, name: string, key = `${this.kind}:${name}`): number {
     try {
       // Keyed by kind too: a command and a query may share a name, and both buses may share a region.
-      return region.allocate(`${this.kind}:${name}`);
+      return region.allocate(key);
     } catch (err) {
       throw new CqrsError('INVALID_REGISTRATION', `${name}: ${(err as Error).message}`, {
         cause: err,
@@ -406,12 +427,25 @@ function checkDefinition(definition: Definition, kind: MessageKind): string {
   return definition.name;
 }
 
-function checkMiddleware(list: readonly Middleware[], where: string): readonly Middleware[] {
+function checkMiddleware(
+  list: readonly Middleware[],
+  where: string,
+  kind: MessageKind,
+): readonly Middleware[] {
   if (!Array.isArray(list) || list.some((m) => typeof m !== 'function')) {
     throw new CqrsError(
       'INVALID_REGISTRATION',
       `${where} must be an array of (next) => (call) => Promise functions`,
     );
+  }
+  if (kind === 'command') {
+    const label = list.map(queryOnlyLabel).find((l) => l !== undefined);
+    if (label !== undefined) {
+      throw new CqrsError(
+        'INVALID_REGISTRATION',
+        `${where}: ${label} applies to queries only, not to commands`,
+      );
+    }
   }
   return [...list];
 }

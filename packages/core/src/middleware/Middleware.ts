@@ -1,5 +1,6 @@
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { Definition, MessageKind } from '../messages/Definition.js';
+import type { MetricsRegion } from '../shared/MetricsRegion.js';
 
 /**
  * One call as middleware sees it. Middleware passes a changed copy on (`next({ ...call, signal })`), never
@@ -31,5 +32,26 @@ export interface CallTicket {
 /** The rest of the chain, down to the handler. */
 export type Next = (call: Call) => Promise<unknown>;
 
-/** Wraps the rest of the chain: `(next) => (call) => …`. Applied once, at registration. */
-export type Middleware = (next: Next) => Next;
+/**
+ * Wraps the rest of the chain: `(next) => (call) => …`. Applied once per handler, at registration, with the
+ * handler it wraps as the second argument (most middleware ignore it).
+ */
+export type Middleware = (next: Next, chain: ChainContext) => Next;
+
+/** The handler a middleware is being composed for. */
+export interface ChainContext {
+  readonly name: string;
+  readonly kind: MessageKind;
+  readonly definition: Definition;
+  /** @internal Shared-memory state for the built-in middleware (breaker, limiter). */
+  readonly shared: SharedSlots;
+}
+
+/** @internal Slots in the pool's (or the bus's) shared region, allocated on first use. */
+export interface SharedSlots {
+  readonly region: MetricsRegion;
+  /** This handler's slot: its counters, breaker line and limiter word. */
+  handlerSlot(): number;
+  /** One slot for the whole bus, for state shared by all its handlers (a bus-wide rate limit). */
+  busSlot(): number;
+}
