@@ -2,6 +2,11 @@ export { CommandBus } from './bus/CommandBus.js';
 export type { BusOptions, HandlerFor, RegisterOptions } from './bus/Dispatcher.js';
 export { Dispatcher } from './bus/Dispatcher.js';
 export { QueryBus } from './bus/QueryBus.js';
+export type { CqrsConfig, CqrsConfigInput } from './config/configSchema.js';
+export { configSchema } from './config/configSchema.js';
+export type { CqrsRuntime, CreateFromConfigOptions } from './config/createFromConfig.js';
+export { createFromConfig } from './config/createFromConfig.js';
+export { loadConfig, parseConfig } from './config/loadConfig.js';
 export type { CqrsErrorDetails } from './errors/CqrsError.js';
 export { CqrsError, isCqrsError } from './errors/CqrsError.js';
 export type { ErrorCode } from './errors/codes.js';
@@ -21,10 +26,34 @@ export type {
 } from './messages/Definition.js';
 export { defineCommand } from './messages/defineCommand.js';
 export { defineQuery } from './messages/defineQuery.js';
+export type { CachingMiddleware, CachingOptions } from './middleware/caching.js';
+export { caching } from './middleware/caching.js';
+export type { CircuitBreakerOptions, CircuitStateChange } from './middleware/circuitBreaker.js';
+export { circuitBreaker } from './middleware/circuitBreaker.js';
+export type { ConsoleLogger, ConsoleLoggerOptions } from './middleware/consoleLogger.js';
+export { consoleLogger } from './middleware/consoleLogger.js';
+export type {
+  CallLogLine,
+  LoggedError,
+  Logger,
+  LoggingOptions,
+  LogLevel,
+  LogMethod,
+} from './middleware/logging.js';
+export { logging } from './middleware/logging.js';
 export type { Call, Middleware, Next } from './middleware/Middleware.js';
 export { metrics } from './middleware/metrics.js';
+export type { RateLimitOptions } from './middleware/rateLimit.js';
+export { rateLimit } from './middleware/rateLimit.js';
+export type { RetryOptions } from './middleware/retry.js';
+export { retry } from './middleware/retry.js';
+export type { TimeoutOptions } from './middleware/timeout.js';
+export { timeout } from './middleware/timeout.js';
+export type { ValidationOptions } from './middleware/validation.js';
+export { validation } from './middleware/validation.js';
 export type { WorkerHandlerRef } from './pool/inWorker.js';
 export { inWorker } from './pool/inWorker.js';
 export type { WorkerPoolOptions } from './pool/WorkerPool.js';
 export { WorkerPool } from './pool/WorkerPool.js';
+export type { CircuitState } from './shared/breakerState.js';
 export type { HandlerMetrics, LatencySummary, MetricsSnapshot } from './shared/MetricsRegion.js';

@@ -53,6 +53,14 @@ describe('MetricsRegion', () => {
     expect(region.readHistogram(slot).reduce((sum, n) => sum + n, 0)).toBe(1);
   });
 
+  it('counts a late failure of a call a thread counted, when the main stripe has no execution', () => {
+    const region = new MetricsRegion({ threadStripes: 1 });
+    const slot = region.allocate('Q');
+    region.record(slot, 1, 1_000, false);
+    region.recordLateFailure(slot);
+    expect(region.snapshot().handlers.Q).toMatchObject({ executions: 1, failures: 1 });
+  });
+
   it('keys handlers by name whatever the name', () => {
     const region = new MetricsRegion({ threadStripes: 1 });
     region.recordRefusal(region.allocate('__proto__'));

@@ -168,7 +168,13 @@ export class MetricsRegion extends MetricsView {
       const base = this.layout.stripeWord(slot, stripe);
       // Executions first: `record` adds them last, so whatever is counted here has its latency below.
       const stripeExecutions = readWide(words, base + Stripe.executions);
-      if (stripeExecutions === 0) continue;
+      if (stripeExecutions === 0) {
+        // Fix: `recordLateFailure` puts a failure on the main stripe for a call a thread counted on its own
+        // stripe, so the main stripe can hold failures without executions; skipping it lost them. Only the
+        // main stripe: it is written by this thread alone, so reading it here races with nothing.
+        if (stripe === MAIN_STRIPE) failures += readWide(words, base + Stripe.failures);
+        continue;
+      }
       executions += stripeExecutions;
       failures += readWide(words, base + Stripe.failures);
       sumMicros += readWide(words, base + Stripe.latencySumMicros);

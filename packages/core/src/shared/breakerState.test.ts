@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { type BreakerAcquireResult, BreakerState, type BreakerTicket } from './breakerState.js';
+import {
+  type BreakerAcquireResult,
+  BreakerState,
+  type BreakerTicket,
+  circuitStateAt,
+} from './breakerState.js';
 import { Breaker } from './layout.js';
 import { MetricsRegion } from './MetricsRegion.js';
+import { wallClock } from './wallClock.js';
 
 const options = { failureThreshold: 3, resetAfterMs: 1000, halfOpenProbes: 2 };
 
@@ -234,5 +240,102 @@ describe('BreakerState', () => {
       /options\.resetAfterMs/,
     );
     expect(() => new BreakerState(region.buffer, 99)).toThrow(RangeError);
+  });
+});
+
+describe('BreakerState without allocation (acquire / report / release)', () => {
+  it('encodes tickets as generation << 1 | probe, refusals as −retryAfterMs', () => {
+    const { breaker, at } = setup({ halfOpenProbes: 1 });
+    expect(breaker.acquire()).toBe(0);
+    open(breaker);
+    expect(breaker.takeTransition()).toBeUndefined(); // the opening was reported by onResult
+    expect(breaker.acquire()).toBe(-1000);
+    at(11_000);
+    expect(breaker.acquire()).toBe(2 * 2 + 1);
+    expect(breaker.takeTransition()).toMatchObject({ from: 'open', to: 'half-open', generation: 2 });
+    expect(breaker.takeTransition()).toBeUndefined();
+    expect(breaker.acquire()).toBe(-1000);
+    expect(breaker.report(5, true)).toMatchObject({ from: 'half-open', to: 'closed' });
+  });
+
+  it('reads the clock only when it needs a time', () => {
+    const region = new MetricsRegion({ threadStripes: 1 });
+    const slot = region.allocate('A');
+    let reads = 0;
+    const breaker = new BreakerState(region.buffer, slot, { failureThreshold: 2 }, () => {
+      reads++;
+      return 0;
+    });
+    for (let i = 0; i < 10; i++) breaker.report(breaker.acquire(), true);
+    breaker.report(breaker.acquire(), false);
+    expect(reads).toBe(0);
+    breaker.report(breaker.acquire(), false); // opens: the transition is timed
+    expect(reads).toBe(1);
+  });
+
+  it('gives a probe place back on release, so another call may probe', () => {
+    const { breaker, at } = setup({ halfOpenProbes: 1 });
+    open(breaker);
+    at(11_000);
+    const probe = breaker.acquire();
+    expect(breaker.acquire()).toBeLessThan(0);
+    breaker.release(probe);
+    const second = breaker.acquire();
+    expect(second).toBe(probe);
+    expect(breaker.acquire()).toBeLessThan(0);
+    expect(breaker.report(second, true)).toMatchObject({ to: 'closed' });
+  });
+
+  it('changes nothing when releasing a closed-state ticket or one of a finished round', () => {
+    const { breaker, at } = setup({ halfOpenProbes: 2 });
+    const closedTicket = breaker.acquire();
+    fail(breaker, 2);
+    breaker.release(closedTicket);
+    fail(breaker, 1);
+    expect(breaker.state()).toBe('open');
+    at(11_000);
+    const stale = ticketOf(breaker.tryAcquire());
+    breaker.onResult(ticketOf(breaker.tryAcquire()), false); // reopens
+    at(12_000);
+    const fresh = [ticketOf(breaker.tryAcquire()), ticketOf(breaker.tryAcquire())];
+    breaker.release(stale); // must not free a place of the new round
+    expect(breaker.tryAcquire().admitted).toBe(false);
+    for (const ticket of fresh) breaker.onResult(ticket, true);
+    expect(breaker.state()).toBe('closed');
+  });
+});
+
+describe('circuitStateAt', () => {
+  function wallBreaker(resetAfterMs: number) {
+    const region = new MetricsRegion({ threadStripes: 1 });
+    const slot = region.allocate('A');
+    const breaker = new BreakerState(region.buffer, slot, { failureThreshold: 1, resetAfterMs });
+    const ints = new Int32Array(region.buffer);
+    const index = region.layout.breakerWord(slot) + Breaker.state;
+    return { region, breaker, read: (now?: number) => circuitStateAt(ints, index, now) };
+  }
+
+  it('reads an open breaker past its reset time as half-open, before any call moved it', () => {
+    const { breaker, read } = wallBreaker(1000);
+    const openedAt = wallClock();
+    breaker.report(breaker.acquire(), false, openedAt);
+    expect(read(openedAt + 999)).toBe('open');
+    expect(read(openedAt + 1000.001)).toBe('half-open');
+    expect(breaker.state()).toBe('open');
+  });
+
+  it('shows it in snapshots once resetAfterMs has passed on the wall clock', async () => {
+    const { region, breaker } = wallBreaker(30);
+    breaker.report(breaker.acquire(), false);
+    expect(region.snapshot().handlers.A?.circuit).toBe('open');
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(region.snapshot().handlers.A?.circuit).toBe('half-open');
+  });
+
+  it('reads as stored for a breaker on an injected clock, whose times it cannot compare', () => {
+    const { region, slot, breaker } = setup();
+    open(breaker);
+    const ints = new Int32Array(region.buffer);
+    expect(circuitStateAt(ints, region.layout.breakerWord(slot) + Breaker.state, 1e15)).toBe('open');
   });
 });

@@ -16,6 +16,10 @@
  * already counting in the new round, and one made before it could not know it would win. A thread holding
  * a stale read never overwrites a newer round's word (the tag compares newer), and tags repeat only after
  * 65,536 transitions, far more than a thread can sleep through between one load and its CAS.
+ *
+ * Hot-path callers (the circuitBreaker middleware) use `acquire` / `report` / `release`, which pass the ticket
+ * as one integer (`generation << 1 | probe`) and allocate nothing unless the breaker moves; `tryAcquire` and
+ * `onResult` are the same logic with object results.
  */
 import { Breaker, RegionLayout } from './layout.js';
 import { type Clock, wallClock } from './wallClock.js';
@@ -65,10 +69,43 @@ const STATE_MASK = 3;
 const GENERATION_MASK = 0x1fff_ffff;
 const COUNT_MASK = 0xffff;
 const TAG_MASK = 0xffff;
+// Set in the until tag by a breaker whose clock is not the wall clock: a snapshot, which reads the wall
+// clock, cannot compare its open-until time. Bit 30 is above any generation and keeps the word positive.
+const FOREIGN_CLOCK = 1 << 30;
 
-/** The state recorded in a breaker state word (for snapshots; no options needed). @internal */
-export function circuitStateAt(ints: Int32Array, index: number): CircuitState {
-  return STATES[Atomics.load(ints, index) & STATE_MASK] ?? 'closed';
+/**
+ * The state of a breaker state word, for snapshots (no options needed). An open breaker whose open-until
+ * time has passed (by `now`, wall-clock ms) reads as 'half-open': the next call will probe, though no call has
+ * moved the stored word yet. One opened by a breaker on an injected clock reads as stored.
+ * @internal
+ */
+export function circuitStateAt(ints: Int32Array, index: number, now: number = wallClock()): CircuitState {
+  for (;;) {
+    const word = Atomics.load(ints, index);
+    const state = word & STATE_MASK;
+    if (state !== OPEN) return STATES[state] ?? 'closed';
+    // Unpublished yet (the breaker just opened) or published on another clock: report what is stored.
+    if (Atomics.load(ints, index + Breaker.untilTag) !== word >>> 2) return 'open';
+    const until = new BigInt64Array(ints.buffer, ints.byteOffset + index * 4 + Breaker.untilMicrosByte, 1);
+    const openForMs = Number(Atomics.load(until, 0)) / 1000 - now;
+    // The time is that generation's only while the state word still holds it (a later opening rewrites it).
+    if (Atomics.load(ints, index) === word) return openForMs > 0 ? 'open' : 'half-open';
+  }
+}
+
+/**
+ * Checks breaker options and fills in the defaults.
+ * @throws TypeError naming the option out of range.
+ * @internal
+ */
+export function breakerSettings(options: BreakerOptions): Required<BreakerOptions> {
+  const failureThreshold = integerOption('failureThreshold', options.failureThreshold ?? 5);
+  const halfOpenProbes = integerOption('halfOpenProbes', options.halfOpenProbes ?? 1);
+  const resetAfterMs = options.resetAfterMs ?? 30_000;
+  if (!(typeof resetAfterMs === 'number' && resetAfterMs > 0 && Number.isFinite(resetAfterMs))) {
+    throw new TypeError(`options.resetAfterMs must be a positive number of ms, got ${String(resetAfterMs)}`);
+  }
+  return { failureThreshold, resetAfterMs, halfOpenProbes };
 }
 
 /** One handler's breaker, usable from any thread holding the region's buffer. @internal */
@@ -80,6 +117,12 @@ export class BreakerState {
   private readonly bigs: BigInt64Array;
   private readonly stateIndex: number;
   private readonly untilIndex: number;
+  /** What a refused half-open call is told to wait: resetAfterMs in whole ms. */
+  private readonly probeWaitMs: number;
+  /** `FOREIGN_CLOCK` unless this breaker runs on the wall clock. */
+  private readonly clockFlag: number;
+  /** The transition the last `acquire` made, until taken. */
+  private transition: BreakerTransition | undefined;
 
   /**
    * @param buffer the metrics region's buffer; `slot` must already be allocated in it.
@@ -91,12 +134,12 @@ export class BreakerState {
     options: BreakerOptions = {},
     private readonly clock: Clock = wallClock,
   ) {
-    this.failureThreshold = integerOption('failureThreshold', options.failureThreshold ?? 5);
-    this.halfOpenProbes = integerOption('halfOpenProbes', options.halfOpenProbes ?? 1);
-    this.resetAfterMs = options.resetAfterMs ?? 30_000;
-    if (!(this.resetAfterMs > 0 && Number.isFinite(this.resetAfterMs))) {
-      throw new TypeError(`options.resetAfterMs must be a positive number of ms, got ${this.resetAfterMs}`);
-    }
+    const settings = breakerSettings(options);
+    this.failureThreshold = settings.failureThreshold;
+    this.halfOpenProbes = settings.halfOpenProbes;
+    this.resetAfterMs = settings.resetAfterMs;
+    this.probeWaitMs = Math.ceil(this.resetAfterMs);
+    this.clockFlag = clock === wallClock ? 0 : FOREIGN_CLOCK;
     const layout = RegionLayout.of(buffer);
     if (!(Number.isInteger(slot) && slot >= 0 && slot < layout.slotsIn(buffer.byteLength))) {
       throw new RangeError(`slot ${slot} is not allocated in this region`);
@@ -124,18 +167,35 @@ export class BreakerState {
    * than `halfOpenProbes` were issued this round, across all threads; otherwise refused with
    * `retryAfterMs = resetAfterMs` (the probes' outcome is not known yet).
    */
-  tryAcquire(now: number = this.clock()): BreakerAcquireResult {
+  tryAcquire(now?: number): BreakerAcquireResult {
+    const decision = this.acquire(now);
+    const transition = this.takeTransition();
+    if (decision < 0) {
+      return transition === undefined
+        ? { admitted: false, retryAfterMs: -decision }
+        : { admitted: false, retryAfterMs: -decision, transition };
+    }
+    const ticket = { generation: decision >>> 1, probe: (decision & 1) === 1 };
+    return transition === undefined ? { admitted: true, ticket } : { admitted: true, ticket, transition };
+  }
+
+  /**
+   * `tryAcquire` without allocation: an admitted call gets its ticket as `generation << 1 | probe` (≥ 0), a
+   * refused one `-retryAfterMs` (≤ −1). A transition this call made is kept for `takeTransition`. The clock
+   * is read only when the breaker is open (`now` omitted).
+   */
+  acquire(now: number = Number.NaN): number {
     const ints = this.ints;
-    let transition: BreakerTransition | undefined;
     for (;;) {
       const word = Atomics.load(ints, this.stateIndex);
       const generation = word >>> 2;
       const state = word & STATE_MASK;
-      if (state === CLOSED) return admitted(generation, false, transition);
+      if (state === CLOSED) return generation * 2;
       if (state === OPEN) {
+        if (Number.isNaN(now)) now = this.clock();
         const waitMs = this.openFor(generation, now);
-        if (waitMs > 0) return refused(Math.ceil(waitMs), transition);
-        transition = this.advance(word, HALF_OPEN, now) ?? transition;
+        if (waitMs > 0) return -Math.ceil(waitMs);
+        this.transition = this.advance(word, HALF_OPEN, now) ?? this.transition;
         continue;
       }
       const probes = this.stateIndex + Breaker.probes;
@@ -144,13 +204,20 @@ export class BreakerState {
       // A newer round's counter: this generation is over, and the state word will say so.
       if (round > 0) continue;
       const issued = round === 0 ? issuedWord & COUNT_MASK : 0;
-      if (issued >= this.halfOpenProbes) return refused(this.resetAfterMs, transition);
+      if (issued >= this.halfOpenProbes) return -this.probeWaitMs;
       if (Atomics.compareExchange(ints, probes, issuedWord, pack(generation, issued + 1)) !== issuedWord)
         continue;
       // The probe counts only if the round was still on when it was taken; generations never repeat a
       // word, so an unchanged word means it was on throughout. Otherwise it went to a dead round: harmless.
-      if (Atomics.load(ints, this.stateIndex) === word) return admitted(generation, true, transition);
+      if (Atomics.load(ints, this.stateIndex) === word) return generation * 2 + 1;
     }
+  }
+
+  /** The transition the last `acquire` made (once; then undefined until another is made). */
+  takeTransition(): BreakerTransition | undefined {
+    const transition = this.transition;
+    if (transition !== undefined) this.transition = undefined;
+    return transition;
   }
 
   /**
@@ -158,13 +225,14 @@ export class BreakerState {
    * ends the failure run, the `failureThreshold`-th consecutive failure opens. Half-open: any failure
    * reopens, the last of `halfOpenProbes` successes closes. Returns the transition this result caused.
    */
-  onResult(
-    ticket: BreakerTicket,
-    success: boolean,
-    now: number = this.clock(),
-  ): BreakerTransition | undefined {
+  onResult(ticket: BreakerTicket, success: boolean, now?: number): BreakerTransition | undefined {
+    return this.report(ticket.generation * 2 + (ticket.probe ? 1 : 0), success, now);
+  }
+
+  /** `onResult` for a ticket from `acquire`. The clock is read only for a transition (`now` omitted). */
+  report(ticket: number, success: boolean, now: number = Number.NaN): BreakerTransition | undefined {
     const word = Atomics.load(this.ints, this.stateIndex);
-    const generation = ticket.generation;
+    const generation = ticket >>> 1;
     if (word >>> 2 !== generation) return undefined;
     const state = word & STATE_MASK;
     if (state === CLOSED) {
@@ -173,20 +241,48 @@ export class BreakerState {
         return undefined;
       }
       const failures = this.count(this.stateIndex + Breaker.failures, generation);
-      return failures >= this.failureThreshold ? this.advance(word, OPEN, now) : undefined;
+      if (failures < this.failureThreshold) return undefined;
+      return this.advance(word, OPEN, Number.isNaN(now) ? this.clock() : now);
     }
     if (state === HALF_OPEN) {
-      if (!success) return this.advance(word, OPEN, now);
+      if (!success) return this.advance(word, OPEN, Number.isNaN(now) ? this.clock() : now);
       const successes = this.count(this.stateIndex + Breaker.successes, generation);
-      return successes >= this.halfOpenProbes ? this.advance(word, CLOSED, now) : undefined;
+      if (successes < this.halfOpenProbes) return undefined;
+      return this.advance(word, CLOSED, Number.isNaN(now) ? this.clock() : now);
     }
     return undefined;
+  }
+
+  /**
+   * Hands back an admitted call that ended neither in success nor in a counted failure (the caller aborted,
+   * its input was invalid, …): it changes no count, and a half-open probe's place is given back, so another
+   * call may probe in its stead — otherwise the round could never collect its `halfOpenProbes` results and
+   * the breaker would stay half-open for good. Accepts a ticket from `acquire` or `tryAcquire`.
+   */
+  release(ticket: number | BreakerTicket): void {
+    const word = typeof ticket === 'number' ? ticket : ticket.generation * 2 + (ticket.probe ? 1 : 0);
+    if ((word & 1) === 0) return;
+    const generation = word >>> 1;
+    const ints = this.ints;
+    const probes = this.stateIndex + Breaker.probes;
+    for (;;) {
+      // The round is over: nothing to give back. Should it end between this load and the CAS below, the
+      // decrement lands on a dead round's counter, which the next round replaces by its tag.
+      if (Atomics.load(ints, this.stateIndex) >>> 2 !== generation) return;
+      const issuedWord = Atomics.load(ints, probes);
+      if (roundOf(issuedWord, generation) !== 0) return;
+      const issued = issuedWord & COUNT_MASK;
+      if (issued === 0) return;
+      if (Atomics.compareExchange(ints, probes, issuedWord, pack(generation, issued - 1)) === issuedWord)
+        return;
+    }
   }
 
   /** Milliseconds an open breaker of `generation` still refuses calls (≤ 0 when it may half-open). */
   private openFor(generation: number, now: number): number {
     // The winner of the opening CAS publishes the time after its CAS; until then the breaker just opened.
-    if (Atomics.load(this.ints, this.stateIndex + Breaker.untilTag) !== generation) return this.resetAfterMs;
+    const tag = Atomics.load(this.ints, this.stateIndex + Breaker.untilTag) & GENERATION_MASK;
+    if (tag !== generation) return this.resetAfterMs;
     return Number(Atomics.load(this.bigs, this.untilIndex)) / 1000 - now;
   }
 
@@ -198,7 +294,7 @@ export class BreakerState {
     }
     if (state === OPEN) {
       Atomics.store(this.bigs, this.untilIndex, BigInt(Math.round((now + this.resetAfterMs) * 1000)));
-      Atomics.store(this.ints, this.stateIndex + Breaker.untilTag, generation);
+      Atomics.store(this.ints, this.stateIndex + Breaker.untilTag, generation | this.clockFlag);
     }
     return {
       from: STATES[word & STATE_MASK] ?? 'closed',
@@ -232,21 +328,6 @@ export class BreakerState {
   }
 }
 
-function admitted(
-  generation: number,
-  probe: boolean,
-  transition: BreakerTransition | undefined,
-): BreakerAcquireResult {
-  const ticket = { generation, probe };
-  return transition === undefined ? { admitted: true, ticket } : { admitted: true, ticket, transition };
-}
-
-function refused(retryAfterMs: number, transition: BreakerTransition | undefined): BreakerAcquireResult {
-  return transition === undefined
-    ? { admitted: false, retryAfterMs }
-    : { admitted: false, retryAfterMs, transition };
-}
-
 /** A round counter word: the generation's low 16 bits, then the count. */
 function pack(generation: number, count: number): number {
   return ((generation & TAG_MASK) << 16) | count;
@@ -260,7 +341,7 @@ function roundOf(word: number, generation: number): number {
 
 function integerOption(name: string, value: number): number {
   if (!(Number.isInteger(value) && value >= 1 && value <= COUNT_MASK)) {
-    throw new TypeError(`options.${name} must be an integer from 1 to ${COUNT_MASK}, got ${value}`);
+    throw new TypeError(`options.${name} must be an integer from 1 to ${COUNT_MASK}, got ${String(value)}`);
   }
   return value;
 }

@@ -1,0 +1,129 @@
+import { CqrsError } from '../errors/CqrsError.js';
+import { abortError } from '../util/abortError.js';
+import type { Middleware } from './Middleware.js';
+
+/** Options of {@link timeout}. */
+export interface TimeoutOptions {
+  /**
+   * How long a timed-out worker handler may go on before its thread is terminated and replaced, in ms.
+   * Default: the pool's `cancelGraceMs` (or that of a `timeout` further out).
+   */
+  graceMs?: number;
+}
+
+// setTimeout fires at once (with a warning) for a delay above 2^31 − 1 ms.
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+/**
+ * Bounds each call to `ms` milliseconds. At `ms` the caller gets `TIMEOUT`, and everything inside this
+ * middleware is told: the signal it passes on aborts with that `TIMEOUT` error as its reason.
+ *
+ * - A **worker handler** sees `ctx.signal` abort and `ctx.isCancelled()` turn true (the pool's shared
+ *   cancel flag; a thread learns only that its call was cancelled, so there `ctx.signal.reason` is an
+ *   `ABORTED` CqrsError). If it is still running `graceMs` later, its thread is terminated and replaced: even
+ *   a runaway synchronous loop cannot hold a thread for ever. A nested call (made by a handler in a thread)
+ *   runs on its caller's thread, which is not terminated: it is only told.
+ * - An **inline handler** (main thread) cannot be stopped from outside: it is told through `ctx.signal`
+ *   (aborted with the `TIMEOUT` error as reason) and `ctx.isCancelled()`; the caller is released with
+ *   `TIMEOUT` at `ms`, and whatever the handler does after that is ignored. Inline handlers that may run
+ *   long should watch `ctx.signal`.
+ *
+ * The caller's own abort still yields `ABORTED`, not `TIMEOUT`. The timer is cleared as soon as the call
+ * settles; none is left behind. Placement: `timeout` inside `retry` bounds each attempt (a timed-out
+ * attempt is retried); `timeout` outside `retry` bounds the whole sequence, waits included.
+ *
+ * @example
+ * ```ts
+ * queries.registerHandler(Report, inWorker(url, 'report'), { middleware: [timeout(2_000, { graceMs: 500 })] });
+ * ```
+ * @param ms the deadline in milliseconds: a finite number > 0 (at most 2^31 − 1).
+ * @throws CqrsError `INVALID_REGISTRATION` (at once) when `ms` or `options.graceMs` is out of range.
+ * @returns a middleware whose calls reject with CqrsError `TIMEOUT` (with `handler`) at `ms`, or `ABORTED`
+ * when the caller's signal aborts first.
+ */
+export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0 || ms > MAX_DELAY_MS) {
+    throw new CqrsError(
+      'INVALID_REGISTRATION',
+      `timeout: ms must be a finite number > 0 and <= ${MAX_DELAY_MS}, got ${String(ms)}`,
+    );
+  }
+  const { graceMs } = options;
+  if (
+    graceMs !== undefined &&
+    (typeof graceMs !== 'number' || !Number.isFinite(graceMs) || graceMs < 0 || graceMs > MAX_DELAY_MS)
+  ) {
+    throw new CqrsError(
+      'INVALID_REGISTRATION',
+      `timeout: options.graceMs must be a finite number >= 0 and <= ${MAX_DELAY_MS}, got ${String(graceMs)}`,
+    );
+  }
+  return (next, chain) => {
+    const name = chain.name;
+    return (call) => {
+      const outer = call.signal;
+      // Nothing to bound: the rest of the chain refuses an aborted call with ABORTED itself.
+      if (outer?.aborted === true) return next(call);
+      // An AbortController fed by a listener rather than `AbortSignal.any`: the listener is removed when the
+      // call settles, so a long-lived caller signal shared by many calls holds nothing of finished ones (on
+      // Node 20, `AbortSignal.any` keeps dependants registered on its sources until they are collected).
+      const controller = new AbortController();
+      return new Promise<unknown>((resolve, reject) => {
+        let pending: Promise<unknown>;
+        let done = false;
+        // Whether the handler's terminal had counted this call when the caller was released early (a
+        // claimed ticket, see recordingLayer.ts). Read then: once the call settles, the layer claims it too.
+        let countedInside = false;
+        const finish = (): boolean => {
+          if (done) return false;
+          done = true;
+          clearTimeout(timer);
+          outer?.removeEventListener('abort', onOuterAbort);
+          return true;
+        };
+        const onOuterAbort = (): void => {
+          // The reason passes on unchanged: inside, the call fails exactly as it would without this middleware.
+          controller.abort((outer as AbortSignal).reason);
+          // Released here as well, in case something inside does not watch the signal.
+          if (finish()) {
+            countedInside = call.ticket?.claimed === true;
+            reject(abortError(outer as AbortSignal, name));
+          }
+        };
+        // Not unref'd: the timer is what settles this call if nothing inside watches the signal, and it is
+        // always cleared when the call settles, so it never outlives its call.
+        const timer = setTimeout(() => {
+          const err = new CqrsError('TIMEOUT', `${name}: timed out after ${ms} ms`, { handler: name });
+          // First the inside (the handler's terminal settles with this same error and counts the attempt), then
+          // the caller, who is released at `ms` even if something inside does not watch the signal.
+          controller.abort(err);
+          if (finish()) {
+            countedInside = call.ticket?.claimed === true;
+            reject(err);
+          }
+        }, ms);
+        outer?.addEventListener('abort', onOuterAbort, { once: true });
+        try {
+          pending = next({
+            ...call,
+            signal: controller.signal,
+            cancelGraceMs: graceMs ?? call.cancelGraceMs,
+          });
+        } catch (err) {
+          pending = Promise.reject(err);
+        }
+        pending.then(
+          (value) => {
+            if (finish()) resolve(value);
+            // A success after the caller was released with a failure: a worker handler that finished just as
+            // the timeout landed (the pool lets such an outcome stand), counted a success by its thread.
+            else if (countedInside) chain.shared.region.recordLateFailure(chain.shared.handlerSlot());
+          },
+          (err: unknown) => {
+            if (finish()) reject(err);
+          },
+        );
+      });
+    };
+  };
+}

@@ -1,0 +1,112 @@
+import { Writable } from 'node:stream';
+import type { CqrsRuntime } from '@cqrs-pool/core';
+import { createFromConfig, defineQuery, inWorker, isCqrsError, loadConfig } from '@cqrs-pool/core';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Square } from './fixtures/messages.js';
+import { fixtureUrl } from './fixtureUrl.js';
+import { rejectionWith } from './rejectionWith.js';
+
+const configs = new URL('../configs/', import.meta.url);
+const Lookup = defineQuery('Lookup', { input: z.object({ id: z.number().int() }), output: z.number() });
+const Slow = defineQuery('Slow', { input: z.object({}) });
+
+let runtime: CqrsRuntime | undefined;
+afterEach(async () => {
+  await runtime?.close();
+  runtime = undefined;
+});
+
+function capture(): { logger: pino.Logger; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      chunks.push(chunk.toString());
+      done();
+    },
+  });
+  const logger = pino({ level: 'info' }, stream);
+  const lines = () =>
+    chunks
+      .join('')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { logger, lines };
+}
+
+describe('createFromConfig', () => {
+  it('builds a working pool and buses from the shipped test config', async () => {
+    runtime = createFromConfig(await loadConfig(new URL('test.json', configs)));
+    const { commands, queries, pool } = runtime;
+    expect(pool.threads).toBe(1);
+    commands.registerHandler(Square, inWorker(fixtureUrl('handlers'), 'square'));
+    queries.registerHandler(Lookup, ({ id }) => id * 10);
+    await commands.ready();
+    await expect(commands.execute(Square, { n: 7 })).resolves.toBe(49);
+    await expect(queries.execute(Lookup, { id: 4 })).resolves.toBe(40);
+    // validation is on in the test config: the handler never sees a bad input
+    await rejectionWith(queries.execute('Lookup', { id: 1.5 }), 'VALIDATION');
+    expect(commands.getMetrics().handlers.Square?.executions).toBe(1);
+  });
+
+  it('applies the bus timeout from the file', async () => {
+    runtime = createFromConfig({ pool: { threads: 1 }, query_bus: { timeout_ms: 50, enable_retry: false } });
+    runtime.queries.registerHandler(Slow, () => new Promise((resolve) => setTimeout(resolve, 1000)));
+    const started = performance.now();
+    await rejectionWith(runtime.queries.execute(Slow, {}), 'TIMEOUT');
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('caches queries and exposes the cache for invalidation', async () => {
+    runtime = createFromConfig({ pool: { threads: 1 }, middleware: { caching: { ttl_ms: 60_000 } } });
+    let runs = 0;
+    runtime.queries.registerHandler(Lookup, ({ id }) => {
+      runs++;
+      return id;
+    });
+    await runtime.queries.execute(Lookup, { id: 1 });
+    await runtime.queries.execute(Lookup, { id: 1 });
+    expect(runs).toBe(1);
+    runtime.cache?.invalidate(Lookup, { id: 1 });
+    await runtime.queries.execute(Lookup, { id: 1 });
+    expect(runs).toBe(2);
+  });
+
+  it('opens the circuit after the configured failures', async () => {
+    runtime = createFromConfig({
+      pool: { threads: 1 },
+      query_bus: { enable_retry: false },
+      middleware: { circuit_breaker: { enabled: true, failure_threshold: 2, reset_after_ms: 60_000 } },
+    });
+    runtime.queries.registerHandler(Lookup, () => {
+      throw new Error('down');
+    });
+    await rejectionWith(runtime.queries.execute(Lookup, { id: 1 }), 'HANDLER_FAILED');
+    await rejectionWith(runtime.queries.execute(Lookup, { id: 1 }), 'HANDLER_FAILED');
+    await rejectionWith(runtime.queries.execute(Lookup, { id: 1 }), 'CIRCUIT_OPEN');
+    expect(runtime.queries.getMetrics().handlers.Lookup?.circuit).toBe('open');
+  });
+
+  it('logs through the given logger, without the input, and not at all without one', async () => {
+    const { logger, lines } = capture();
+    runtime = createFromConfig({ pool: { threads: 1 } }, { logger });
+    runtime.queries.registerHandler(Lookup, ({ id }) => id);
+    await runtime.queries.execute(Lookup, { id: 42 }, { metadata: { correlationId: 'c-9' } });
+    const line = lines().find((l) => l.handler === 'Lookup');
+    expect(line).toMatchObject({ outcome: 'ok', correlationId: 'c-9' });
+    expect(JSON.stringify(line)).not.toContain('42');
+  });
+
+  it('refuses a bad config, naming the field, before it starts any thread', () => {
+    let err: unknown;
+    try {
+      createFromConfig({ middleware: { retry: { max_retries: -1 } } });
+    } catch (e) {
+      err = e;
+    }
+    expect(isCqrsError(err, 'INVALID_REGISTRATION')).toBe(true);
+    expect((err as Error).message).toContain('middleware.retry.max_retries');
+  });
+});
