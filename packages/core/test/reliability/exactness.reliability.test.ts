@@ -1,0 +1,154 @@
+/**
+ * Exactness under load: tens of thousands of mixed calls — inline and on two pool threads, some failing on
+ * purpose, some outlived by `timeout()`, some aborted by their caller — with a seeded plan. Every promise
+ * settles exactly once, each with an outcome its plan allows, and `getMetrics()` equals the ground truth
+ * the callers saw: executions = calls, failures = rejections. `CQRS_SOAK=1` adds a 1M-call run. Runs
+ * against the built package and fixtures (`node build.mjs --fast` first).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ErrorCode } from '@cqrs-pool/core';
+import { CommandBus, defineCommand, inWorker, isCqrsError, timeout, WorkerPool } from '@cqrs-pool/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Work } from '../fixtures/reliabilityMessages.js';
+import { fixtureUrl } from '../fixtureUrl.js';
+
+const handlers = fixtureUrl('reliabilityHandlers');
+const WorkInline = defineCommand('WorkInline', { input: Work.input, output: Work.output });
+const timeoutMs = 10;
+let pool: WorkerPool | undefined;
+
+afterEach(async () => {
+  await pool?.close();
+  pool = undefined;
+});
+
+/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+interface Report {
+  calls: number;
+  rejections: number;
+  byCode: Partial<Record<ErrorCode | 'ok', number>>;
+  ms: number;
+}
+
+async function run(total: number, seed: number, window: number): Promise<Report> {
+  // A queue bound a few windows deep: calls aborted or timed out while queued must leave the queue at once,
+  // or their dead entries fill it and live calls get OVERLOADED (found by this test, fixed in WorkerPool).
+  const p = new WorkerPool({ threads: 2, maxQueue: window * 2 });
+  pool = p;
+  const commands = new CommandBus({ pool: p, middleware: [timeout(timeoutMs, { graceMs: 500 })] });
+  commands.registerHandler(Work, inWorker(handlers, 'work'));
+  commands.registerHandler(WorkInline, async ({ i, fail, delayMs }) => {
+    if (delayMs > 0) await sleep(delayMs);
+    if (fail) throw new Error(`work ${i} failed on purpose`);
+    return i;
+  });
+  await commands.ready();
+  const random = prng(seed);
+  const settles = new Uint8Array(total);
+  const byCode: Report['byCode'] = {};
+  let rejections = 0;
+  let unexpected: string | undefined;
+  const started = performance.now();
+
+  const one = (i: number): Promise<void> => {
+    const inWorkerThread = random() < 0.3;
+    const fail = random() < 0.1;
+    // Worker calls occupy a thread while they wait, so fewer of them wait, and for less.
+    const r = random();
+    const delayMs = inWorkerThread
+      ? r < 0.003
+        ? timeoutMs + 8
+        : r < 0.015
+          ? 1 + Math.floor(random() * 3)
+          : 0
+      : r < 0.02
+        ? timeoutMs + 8
+        : r < 0.1
+          ? 1 + Math.floor(random() * 5)
+          : 0;
+    const abortAt = random() < 0.03 ? Math.floor(random() * 4) : -1;
+    let signal: AbortSignal | undefined;
+    if (abortAt >= 0) {
+      const controller = new AbortController();
+      signal = controller.signal;
+      if (abortAt === 0) queueMicrotask(() => controller.abort());
+      else setTimeout(() => controller.abort(), abortAt - 1);
+    }
+    const def = inWorkerThread ? Work : WorkInline;
+    const allowed: (ErrorCode | 'ok')[] = [fail ? 'HANDLER_FAILED' : 'ok'];
+    if (delayMs > timeoutMs) allowed.push('TIMEOUT');
+    else if (delayMs > 0) allowed.push('TIMEOUT'); // a busy thread or event loop can push any wait past 10 ms
+    if (inWorkerThread) allowed.push('TIMEOUT'); // waiting for a thread counts against the deadline too
+    if (signal !== undefined) allowed.push('ABORTED');
+    const check = (outcome: ErrorCode | 'ok'): void => {
+      settles[i] = (settles[i] ?? 0) + 1;
+      byCode[outcome] = (byCode[outcome] ?? 0) + 1;
+      if (!allowed.includes(outcome) && unexpected === undefined) {
+        unexpected = `call ${i} (${def.name}, fail ${fail}, delay ${delayMs}, abort ${abortAt}) settled ${outcome}`;
+      }
+    };
+    return commands.execute(def, { i, fail, delayMs }, signal === undefined ? undefined : { signal }).then(
+      (value) => check(value === i ? 'ok' : ('HANDLER_FAILED' as const)),
+      (err: unknown) => {
+        rejections++;
+        check(isCqrsError(err) ? err.code : ('NOT_A_CQRS_ERROR' as ErrorCode));
+      },
+    );
+  };
+
+  // At most `window` calls in flight: the next starts when one settles.
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < total) await one(next++);
+  };
+  await Promise.all(Array.from({ length: window }, lane));
+  const ms = performance.now() - started;
+  // Give any second settlement a chance to show.
+  await sleep(20);
+
+  expect(unexpected).toBeUndefined();
+  expect(settles.every((n) => n === 1)).toBe(true);
+  const metrics = commands.getMetrics();
+  expect({ executions: metrics.executions, failures: metrics.failures, inFlight: metrics.inFlight }).toEqual({
+    executions: total,
+    failures: rejections,
+    inFlight: 0,
+  });
+  expect(commands.pending).toBe(0);
+  await commands.close();
+  await p.close();
+  expect(p.inFlight).toBe(0);
+  return { calls: total, rejections, byCode, ms: Math.round(ms) };
+}
+
+describe('exactness under load', () => {
+  it('50k mixed calls (inline and 2 threads, failures, timeouts, aborts): each settles once, metrics exact', async () => {
+    const report = await run(50_000, 0xc0ffee, 256);
+    // The plan must actually exercise every path.
+    expect(report.byCode.ok).toBeGreaterThan(30_000);
+    expect(report.byCode.HANDLER_FAILED).toBeGreaterThan(3_000);
+    expect(report.byCode.TIMEOUT).toBeGreaterThan(100);
+    expect(report.byCode.ABORTED).toBeGreaterThan(100);
+    console.log(`exactness: ${JSON.stringify(report)}`);
+  }, 30_000);
+
+  it.skipIf(!process.env.CQRS_SOAK)(
+    'soak: 1M mixed calls, each settles once, metrics exact',
+    async () => {
+      const report = await run(1_000_000, Number(process.env.CQRS_SOAK_SEED ?? 7), 512);
+      console.log(`soak: ${JSON.stringify(report)}`);
+    },
+    1_800_000,
+  );
+});
