@@ -10,6 +10,7 @@ import { CancelFlags, CancelResult, DONE, FAILED } from '../shared/CancelFlags.j
 import { MetricsRegion } from '../shared/MetricsRegion.js';
 import { ModuleTable } from '../shared/ModuleTable.js';
 import { abortError } from '../util/abortError.js';
+import { safeString } from '../util/safeString.js';
 import { BusDirectory } from './BusDirectory.js';
 import type { HelloMessage, PoolWorkerData, TaskMessage, TaskOutcome } from './protocol.js';
 import { HELLO } from './protocol.js';
@@ -83,7 +84,7 @@ export class WorkerPool {
   private readonly cancelFlags: CancelFlags;
   private readonly links: ThreadLinks;
   private readonly cancelGraceMs: number;
-  private readonly maxQueue: number;
+  private readonly queueLimit: number;
   private running = 0;
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -98,7 +99,7 @@ export class WorkerPool {
       );
     }
     const maxQueue = positiveInt('maxQueue', options.maxQueue ?? 10_000, 0);
-    this.maxQueue = maxQueue;
+    this.queueLimit = maxQueue;
     const perThread = positiveInt('concurrentTasksPerThread', options.concurrentTasksPerThread ?? 1, 1);
     this.cancelGraceMs = positiveInt('cancelGraceMs', options.cancelGraceMs ?? 1000, 0);
     const idleTimeout = positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? 60_000, 0);
@@ -120,6 +121,11 @@ export class WorkerPool {
       concurrentTasksPerWorker: perThread,
       // The default queue re-queues a task it cannot place at the back, which wrecks tail latency under load.
       stricterFIFO: true,
+      // piscina's default ('sync') parks an idle thread in a blocking Atomics.wait, which freezes its event
+      // loop between tasks: a timer or promise a handler left behind then runs during some later task on that
+      // thread, and if it throws, that innocent call fails with WORKER_CRASHED (and onThreadError never
+      // hears of it). 'async' waits with Atomics.waitAsync, so leftovers run, and die, between tasks.
+      atomics: 'async',
       workerData,
       ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
     });
@@ -143,12 +149,17 @@ export class WorkerPool {
     return this.piscina.queueSize;
   }
 
+  /** Calls that may wait for a thread (`options.maxQueue`); one more is refused with `OVERLOADED`. */
+  get maxQueue(): number {
+    return this.queueLimit;
+  }
+
   /** Share of thread capacity used since the pool started, 0…1. */
   get utilization(): number {
     return this.piscina.utilization;
   }
 
-  /** Handler executions on threads now, including cancelled ones still inside their grace period. */
+  /** Calls handed to the pool and not finished there: queued and running, including cancelled ones still inside their grace period. */
   get inFlight(): number {
     return this.running;
   }
@@ -208,7 +219,7 @@ export class WorkerPool {
     // be cancelled) waits in a second queue it does not count. Tasks waiting means no thread is free, so this
     // one would wait too: refuse it here, as piscina does for the others. Nested tasks never queue.
     const queued = task.originThread === undefined ? this.piscina.queueSize : 0;
-    if (queued > 0 && queued >= this.maxQueue) {
+    if (queued > 0 && queued >= this.queueLimit) {
       return Promise.reject(
         new CqrsError('OVERLOADED', `${task.name}: the pool's queue is full`, { handler: task.name }),
       );
@@ -243,7 +254,7 @@ export class WorkerPool {
         (err: unknown) => {
           this.settleLostCount(slot, task);
           this.cancelFlags.release(slot);
-          throw threadFailure(err, task.name);
+          throw threadFailure(err, task);
         },
       );
     }
@@ -257,8 +268,13 @@ export class WorkerPool {
         if (found === CancelResult.done) return;
         settled = true;
         reject(abortError(signal, task.name));
-        // Queued: the thread will skip it when it gets there. Running: it may stop by itself in time.
-        if (found === CancelResult.running && kill !== undefined) {
+        // Queued: take it out of piscina's queue now. Left there (the thread would skip it when it got there),
+        // abandoned tasks pile up when callers time out faster than threads drain, filling maxQueue with dead
+        // entries: live calls then get OVERLOADED. piscina drops a task it has not posted at no cost; in the
+        // rare window where it was posted but not yet started, it terminates that thread, which is replaced.
+        if (found === CancelResult.queued && kill !== undefined) kill.abort();
+        // Running: it may stop by itself in time.
+        else if (found === CancelResult.running && kill !== undefined) {
           graceTimer = setTimeout(() => kill.abort(), task.cancelGraceMs ?? this.cancelGraceMs);
         }
       };
@@ -285,7 +301,7 @@ export class WorkerPool {
           finish();
           if (settled) return;
           settled = true;
-          reject(threadFailure(err, task.name));
+          reject(threadFailure(err, task));
         },
       );
     });
@@ -341,7 +357,7 @@ export class WorkerPool {
 }
 
 function errorMessage(outcome: Extract<TaskOutcome, { ok: false }>): string {
-  return outcome.e.t === 'error' ? outcome.e.message : String(outcome.e.value);
+  return outcome.e.t === 'error' ? outcome.e.message : safeString(outcome.e.value);
 }
 
 function unwrap(outcome: TaskOutcome, name: string): unknown {
@@ -368,12 +384,15 @@ function unwrap(outcome: TaskOutcome, name: string): unknown {
 }
 
 /** Maps a piscina rejection (our host never throws, so it is about the thread or the queue) to a code. */
-function threadFailure(err: unknown, name: string): CqrsError {
+function threadFailure(err: unknown, task: PoolTask): CqrsError {
+  const name = task.name;
   const e = err as { name?: unknown; message?: unknown; code?: unknown } | null;
   if (e?.message === 'Task queue is at limit') {
     return new CqrsError('OVERLOADED', `${name}: the pool's queue is full`, { handler: name });
   }
-  if (e?.name === 'DataCloneError') {
+  // A transferable (a MessagePort) in the input makes postMessage throw this instead of DataCloneError; the
+  // task was never posted and the thread is fine, so it is the caller's data, not a crash.
+  if (e?.name === 'DataCloneError' || e?.code === 'ERR_MISSING_TRANSFERABLE_IN_TRANSFER_LIST') {
     return new CqrsError('NOT_CLONEABLE', `${name}: ${String(e.message)}`, { cause: err, handler: name });
   }
   if (
@@ -383,8 +402,37 @@ function threadFailure(err: unknown, name: string): CqrsError {
     return new CqrsError('CLOSED', `${name}: the worker pool closed`, { cause: err, handler: name });
   }
   if (isCqrsError(err)) return err;
+  // postMessage fails with whatever serializing the input threw (a getter that throws, say), not only with
+  // DataCloneError, and piscina reports that as it reports a dead thread. An input that cannot be cloned
+  // never reached a thread, so that is what failed. Checked only here, on the failure path, at no cost to
+  // calls that succeed.
+  const refused = cloneFailure(task);
+  if (refused !== undefined) {
+    return new CqrsError(
+      'NOT_CLONEABLE',
+      `${name}: the input cannot be cloned: ${safeString(errorText(refused))}`,
+      {
+        cause: err,
+        handler: name,
+      },
+    );
+  }
   return new CqrsError('WORKER_CRASHED', `${name}: the thread running the handler died`, {
     cause: err,
     handler: name,
   });
+}
+
+/** What structured clone throws for the task's input or metadata, or undefined when both clone. */
+function cloneFailure(task: PoolTask): unknown {
+  try {
+    structuredClone([task.input, task.metadata]);
+    return undefined;
+  } catch (err) {
+    return err ?? new Error('not cloneable');
+  }
+}
+
+function errorText(err: unknown): unknown {
+  return err instanceof Error ? err.message : err;
 }
