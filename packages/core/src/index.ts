@@ -51,6 +51,8 @@ export type { TimeoutOptions } from './middleware/timeout.js';
 export { timeout } from './middleware/timeout.js';
 export type { ValidationOptions } from './middleware/validation.js';
 export { validation } from './middleware/validation.js';
+export type { HealthOptions, HealthSnapshot } from './pool/health.js';
+export { healthSnapshot } from './pool/health.js';
 export type { WorkerHandlerRef } from './pool/inWorker.js';
 export { inWorker } from './pool/inWorker.js';
 export type { WorkerPoolOptions } from './pool/WorkerPool.js';

@@ -38,6 +38,23 @@ export interface RegisterOptions {
   middleware?: readonly Middleware[];
 }
 
+/**
+ * Where a bus's handlers keep their figures in shared memory, for exporters reading them on scrape
+ * (`@cqrs-pool/prometheus`) and `healthSnapshot`.
+ * @internal
+ */
+export interface MetricsSources {
+  readonly kind: MessageKind;
+  /** The region the bus's slots live in; undefined until a registration needed one. */
+  readonly region: MetricsRegion | undefined;
+  /**
+   * Every registered handler, in registration order. `slot` is its slot in `region` (-1 when it has none);
+   * `recorded` tells whether its calls are counted there (false with `metrics: false`, where a breaker may
+   * still keep its state in the slot).
+   */
+  readonly handlers: readonly { readonly name: string; readonly slot: number; readonly recorded: boolean }[];
+}
+
 /** What `registerHandler` accepts: an inline function, an `inWorker()` reference, or a `handle()` value run inline. */
 export type HandlerFor<D extends Definition> = HandlerFn<D> | WorkerHandlerRef | WorkerHandler<D>;
 
@@ -350,6 +367,22 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     const region = this.recorder;
     if (region === undefined) return { executions: 0, failures: 0, inFlight: 0, handlers: {} };
     return region.snapshotOf(entries);
+  }
+
+  /** The handler → slot mapping of this bus and its region, read by exporters on scrape. @internal */
+  metricsSources(): MetricsSources {
+    const region = this.recorder;
+    const handlers = [...this.handlers].map(([name, registration]) => {
+      const recorded = registration.metricsSlot >= 0;
+      const slot = recorded ? registration.metricsSlot : (region?.slotOf(`${this.kind}:${name}`) ?? -1);
+      return { name, slot, recorded };
+    });
+    return { kind: this.kind, region, handlers };
+  }
+
+  /** True once {@link close} was called: new calls are refused with `CLOSED`. */
+  get closed(): boolean {
+    return this.state !== OPEN;
   }
 
   /** The region this bus records into: its pool's (shared with the threads), or its own. */

@@ -156,6 +156,31 @@ export class MetricsRegion extends MetricsView {
     return counts;
   }
 
+  /**
+   * The latency histogram of `slot` and the sum of the latencies it counts, summed over stripes, for
+   * exporters that publish the histogram itself (Prometheus). `counts` are the timed calls only: refusals
+   * and untimed (sampled-out) calls are in `executions` but not here, so `sumMicros / Σ counts` is their mean.
+   * @internal
+   */
+  readLatency(slot: number): { counts: number[]; sumMicros: number } {
+    const counts = new Array<number>(BUCKETS).fill(0);
+    let sumMicros = 0;
+    for (let stripe = 0; stripe < this.stripes; stripe++) {
+      const base = this.layout.stripeWord(slot, stripe);
+      // Sum before buckets: `record` adds the bucket first, so every latency in the sum is in a bucket too.
+      sumMicros += readWide(this.words, base + Stripe.latencySumMicros);
+      for (let b = 0; b < BUCKETS; b++) {
+        counts[b] = (counts[b] ?? 0) + readWide(this.words, base + Stripe.histogram + 2 * b);
+      }
+    }
+    return { counts, sumMicros };
+  }
+
+  /** The circuit state of `slot` ('closed' when no breaker guards it). @internal */
+  circuitState(slot: number): CircuitState {
+    return circuitStateAt(this.ints, this.layout.breakerWord(slot) + Breaker.state);
+  }
+
   /** The figures of one handler slot, summed over every thread's stripe. */
   handlerMetrics(slot: number): HandlerMetrics {
     const words = this.words;
@@ -200,7 +225,7 @@ export class MetricsRegion extends MetricsView {
               p99: ms(quantileFromCounts(counts, 0.99, maxMicros)),
               max: ms(maxMicros),
             },
-      circuit: circuitStateAt(this.ints, this.layout.breakerWord(slot) + Breaker.state),
+      circuit: this.circuitState(slot),
     };
   }
 

@@ -1,0 +1,13 @@
+// `@cqrs-pool/core/internal`: what this repository's own packages (`@cqrs-pool/prometheus`) need of core's
+// internals to read the shared-memory metrics. Not public API: it may change with any release of core.
+export type { MetricsSources } from './bus/Dispatcher.js';
+export type { CircuitState } from './shared/breakerState.js';
+export {
+  BUCKETS,
+  bucketIndex,
+  bucketLowerBound,
+  bucketUpperBound,
+  OVERFLOW_BUCKET,
+  OVERFLOW_MICROS,
+} from './shared/histogram.js';
+export type { MetricsRegion } from './shared/MetricsRegion.js';

@@ -1,0 +1,111 @@
+import type { CommandBus, QueryBus, WorkerPool } from '@cqrs-pool/core';
+import type { CircuitState } from '@cqrs-pool/core/internal';
+import { BUCKETS } from '@cqrs-pool/core/internal';
+
+/** The figures of one handler at a scrape, summed over every thread (and over buses sharing its name). */
+export interface HandlerFigures {
+  readonly handler: string;
+  readonly kind: 'command' | 'query';
+  executions: number;
+  failures: number;
+  inFlight: number;
+  circuit: CircuitState;
+  /** The shared histogram: timed calls per bucket of integer µs. */
+  readonly counts: number[];
+  /** Sum of the timed latencies, µs. */
+  sumMicros: number;
+}
+
+/** The pool's gauges at a scrape. */
+export interface PoolFigures {
+  readonly threads: number;
+  readonly queueSize: number;
+  readonly maxQueue: number;
+  readonly utilization: number;
+  readonly inFlight: number;
+}
+
+/** What one scrape reads. */
+export interface Scrape {
+  readonly handlers: readonly HandlerFigures[];
+  readonly pool: PoolFigures | undefined;
+}
+
+const severity: Record<CircuitState, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+/**
+ * Reads the buses' shared-memory figures once per scrape. prom-client asks each metric for its values in one
+ * synchronous pass (`registry.metrics()` starts every `get()` before awaiting any), so the first metric's
+ * read is kept until the next microtask and the others reuse it: every series of one scrape comes from the
+ * same read, and the region is walked once, not once per metric.
+ */
+export class ScrapeReader {
+  private cached: Scrape | undefined;
+
+  constructor(
+    private readonly buses: readonly (CommandBus | QueryBus)[],
+    private readonly pool: WorkerPool | undefined,
+  ) {}
+
+  /** The figures of this scrape. */
+  read(): Scrape {
+    if (this.cached === undefined) {
+      this.cached = this.readNow();
+      queueMicrotask(() => {
+        this.cached = undefined;
+      });
+    }
+    return this.cached;
+  }
+
+  private readNow(): Scrape {
+    const byKey = new Map<string, HandlerFigures>();
+    for (const bus of this.buses) {
+      const { kind, region, handlers } = bus.metricsSources();
+      if (region === undefined) continue;
+      for (const { name, slot, recorded } of handlers) {
+        // As getMetrics(): handlers whose calls are not counted have no series.
+        if (!recorded) continue;
+        // Executions before the histogram, as handlerMetrics reads them: a call counted has its latency.
+        const figures = region.handlerMetrics(slot);
+        const latency = region.readLatency(slot);
+        const key = `${kind}:${name}`;
+        const known = byKey.get(key);
+        if (known === undefined) {
+          byKey.set(key, {
+            handler: name,
+            kind,
+            executions: figures.executions,
+            failures: figures.failures,
+            inFlight: figures.inFlight,
+            circuit: figures.circuit,
+            counts: latency.counts,
+            sumMicros: latency.sumMicros,
+          });
+          continue;
+        }
+        // Buses of one kind on different pools may both have a handler of this name: one series, summed.
+        known.executions += figures.executions;
+        known.failures += figures.failures;
+        known.inFlight += figures.inFlight;
+        if (severity[figures.circuit] > severity[known.circuit]) known.circuit = figures.circuit;
+        for (let b = 0; b < BUCKETS; b++) known.counts[b] = (known.counts[b] ?? 0) + (latency.counts[b] ?? 0);
+        known.sumMicros += latency.sumMicros;
+      }
+    }
+    const pool = this.pool;
+    return {
+      handlers: [...byKey.values()],
+      pool:
+        pool === undefined
+          ? undefined
+          : {
+              threads: pool.threads,
+              queueSize: pool.queueSize,
+              maxQueue: pool.maxQueue,
+              utilization: pool.utilization,
+              inFlight: pool.inFlight,
+            },
+    };
+  }
+}

@@ -1,0 +1,70 @@
+import { Histogram, type HistogramConfiguration } from 'prom-client';
+import { cumulativeCounts, type LatencyBuckets } from './latencyBuckets.js';
+import type { ScrapeReader } from './ScrapeReader.js';
+
+type HistogramData = Awaited<ReturnType<Histogram<string>['get']>>;
+type HistogramValue = HistogramData['values'][number];
+
+/**
+ * `<prefix>latency_seconds{handler,kind}`: a prom-client Histogram whose values are the shared histogram's,
+ * read on scrape. prom-client's Histogram can only `observe` one sample at a time, so this subclass answers
+ * `get()` (and `getForPromString()`, which the registry prefers) itself, in the shape Histogram produces:
+ * cumulative `_bucket{le}` series, `_sum` in seconds and `_count` — so the exposition says `histogram` and
+ * aggregates like any other. Samples passed to `observe` are ignored: the shared memory is the only source.
+ */
+export class SharedLatencyHistogram extends Histogram<'handler' | 'kind'> {
+  private readonly metricName: string;
+  private readonly metricHelp: string;
+
+  constructor(
+    config: HistogramConfiguration<'handler' | 'kind'>,
+    private readonly reader: ScrapeReader,
+    private readonly buckets: LatencyBuckets,
+  ) {
+    super({ ...config, buckets: [...buckets.le] });
+    this.metricName = config.name;
+    this.metricHelp = config.help;
+  }
+
+  override async get(): Promise<HistogramData> {
+    return this.data();
+  }
+
+  /** What prom-client's registry calls when it renders the text exposition. */
+  async getForPromString(): Promise<HistogramData> {
+    return this.data();
+  }
+
+  private data(): HistogramData {
+    const values: HistogramValue[] = [];
+    const bucketName = `${this.metricName}_bucket`;
+    for (const figures of this.reader.read().handlers) {
+      const labels = { handler: figures.handler, kind: figures.kind };
+      const cumulative = cumulativeCounts(figures.counts, this.buckets);
+      let count = 0;
+      for (const n of figures.counts) count += n;
+      this.buckets.le.forEach((le, i) => {
+        values.push({
+          labels: { ...labels, le } as HistogramValue['labels'],
+          value: cumulative[i] ?? 0,
+          metricName: bucketName,
+        });
+      });
+      values.push({
+        labels: { ...labels, le: '+Inf' } as HistogramValue['labels'],
+        value: count,
+        metricName: bucketName,
+      });
+      values.push({ labels, value: figures.sumMicros / 1e6, metricName: `${this.metricName}_sum` });
+      values.push({ labels, value: count, metricName: `${this.metricName}_count` });
+    }
+    return {
+      name: this.metricName,
+      help: this.metricHelp,
+      // prom-client's declarations type this as an enum; at run time it is the string of the TYPE line.
+      type: 'histogram' as unknown as HistogramData['type'],
+      values,
+      aggregator: 'sum',
+    } as HistogramData;
+  }
+}
