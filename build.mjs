@@ -17,7 +17,9 @@ const common = { platform: 'node', target: 'node20', format: 'esm', sourcemap: t
 
 function packageDirs() {
   const dir = join(root, 'packages');
+  // Core first: the other packages' .d.ts import its declarations.
   return readdirSync(dir)
+    .sort((a, b) => (a === 'core' ? -1 : b === 'core' ? 1 : a.localeCompare(b)))
     .map((name) => join(dir, name))
     .filter((p) => existsSync(join(p, 'package.json')));
 }

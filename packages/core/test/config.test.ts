@@ -89,14 +89,16 @@ describe('createFromConfig', () => {
     expect(runtime.queries.getMetrics().handlers.Lookup?.circuit).toBe('open');
   });
 
-  it('logs through the given logger, without the input, and not at all without one', async () => {
+  it('logs through the given logger, without the input', async () => {
     const { logger, lines } = capture();
     runtime = createFromConfig({ pool: { threads: 1 } }, { logger });
     runtime.queries.registerHandler(Lookup, ({ id }) => id);
-    await runtime.queries.execute(Lookup, { id: 42 }, { metadata: { correlationId: 'c-9' } });
+    // A number no duration or timestamp will contain by chance.
+    await runtime.queries.execute(Lookup, { id: 987_654_321 }, { metadata: { correlationId: 'c-9' } });
     const line = lines().find((l) => l.handler === 'Lookup');
     expect(line).toMatchObject({ outcome: 'ok', correlationId: 'c-9' });
-    expect(JSON.stringify(line)).not.toContain('42');
+    expect(line).not.toHaveProperty('input');
+    expect(JSON.stringify(line)).not.toContain('987654321');
   });
 
   it('refuses a bad config, naming the field, before it starts any thread', () => {
