@@ -1,4 +1,5 @@
 import { CqrsError } from '../errors/CqrsError.js';
+import { stripStacks } from '../errors/stripStacks.js';
 import type { ExecuteOptions, Metadata } from '../handler/HandlerContext.js';
 import type { HandlerFn, WorkerHandler } from '../handler/handle.js';
 import { isWorkerHandler } from '../handler/handle.js';
@@ -30,6 +31,13 @@ export interface BusOptions {
    * threads (`getMetrics()`). Default true. The recording is the outermost layer unless `metrics()` places it.
    */
   metrics?: boolean;
+  /**
+   * When false, every error a call rejects with — the `CqrsError` and its `cause` chain, a handler's error
+   * rebuilt from its thread included — has its `stack` cut to its first line (`name: message`), for buses
+   * that answer untrusted callers. The errors are changed in place (the caller owns them), only on failure;
+   * an inline handler's own error, the `cause` of `HANDLER_FAILED`, is changed too. Default true.
+   */
+  errorStacks?: boolean;
 }
 
 /** Options of `registerHandler`. */
@@ -91,6 +99,8 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   private readonly pool: WorkerPool | undefined;
   private readonly directory: BusDirectory;
   private readonly metricsOn: boolean;
+  /** `options.errorStacks`: false cuts the stacks of what calls reject with. */
+  private readonly stacks: boolean;
   /** Where this bus records: its pool's region, or its own; set at the first recorded registration. */
   private recorder: MetricsRegion | undefined;
   private state = OPEN;
@@ -99,6 +109,11 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   /** One call left: made once, not per call. */
   private readonly settled = (): void => {
     if (--this.inFlight === 0) this.drained?.();
+  };
+  /** {@link settled} for a failed call on a bus with `errorStacks: false`. */
+  private readonly settledStripped = (err: unknown): void => {
+    stripStacks(err);
+    this.settled();
   };
   private inFlight = 0;
   private drained: (() => void) | undefined;
@@ -115,6 +130,10 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       throw new CqrsError('INVALID_REGISTRATION', `${busName}: options.metrics must be a boolean`);
     }
     this.metricsOn = options.metrics ?? true;
+    if (options.errorStacks !== undefined && typeof options.errorStacks !== 'boolean') {
+      throw new CqrsError('INVALID_REGISTRATION', `${busName}: options.errorStacks must be a boolean`);
+    }
+    this.stacks = options.errorStacks ?? true;
     this.directory = this.pool?.directory ?? new BusDirectory();
     this.directory.attach(this);
   }
@@ -213,10 +232,10 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   execute(name: string, input: unknown, options?: ExecuteOptions): Promise<unknown>;
   execute(target: Definition | string, input: unknown, options?: ExecuteOptions): Promise<unknown> {
     if (this.state !== OPEN) {
-      return Promise.reject(new CqrsError('CLOSED', `${targetName(target)}: the bus is closed`));
+      return this.refuse(new CqrsError('CLOSED', `${targetName(target)}: the bus is closed`));
     }
     if (typeof target === 'object' && target !== null && target.kind !== this.kind) {
-      return Promise.reject(
+      return this.refuse(
         new CqrsError(
           'HANDLER_NOT_FOUND',
           `${target.name} is a ${target.kind}; execute it on a ${target.kind} bus`,
@@ -243,7 +262,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     originThread: number | undefined,
     signal?: AbortSignal,
   ): Promise<unknown> {
-    if (this.state === CLOSED) return Promise.reject(new CqrsError('CLOSED', `${name}: the bus is closed`));
+    if (this.state === CLOSED) return this.refuse(new CqrsError('CLOSED', `${name}: the bus is closed`));
     return this.dispatch(name, input, metadata, signal, originThread);
   }
 
@@ -256,7 +275,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   ): Promise<unknown> {
     const registration = this.handlers.get(name);
     if (registration === undefined) {
-      return Promise.reject(
+      return this.refuse(
         new CqrsError('HANDLER_NOT_FOUND', `no ${this.kind} handler for '${name}'`, { handler: name }),
       );
     }
@@ -284,10 +303,15 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       pending = Promise.reject(err);
       if (registration.direct) this.settled();
     }
-    if (registration.direct) return pending;
+    // Stacks are cut in a reaction attached here, before the caller can attach its own, so the caller only
+    // ever sees the cut error. With stacks kept (the default) this costs nothing.
+    if (registration.direct) {
+      if (!this.stacks) pending.then(undefined, stripStacks);
+      return pending;
+    }
     const ticket = call.ticket;
     if (ticket === undefined) {
-      pending.then(this.settled, this.settled);
+      pending.then(this.settled, this.stacks ? this.settled : this.settledStripped);
       return pending;
     }
     // The outermost metrics layer, folded in here: in flight −1, and count what no handler counted
@@ -302,9 +326,17 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     };
     pending.then(
       () => settle(false),
-      () => settle(true),
+      (err: unknown) => {
+        if (!this.stacks) stripStacks(err);
+        settle(true);
+      },
     );
     return pending;
+  }
+
+  /** A call refused before any chain ran: rejected at once, its stack cut when the bus hides stacks. */
+  private refuse(err: CqrsError): Promise<never> {
+    return Promise.reject(this.stacks ? err : stripStacks(err));
   }
 
   /**
@@ -332,13 +364,14 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       }),
     );
     if (failures.length > 0) {
-      throw new CqrsError(
+      const err = new CqrsError(
         'INVALID_REGISTRATION',
         `cannot load ${failures.length} worker handler(s): ${failures.join('; ')}`,
         {
           cause: causes.length === 1 ? causes[0] : new AggregateError(causes),
         },
       );
+      throw this.stacks ? err : stripStacks(err);
     }
   }
 

@@ -22,6 +22,26 @@ describe('ModuleTable', () => {
     expect(view.url(3)).toBe('file:///late.js');
   });
 
+  it('resolves nothing but a registered non-negative integer index (a forged task may carry anything)', () => {
+    const table = new ModuleTable(64 * 1024);
+    table.register('file:///a.js');
+    table.register('file:///b.js');
+    const view = new ModuleTableView(table.buffer);
+    for (const id of [
+      -1,
+      0.5,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      '1',
+      'length',
+      'constructor',
+      '__proto__',
+    ]) {
+      expect(view.url(id as number), String(id)).toBeUndefined();
+    }
+    expect(view.url(1)).toBe('file:///b.js');
+  });
+
   it('grows its buffer, keeping earlier entries for a view that read them before', () => {
     const table = new ModuleTable(256 * 1024);
     const view = new ModuleTableView(table.buffer);

@@ -20,6 +20,10 @@ export class ModuleTableView {
 
   /** The URL of module `id`, or undefined when no such module was registered. */
   url(id: number): string | undefined {
+    // An index arrives in a structured-cloned task: anything but a non-negative integer ('length',
+    // 'constructor', 1.5) would reach the array's own properties, and their string forms ('1', 'function
+    // Array() …') would be imported as specifiers that no one registered.
+    if (!Number.isInteger(id) || id < 0) return undefined;
     if (id >= this.urls.length) this.readNew();
     return this.urls[id];
   }
