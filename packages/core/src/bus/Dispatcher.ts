@@ -290,6 +290,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       definition: registration.definition,
       originThread,
       cancelGraceMs: undefined,
+      cancel: undefined,
       ticket: slot < 0 ? undefined : { claimed: false },
     };
     if (slot >= 0) region.incrementInFlight(slot);

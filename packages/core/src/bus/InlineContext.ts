@@ -1,6 +1,7 @@
 import type { BusClient, HandlerContext, Metadata } from '../handler/HandlerContext.js';
 import type { Call } from '../middleware/Middleware.js';
 import type { BusDirectory } from '../pool/BusDirectory.js';
+import { callSignal, isAborted } from '../util/callAbort.js';
 
 /**
  * `ctx` of a handler running on the main thread. Everything but the metadata is made on first use: most
@@ -20,14 +21,16 @@ export class InlineContext implements HandlerContext {
   }
 
   get signal(): AbortSignal {
-    if (this.call.signal !== undefined) return this.call.signal;
+    // Made here, on first read, when a timeout is around the call (see CancelToken.ts).
+    const signal = callSignal(this.call);
+    if (signal !== undefined) return signal;
     // A signal per call, not one shared never-aborting signal: listeners handlers add must not pile up.
     this.ownController ??= new AbortController();
     return this.ownController.signal;
   }
 
   isCancelled(): boolean {
-    return this.call.signal?.aborted === true;
+    return isAborted(this.call);
   }
 
   get commands(): BusClient<'command'> {

@@ -56,7 +56,9 @@ export function workerTerminal(
       name,
       input: call.input,
       metadata: call.metadata,
-      signal: call.signal,
+      // Not `call.signal` under a timeout: reading it would make an AbortSignal (see CancelToken.ts).
+      signal: call.cancel === undefined ? call.signal : undefined,
+      cancel: call.cancel,
       cancelGraceMs: call.cancelGraceMs,
       originThread: call.originThread,
     });

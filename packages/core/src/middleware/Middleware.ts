@@ -1,6 +1,7 @@
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { Definition, MessageKind } from '../messages/Definition.js';
 import type { MetricsRegion } from '../shared/MetricsRegion.js';
+import type { CancelToken } from '../util/CancelToken.js';
 
 /**
  * One call as middleware sees it. Middleware passes a changed copy on (`next({ ...call, signal })`), never
@@ -20,6 +21,12 @@ export interface Call {
   readonly originThread: number | undefined;
   /** Overrides the pool's `cancelGraceMs` for this call: how long a cancelled worker handler may run before its thread is terminated. */
   readonly cancelGraceMs: number | undefined;
+  /**
+   * @internal Set by `timeout()`: a cheap cancellation that also follows the caller's signal. Code inside a
+   * timeout that only needs to know about aborts reads it (util/callAbort.ts); `signal` is then made on
+   * first read.
+   */
+  readonly cancel: CancelToken | undefined;
   /** @internal Set by the metrics layer: claimed by the handler's terminal, which counts each attempt itself; the layer counts a pass nobody claimed. */
   readonly ticket: CallTicket | undefined;
 }

@@ -35,6 +35,7 @@ function callOf(
     definition,
     originThread: undefined,
     cancelGraceMs: undefined,
+    cancel: undefined,
     ticket: undefined,
   };
 }

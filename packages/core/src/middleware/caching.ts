@@ -2,7 +2,8 @@ import { LRUCache } from 'lru-cache';
 import { CqrsError } from '../errors/CqrsError.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { Definition } from '../messages/Definition.js';
-import { abortError } from '../util/abortError.js';
+import { abortErrorFor } from '../util/abortError.js';
+import { abortReason, canAbort, isAborted, onAbort } from '../util/callAbort.js';
 import type { Call, Middleware, Next } from './Middleware.js';
 import { newCall } from './newCall.js';
 import { queryOnly } from './queryOnly.js';
@@ -100,7 +101,7 @@ export function caching(options: CachingOptions): CachingMiddleware {
 
   /** Starts the execution the calls with this key will share. */
   const take = (next: Next, call: Call, key: string): Flight => {
-    const controller = call.signal === undefined ? undefined : new AbortController();
+    const controller = canAbort(call) ? new AbortController() : undefined;
     const flight: Flight = {
       key,
       promise: undefined as unknown as Promise<unknown>,
@@ -111,8 +112,11 @@ export function caching(options: CachingOptions): CachingMiddleware {
     };
     let running: Promise<unknown>;
     try {
-      // Only an override of an existing key: the copy stays on V8's fast path.
-      running = next(controller === undefined ? call : { ...call, signal: controller.signal });
+      // Only overrides of existing keys: the copy stays on V8's fast path. The shared execution answers to
+      // this controller alone, not to the first caller's timeout token.
+      running = next(
+        controller === undefined ? call : { ...call, signal: controller.signal, cancel: undefined },
+      );
     } catch (err) {
       running = Promise.reject(err);
     }
@@ -136,34 +140,35 @@ export function caching(options: CachingOptions): CachingMiddleware {
   };
 
   /** A waiter of `flight`: its result, unless this waiter's own signal aborts first. */
-  const join = (flight: Flight, signal: AbortSignal | undefined, name: string): Promise<unknown> => {
-    if (signal === undefined) {
+  const join = (flight: Flight, call: Call, name: string): Promise<unknown> => {
+    if (!canAbort(call)) {
       flight.pinned = true;
       return flight.promise;
     }
     flight.live++;
     return new Promise((resolve, reject) => {
       let released = false;
-      const onAbort = (): void => {
+      const aborted = (): void => {
         if (released) return;
         released = true;
-        reject(abortError(signal, name));
+        const reason = abortReason(call);
+        reject(abortErrorFor(reason, name));
         if (--flight.live === 0 && !flight.pinned) {
           // Nobody is left to want the result: stop the handler, and let the next call start afresh.
           flight.stale = true;
           land(flight);
-          flight.controller?.abort(signal.reason);
+          flight.controller?.abort(reason);
         }
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      const unsubscribe = onAbort(call, aborted);
       flight.promise.then(
         (value) => {
-          signal.removeEventListener('abort', onAbort);
+          unsubscribe();
           released = true;
           resolve(value);
         },
         (err: unknown) => {
-          signal.removeEventListener('abort', onAbort);
+          unsubscribe();
           released = true;
           reject(err);
         },
@@ -176,8 +181,8 @@ export function caching(options: CachingOptions): CachingMiddleware {
     definitions.set(name, chain.definition);
     const prefix = prefixOf(name);
     return (call) => {
-      const signal = call.signal;
-      if (signal?.aborted === true) return Promise.reject(abortError(signal, name));
+      // Through callAbort: under a timeout, reading `call.signal` would not see it (see CancelToken.ts).
+      if (isAborted(call)) return Promise.reject(abortErrorFor(abortReason(call), name));
       let inputKey: string | undefined;
       try {
         inputKey = keyOf(call.input, call);
@@ -188,7 +193,7 @@ export function caching(options: CachingOptions): CachingMiddleware {
       const key = prefix + inputKey;
       const hit = lru.get(key);
       if (hit !== undefined) return Promise.resolve(hit === UNDEFINED ? undefined : hit);
-      return join(flights.get(key) ?? take(next, call, key), signal, name);
+      return join(flights.get(key) ?? take(next, call, key), call, name);
     };
   };
 

@@ -13,6 +13,7 @@ const call: Call = {
   definition: defineCommand('Do', { input: z.number() }),
   originThread: undefined,
   cancelGraceMs: undefined,
+  cancel: undefined,
   ticket: undefined,
 };
 

@@ -124,6 +124,7 @@ describe('consoleLogger', () => {
       definition: GetUser,
       originThread: undefined,
       cancelGraceMs: undefined,
+      cancel: undefined,
       ticket: undefined,
     };
     await run(call);

@@ -22,6 +22,7 @@ export function newCall(
     definition,
     originThread: undefined,
     cancelGraceMs: undefined,
+    cancel: undefined,
     ticket: undefined,
   };
 }

@@ -25,6 +25,7 @@ function call(fields: Partial<Call> = {}): Call {
     definition: Get,
     originThread: undefined,
     cancelGraceMs: undefined,
+    cancel: undefined,
     ticket: undefined,
     ...fields,
   };

@@ -1,6 +1,7 @@
 import { CqrsError, isCqrsError } from '../errors/CqrsError.js';
 import type { ErrorCode } from '../errors/codes.js';
 import { abortError } from '../util/abortError.js';
+import { callSignal } from '../util/callAbort.js';
 import type { Call, Middleware } from './Middleware.js';
 
 /** Options of {@link retry}. */
@@ -117,9 +118,10 @@ export function retry(options: RetryOptions = {}): Middleware {
     const again = async (call: Call, first: unknown): Promise<unknown> => {
       let err = first;
       let wait = baseDelayMs;
-      for (let attempt = 1; retried(err, attempt, call.signal); attempt++) {
+      // callSignal, not call.signal: inside a timeout it is the timeout's (made here, on the failure path only).
+      for (let attempt = 1; retried(err, attempt, callSignal(call)); attempt++) {
         wait = delayBefore(attempt, wait);
-        await sleep(wait, call.signal, name);
+        await sleep(wait, callSignal(call), name);
         try {
           return await next(call);
         } catch (failed) {

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { CqrsError, isCqrsError } from '../errors/CqrsError.js';
 import { defineQuery } from '../messages/defineQuery.js';
+import { abortReason, callSignal, isAborted } from '../util/callAbort.js';
 import type { Call, ChainContext, Next } from './Middleware.js';
 import { timeout } from './timeout.js';
 
@@ -26,6 +27,7 @@ function call(fields: Partial<Call> = {}): Call {
     definition: Slow,
     originThread: undefined,
     cancelGraceMs: undefined,
+    cancel: undefined,
     ticket: undefined,
     ...fields,
   };
@@ -63,6 +65,15 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/**
+ * No timer outlives its call: the queue's timer, unref'd once no deadline is pending, fires once idle within
+ * the timeout's span and is gone; nothing re-arms it.
+ */
+async function expectTimersDrain(): Promise<void> {
+  await vi.advanceTimersByTimeAsync(1000);
+  expect(vi.getTimerCount()).toBe(0);
+}
+
 describe('timeout', () => {
   it('rejects with TIMEOUT at ms, not before, naming the handler', async () => {
     const { next } = manualNext();
@@ -77,18 +88,26 @@ describe('timeout', () => {
     expect(outcome.value).toMatchObject({ handler: 'Slow', message: 'Slow: timed out after 100 ms' });
   });
 
-  it('aborts the signal it passed on with the TIMEOUT error as reason, and passes graceMs on', async () => {
+  it('cancels the call it passed on with the TIMEOUT error as reason, and passes graceMs on', async () => {
     const { next, calls } = manualNext();
     const pending = timeout(50, { graceMs: 20 })(next, chainContext())(call());
     pending.catch(() => {});
     const passed = calls[0] as Call;
     expect(passed.cancelGraceMs).toBe(20);
-    expect(passed.signal?.aborted).toBe(false);
+    // No AbortSignal is made per call: the caller's signal (none here) passes on, the timeout rides on a token.
+    expect(passed.signal).toBeUndefined();
+    expect(isAborted(passed)).toBe(false);
+    const signal = callSignal(passed);
+    expect(signal?.aborted).toBe(false);
     await vi.advanceTimersByTimeAsync(50);
-    expect(passed.signal?.aborted).toBe(true);
+    expect(isAborted(passed)).toBe(true);
+    expect(signal?.aborted).toBe(true);
     const outcome = await state(pending);
-    // The very error the caller got: a terminal watching the signal settles with the same one.
-    expect(passed.signal?.reason).toBe(outcome.value);
+    // The very error the caller got: a terminal watching the call settles with the same one.
+    expect(abortReason(passed)).toBe(outcome.value);
+    expect(signal?.reason).toBe(outcome.value);
+    // A signal asked for after the timeout is born aborted.
+    expect(callSignal(passed)?.aborted).toBe(true);
   });
 
   it('passes on a call with the same keys, keeping the cancelGraceMs it had without graceMs', () => {
@@ -106,7 +125,7 @@ describe('timeout', () => {
     expect(vi.getTimerCount()).toBe(1);
     settle[0]?.resolve('done');
     await expect(pending).resolves.toBe('done');
-    expect(vi.getTimerCount()).toBe(0);
+    await expectTimersDrain();
   });
 
   it("settles with the call's own error when it fails first, and leaves no timer behind", async () => {
@@ -115,7 +134,7 @@ describe('timeout', () => {
     const failure = new CqrsError('HANDLER_FAILED', 'Slow failed: boom');
     settle[0]?.reject(failure);
     await expect(pending).rejects.toBe(failure);
-    expect(vi.getTimerCount()).toBe(0);
+    await expectTimersDrain();
   });
 
   it("yields ABORTED, not TIMEOUT, when the caller's signal aborts first; the timer and listener go", async () => {
@@ -133,7 +152,7 @@ describe('timeout', () => {
     expect((outcome.value as Error).cause).toBe(reason);
     // Inside, the call sees the caller's own reason.
     expect(calls[0]?.signal?.reason).toBe(reason);
-    expect(vi.getTimerCount()).toBe(0);
+    await expectTimersDrain();
     expect(removed).toHaveBeenCalled();
   });
 
@@ -158,7 +177,7 @@ describe('timeout', () => {
     const original = call({ signal: AbortSignal.abort() });
     await expect(timeout(100)(next, chainContext())(original)).rejects.toMatchObject({ code: 'ABORTED' });
     expect(seen[0]).toBe(original);
-    expect(vi.getTimerCount()).toBe(0);
+    await expectTimersDrain();
   });
 
   it('releases the caller at ms even when nothing inside watches the signal', async () => {
@@ -174,7 +193,7 @@ describe('timeout', () => {
       throw new Error('sync');
     };
     await expect(timeout(30)(throwing, chainContext())(call())).rejects.toThrow('sync');
-    expect(vi.getTimerCount()).toBe(0);
+    await expectTimersDrain();
   });
 
   it('recounts as a failure a success counted inside that lands after the caller got TIMEOUT', async () => {
@@ -207,7 +226,7 @@ describe('timeout', () => {
     expect(calls[0]?.cancelGraceMs).toBe(5);
     await vi.advanceTimersByTimeAsync(20);
     expect(await state(pending)).toMatchObject({ value: { message: 'Slow: timed out after 20 ms' } });
-    expect(vi.getTimerCount()).toBe(0);
+    await expectTimersDrain();
   });
 
   it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '10'])('refuses ms = %s at once', (ms) => {

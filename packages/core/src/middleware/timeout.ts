@@ -1,6 +1,9 @@
 import { CqrsError } from '../errors/CqrsError.js';
-import { abortError } from '../util/abortError.js';
-import type { Middleware } from './Middleware.js';
+import { abortErrorFor } from '../util/abortError.js';
+import { CancelToken } from '../util/CancelToken.js';
+import { abortReason, isAborted, onAbort } from '../util/callAbort.js';
+import { DeadlineQueue } from '../util/DeadlineQueue.js';
+import type { Call, Middleware } from './Middleware.js';
 
 /** Options of {@link timeout}. */
 export interface TimeoutOptions {
@@ -60,14 +63,15 @@ export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
   }
   return (next, chain) => {
     const name = chain.name;
+    // One queue per chain: every deadline in it is `ms` after its call started, so they fall due in order.
+    const deadlines = new DeadlineQueue(ms);
     return (call) => {
-      const outer = call.signal;
       // Nothing to bound: the rest of the chain refuses an aborted call with ABORTED itself.
-      if (outer?.aborted === true) return next(call);
-      // An AbortController fed by a listener rather than `AbortSignal.any`: the listener is removed when the
-      // call settles, so a long-lived caller signal shared by many calls holds nothing of finished ones (on
-      // Node 20, `AbortSignal.any` keeps dependants registered on its sources until they are collected).
-      const controller = new AbortController();
+      if (isAborted(call)) return next(call);
+      // A CancelToken, not an AbortController: making an AbortSignal costs ~3.4 µs on Node 20, and the pool
+      // and the inline terminal only need to be told. The token follows the caller's signal (or an outer
+      // timeout's token); a real signal is made only if something inside reads `call.signal`.
+      const token = new CancelToken();
       return new Promise<unknown>((resolve, reject) => {
         let pending: Promise<unknown>;
         let done = false;
@@ -77,38 +81,35 @@ export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
         const finish = (): boolean => {
           if (done) return false;
           done = true;
-          clearTimeout(timer);
-          outer?.removeEventListener('abort', onOuterAbort);
+          deadlines.remove(deadline);
+          unsubscribe();
           return true;
         };
         const onOuterAbort = (): void => {
+          const reason = abortReason(call);
           // The reason passes on unchanged: inside, the call fails exactly as it would without this middleware.
-          controller.abort((outer as AbortSignal).reason);
-          // Released here as well, in case something inside does not watch the signal.
+          token.abort(reason);
+          // Released here as well, in case something inside does not watch for aborts.
           if (finish()) {
             countedInside = call.ticket?.claimed === true;
-            reject(abortError(outer as AbortSignal, name));
+            reject(abortErrorFor(reason, name));
           }
         };
-        // Not unref'd: the timer is what settles this call if nothing inside watches the signal, and it is
-        // always cleared when the call settles, so it never outlives its call.
-        const timer = setTimeout(() => {
+        // The queue's timer stays referenced while this deadline is pending (it is what settles the call if
+        // nothing inside watches the token) and is released as soon as no call is pending.
+        const deadline = deadlines.add(() => {
           const err = new CqrsError('TIMEOUT', `${name}: timed out after ${ms} ms`, { handler: name });
           // First the inside (the handler's terminal settles with this same error and counts the attempt), then
-          // the caller, who is released at `ms` even if something inside does not watch the signal.
-          controller.abort(err);
+          // the caller, who is released at `ms` even if something inside does not watch the token.
+          token.abort(err);
           if (finish()) {
             countedInside = call.ticket?.claimed === true;
             reject(err);
           }
-        }, ms);
-        outer?.addEventListener('abort', onOuterAbort, { once: true });
+        });
+        const unsubscribe = onAbort(call, onOuterAbort);
         try {
-          pending = next({
-            ...call,
-            signal: controller.signal,
-            cancelGraceMs: graceMs ?? call.cancelGraceMs,
-          });
+          pending = next(withToken(call, token, graceMs ?? call.cancelGraceMs));
         } catch (err) {
           pending = Promise.reject(err);
         }
@@ -126,4 +127,13 @@ export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
       });
     };
   };
+}
+
+/**
+ * The call passed inside a timeout: `cancel` set to the token, `signal` left as the caller's. Overriding keys
+ * the call already has keeps the spread on V8's fast path; a getter for a lazily made `signal` would not
+ * (measured ~430 ns per call). Code inside that needs an AbortSignal of the timeout asks `callSignal(call)`.
+ */
+function withToken(call: Call, token: CancelToken, cancelGraceMs: number | undefined): Call {
+  return { ...call, cancel: token, cancelGraceMs };
 }

@@ -43,6 +43,7 @@ function setup(definition: Definition, options?: Parameters<typeof validation>[0
     definition,
     originThread: undefined,
     cancelGraceMs: undefined,
+    cancel: undefined,
     ticket,
   });
   return {

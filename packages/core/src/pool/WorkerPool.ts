@@ -9,9 +9,12 @@ import type { CallTicket } from '../middleware/Middleware.js';
 import { CancelFlags, CancelResult, DONE, FAILED } from '../shared/CancelFlags.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
 import { ModuleTable } from '../shared/ModuleTable.js';
-import { abortError } from '../util/abortError.js';
+import { abortErrorFor } from '../util/abortError.js';
+import type { CancelToken } from '../util/CancelToken.js';
+import { abortReason, canAbort, isAborted, onAbort as subscribeAbort } from '../util/callAbort.js';
 import { safeString } from '../util/safeString.js';
 import { BusDirectory } from './BusDirectory.js';
+import { KillSwitch } from './KillSwitch.js';
 import type { HelloMessage, PoolWorkerData, TaskMessage, TaskOutcome } from './protocol.js';
 import { HELLO } from './protocol.js';
 import { ThreadLinks } from './ThreadLinks.js';
@@ -44,6 +47,8 @@ export interface PoolTask {
   readonly input: unknown;
   readonly metadata: Metadata;
   readonly signal: AbortSignal | undefined;
+  /** A `timeout()`'s cancellation (it follows the caller's signal too); when set, `signal` is not read. */
+  readonly cancel: CancelToken | undefined;
   readonly cancelGraceMs: number | undefined;
   /** Run on this thread instead of the pool: it is the one awaiting this nested call. */
   readonly originThread: number | undefined;
@@ -213,8 +218,8 @@ export class WorkerPool {
         new CqrsError('CLOSED', `${task.name}: the worker pool is closed`, { handler: task.name }),
       );
     }
-    const signal = task.signal;
-    if (signal?.aborted) return Promise.reject(abortError(signal, task.name));
+    // Through callAbort, not `signal`: under a timeout there is only a cheap token (see CancelToken.ts).
+    if (isAborted(task)) return Promise.reject(abortErrorFor(abortReason(task), task.name));
     // piscina bounds only its main queue by maxQueue: a task posted with an abort signal (every call that can
     // be cancelled) waits in a second queue it does not count. Tasks waiting means no thread is free, so this
     // one would wait too: refuse it here, as piscina does for the others. Nested tasks never queue.
@@ -242,9 +247,10 @@ export class WorkerPool {
       s: task.metricsSlot,
     };
     // Only a call that can be cancelled needs a way to terminate its thread.
-    const kill = signal === undefined || task.originThread !== undefined ? undefined : new AbortController();
-    const execution = this.post(message, kill?.signal, task.originThread);
-    if (signal === undefined) {
+    const abortable = canAbort(task);
+    const kill = !abortable || task.originThread !== undefined ? undefined : new KillSwitch();
+    const execution = this.post(message, kill, task.originThread);
+    if (!abortable) {
       return execution.then(
         (outcome) => {
           this.settleCount(outcome, task);
@@ -261,13 +267,13 @@ export class WorkerPool {
     return new Promise((resolve, reject) => {
       let graceTimer: NodeJS.Timeout | undefined;
       let settled = false;
-      const onAbort = (): void => {
+      const aborted = (): void => {
         if (settled) return;
         const found = this.cancelFlags.cancel(slot, gen);
         // The handler finished before the abort landed: its outcome is on its way and stands.
         if (found === CancelResult.done) return;
         settled = true;
-        reject(abortError(signal, task.name));
+        reject(abortErrorFor(abortReason(task), task.name));
         // Queued: take it out of piscina's queue now. Left there (the thread would skip it when it got there),
         // abandoned tasks pile up when callers time out faster than threads drain, filling maxQueue with dead
         // entries: live calls then get OVERLOADED. piscina drops a task it has not posted at no cost; in the
@@ -278,9 +284,9 @@ export class WorkerPool {
           graceTimer = setTimeout(() => kill.abort(), task.cancelGraceMs ?? this.cancelGraceMs);
         }
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      const unsubscribe = subscribeAbort(task, aborted);
       const finish = (): void => {
-        signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         if (graceTimer !== undefined) clearTimeout(graceTimer);
         this.cancelFlags.release(slot);
       };
@@ -327,7 +333,7 @@ export class WorkerPool {
   /** Posts a task to piscina or to its origin thread, keeping the count `close()` drains. */
   private post(
     task: TaskMessage,
-    kill: AbortSignal | undefined,
+    kill: KillSwitch | undefined,
     originThread: number | undefined,
   ): Promise<TaskOutcome> {
     this.running++;
