@@ -7,6 +7,8 @@ import type {
   HandlerContext,
   Metadata,
 } from '../packages/core/src/handler/HandlerContext.js';
+import type { Logger } from '../packages/core/src/handler/Logger.js';
+import { handlerLogger } from '../packages/core/src/handler/Logger.js';
 import type { Definition, MessageKind } from '../packages/core/src/messages/Definition.js';
 import type { NestedDispatchApi, TaskMessage, TaskOutcome } from '../packages/core/src/pool/protocol.js';
 import type { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
@@ -17,6 +19,7 @@ import { raceAbort } from '../packages/core/src/util/abortError.js';
 export class ThreadContext implements HandlerContext {
   private controller: AbortController | undefined;
   private finished = false;
+  private ownLogger: Logger | undefined;
   readonly metadata: Metadata;
   readonly commands: BusClient<'command'>;
   readonly queries: BusClient<'query'>;
@@ -26,6 +29,8 @@ export class ThreadContext implements HandlerContext {
     private readonly flags: CancelFlagsView,
     mainBuses: Remote<NestedDispatchApi>,
     threadId: number,
+    /** The pool's `threadLogger`, or the no-op logger. */
+    private readonly baseLogger: Logger,
   ) {
     this.metadata = task.md;
     this.commands = nestedClient('command', mainBuses, task.md, threadId);
@@ -54,6 +59,12 @@ export class ThreadContext implements HandlerContext {
       else check();
     }
     return this.controller.signal;
+  }
+
+  /** Made on first read: most handlers never log. */
+  get logger(): Logger {
+    this.ownLogger ??= handlerLogger(this.baseLogger, this.task.n, this.task.k ?? '', this.task.md);
+    return this.ownLogger;
   }
 
   /** @internal Called when the handler has settled: a late wake-up must not abort a finished task's signal. */

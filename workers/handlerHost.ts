@@ -10,6 +10,8 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { serializeError } from '../packages/core/src/errors/serialize.js';
 import type { HandlerFn } from '../packages/core/src/handler/handle.js';
 import { isWorkerHandler } from '../packages/core/src/handler/handle.js';
+import type { Logger } from '../packages/core/src/handler/Logger.js';
+import { isLogger, noopLogger } from '../packages/core/src/handler/Logger.js';
 import type {
   NestedDispatchApi,
   PoolWorkerData,
@@ -17,7 +19,7 @@ import type {
   TaskMessage,
   TaskOutcome,
 } from '../packages/core/src/pool/protocol.js';
-import { HELLO } from '../packages/core/src/pool/protocol.js';
+import { HELLO, LOGGER_FAILED } from '../packages/core/src/pool/protocol.js';
 import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
 import { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
@@ -44,6 +46,27 @@ parentPort?.postMessage({ [HELLO]: true, threadId, bus: busChannel.port2, run: r
   busChannel.port2,
   runChannel.port2,
 ]);
+
+// The base of `ctx.logger`: the pool's `threadLogger` export, imported once, before the first task (piscina
+// awaits this module). A module that cannot be loaded leaves the no-op logger, and the pool is told.
+const baseLogger: Logger = await loadThreadLogger();
+
+async function loadThreadLogger(): Promise<Logger> {
+  const ref = data.logger;
+  if (ref === undefined) return noopLogger;
+  const url = modules.url(ref.m);
+  try {
+    if (url === undefined) throw new Error(`module #${ref.m} was never registered on the main thread`);
+    const exported = ((await import(url)) as Record<string, unknown>)[ref.x];
+    if (!isLogger(exported)) {
+      throw new Error(`export '${ref.x}' of ${url} is not a pino-style logger (info, warn, error)`);
+    }
+    return exported;
+  } catch (err) {
+    parentPort?.postMessage({ [LOGGER_FAILED]: serializeError(err) });
+    return noopLogger;
+  }
+}
 
 const cancelledOutcome: TaskOutcome = {
   ok: false,
@@ -123,7 +146,7 @@ export default async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   if (typeof handler !== 'function') return handler;
   if (task.probe === true) return { ok: true, v: undefined };
   if (!cancelFlags.start(task.c, task.g)) return cancelledOutcome;
-  const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId);
+  const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId, baseLogger);
   const started = performance.now();
   let outcome: TaskOutcome;
   try {

@@ -4,3 +4,4 @@ export { CqrsError, isCqrsError } from './errors/CqrsError.js';
 export type { BusClient, ExecuteOptions, HandlerContext, Metadata } from './handler/HandlerContext.js';
 export type { HandlerFn, WorkerHandler } from './handler/handle.js';
 export { handle } from './handler/handle.js';
+export type { Logger, LogLevel, LogMethod } from './handler/Logger.js';

@@ -22,6 +22,10 @@ export function tracedContext(ctx: HandlerContext, fallback?: SpanContext): Hand
     metadata: ctx.metadata,
     commands,
     queries,
+    // A getter too: `ctx.logger` is made on first use.
+    get logger() {
+      return ctx.logger;
+    },
   };
 }
 

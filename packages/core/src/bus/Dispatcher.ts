@@ -3,6 +3,8 @@ import { stripStacks } from '../errors/stripStacks.js';
 import type { ExecuteOptions, Metadata } from '../handler/HandlerContext.js';
 import type { HandlerFn, WorkerHandler } from '../handler/handle.js';
 import { isWorkerHandler } from '../handler/handle.js';
+import type { Logger } from '../handler/Logger.js';
+import { isLogger, noopLogger } from '../handler/Logger.js';
 import type { Definition, InputOf, MessageKind, ResultOf } from '../messages/Definition.js';
 import { compose } from '../middleware/compose.js';
 import type { Call, ChainContext, Middleware, Next } from '../middleware/Middleware.js';
@@ -38,6 +40,12 @@ export interface BusOptions {
    * an inline handler's own error, the `cause` of `HANDLER_FAILED`, is changed too. Default true.
    */
   errorStacks?: boolean;
+  /**
+   * The base of inline handlers' `ctx.logger` (pino-style: a pino logger fits as it is): each call's
+   * `ctx.logger` is its child with `{ handler, kind, correlationId? }` bound. Default: a no-op logger.
+   * Worker handlers log through the pool's `threadLogger` instead.
+   */
+  logger?: Logger;
 }
 
 /** Options of `registerHandler`. */
@@ -101,6 +109,8 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   private readonly metricsOn: boolean;
   /** `options.errorStacks`: false cuts the stacks of what calls reject with. */
   private readonly stacks: boolean;
+  /** `options.logger`, or the no-op logger: the base of inline handlers' `ctx.logger`. */
+  private readonly logger: Logger;
   /** Where this bus records: its pool's region, or its own; set at the first recorded registration. */
   private recorder: MetricsRegion | undefined;
   private state = OPEN;
@@ -134,6 +144,13 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       throw new CqrsError('INVALID_REGISTRATION', `${busName}: options.errorStacks must be a boolean`);
     }
     this.stacks = options.errorStacks ?? true;
+    if (options.logger !== undefined && !isLogger(options.logger)) {
+      throw new CqrsError(
+        'INVALID_REGISTRATION',
+        `${busName}: options.logger must be a pino-style logger (info, warn and error functions)`,
+      );
+    }
+    this.logger = options.logger ?? noopLogger;
     this.directory = this.pool?.directory ?? new BusDirectory();
     this.directory.attach(this);
   }
@@ -196,7 +213,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     let terminal: Next;
     let worker: Registration['worker'];
     if (inline !== undefined) {
-      terminal = inlineTerminal(name, inline, this.directory, region, metricsSlot, settled);
+      terminal = inlineTerminal(name, inline, this.directory, this.logger, region, metricsSlot, settled);
     } else {
       const pool = this.pool as WorkerPool;
       const ref = handler as WorkerHandlerRef;

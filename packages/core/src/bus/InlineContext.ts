@@ -1,4 +1,6 @@
 import type { BusClient, HandlerContext, Metadata } from '../handler/HandlerContext.js';
+import type { Logger } from '../handler/Logger.js';
+import { handlerLogger } from '../handler/Logger.js';
 import type { Call } from '../middleware/Middleware.js';
 import type { BusDirectory } from '../pool/BusDirectory.js';
 import { callSignal, isAborted } from '../util/callAbort.js';
@@ -10,10 +12,13 @@ import { callSignal, isAborted } from '../util/callAbort.js';
  */
 export class InlineContext implements HandlerContext {
   private ownController: AbortController | undefined;
+  private ownLogger: Logger | undefined;
 
   constructor(
     private readonly call: Call,
     private readonly directory: BusDirectory,
+    /** The bus's `logger` option, or the no-op logger. */
+    private readonly baseLogger: Logger,
   ) {}
 
   get metadata(): Metadata {
@@ -31,6 +36,11 @@ export class InlineContext implements HandlerContext {
 
   isCancelled(): boolean {
     return isAborted(this.call);
+  }
+
+  get logger(): Logger {
+    this.ownLogger ??= handlerLogger(this.baseLogger, this.call.name, this.call.kind, this.call.metadata);
+    return this.ownLogger;
   }
 
   get commands(): BusClient<'command'> {

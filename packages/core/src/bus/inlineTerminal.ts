@@ -1,4 +1,5 @@
 import type { HandlerFn } from '../handler/handle.js';
+import type { Logger } from '../handler/Logger.js';
 import type { Definition } from '../messages/Definition.js';
 import type { Next } from '../middleware/Middleware.js';
 import type { BusDirectory } from '../pool/BusDirectory.js';
@@ -23,11 +24,12 @@ export function inlineTerminal(
   name: string,
   fn: HandlerFn<Definition>,
   directory: BusDirectory,
+  logger: Logger,
   region: MetricsRegion | undefined,
   slot: number,
   settled: (() => void) | undefined,
 ): Next {
-  if (region === undefined) return plainInlineTerminal(name, fn, directory, settled);
+  if (region === undefined) return plainInlineTerminal(name, fn, directory, logger, settled);
   const ownsCall = settled !== undefined;
   let calls = 0;
   // Continuations of untimed calls (seven in eight, once sampled) need no per-call state: made once here.
@@ -66,7 +68,7 @@ export function inlineTerminal(
     }
     let result: unknown;
     try {
-      result = fn(call.input, new InlineContext(call, directory));
+      result = fn(call.input, new InlineContext(call, directory, logger));
     } catch (err) {
       countAttempt(recorder, slot, settled, ranFrom, true);
       return Promise.reject(handlerFailed(name, err));
@@ -125,6 +127,7 @@ function plainInlineTerminal(
   name: string,
   fn: HandlerFn<Definition>,
   directory: BusDirectory,
+  logger: Logger,
   settled: (() => void) | undefined,
 ): Next {
   const toHandlerFailed = (err: unknown): never => {
@@ -145,7 +148,7 @@ function plainInlineTerminal(
     }
     let result: unknown;
     try {
-      result = fn(call.input, new InlineContext(call, directory));
+      result = fn(call.input, new InlineContext(call, directory, logger));
     } catch (err) {
       settled?.();
       return Promise.reject(handlerFailed(name, err));

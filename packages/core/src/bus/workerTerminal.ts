@@ -54,6 +54,7 @@ export function workerTerminal(
       moduleId: worker.moduleId,
       exportName: worker.exportName,
       name,
+      kind: call.kind,
       input: call.input,
       metadata: call.metadata,
       // Not `call.signal` under a timeout: reading it would make an AbortSignal (see CancelToken.ts).

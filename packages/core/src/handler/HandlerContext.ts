@@ -1,4 +1,5 @@
 import type { Definition, InputOf, MessageKind, ResultOf } from '../messages/Definition.js';
+import type { Logger } from './Logger.js';
 
 /** A read-only string map that travels with a call: correlation id, user, tenant, … */
 export type Metadata = Readonly<Record<string, string>>;
@@ -34,4 +35,10 @@ export interface HandlerContext {
   readonly commands: BusClient<'command'>;
   /** The query bus that shares this pool (in a thread: a comlink proxy to the main thread's bus). */
   readonly queries: BusClient<'query'>;
+  /**
+   * A pino-style logger whose every line carries `{ handler, kind, correlationId? }` (`correlationId` from
+   * `metadata.correlationId`): a child of the bus's `logger` option inline, of the pool's `threadLogger` in a
+   * thread. Made on first read. A no-op logger when none is configured.
+   */
+  readonly logger: Logger;
 }

@@ -1,34 +1,10 @@
 import { CqrsError, isCqrsError } from '../errors/CqrsError.js';
 import type { ErrorCode } from '../errors/codes.js';
+import type { Logger, LogLevel, LogMethod } from '../handler/Logger.js';
 import type { Call, Middleware, Next } from './Middleware.js';
 
-/** A level of a pino-style logger. */
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-
-/** One logging method, pino's argument order: the fields first, then the message. */
-export type LogMethod = (obj: object, msg?: string) => void;
-
-/**
- * What {@link logging} needs of a logger: pino's shape (a pino logger fits as it is; so does
- * {@link consoleLogger}). The level is read, when the logger exposes one, from `levelVal` (pino), else
- * `isLevelEnabled`, else `level`; a logger with none of these is taken to log everything.
- */
-export interface Logger {
-  info: LogMethod;
-  warn: LogMethod;
-  error: LogMethod;
-  trace?: LogMethod;
-  debug?: LogMethod;
-  fatal?: LogMethod;
-  /** A logger that adds `bindings` to every line; made once per handler at composition. */
-  child?(bindings: Record<string, unknown>): Logger;
-  isLevelEnabled?(level: string): boolean;
-  /** The numeric level (pino): a line is written when its level's value is ≥ this. */
-  readonly levelVal?: number;
-  readonly level?: string;
-  /** Custom level values (pino's `levels.values`); the standard pino values otherwise. */
-  readonly levels?: { readonly values: Readonly<Record<string, number>> };
-}
+// The logger types live with the handler types (`ctx.logger`); exported here too, where they were first.
+export type { Logger, LogLevel, LogMethod };
 
 /** Options of {@link logging}. */
 export interface LoggingOptions {

@@ -5,6 +5,7 @@ import { Piscina } from 'piscina';
 import { CqrsError, isCqrsError } from '../errors/CqrsError.js';
 import { deserializeError } from '../errors/serialize.js';
 import type { Metadata } from '../handler/HandlerContext.js';
+import type { MessageKind } from '../messages/Definition.js';
 import type { CallTicket } from '../middleware/Middleware.js';
 import { CancelFlags, CancelResult, DONE, FAILED } from '../shared/CancelFlags.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
@@ -14,9 +15,16 @@ import type { CancelToken } from '../util/CancelToken.js';
 import { abortReason, canAbort, isAborted, onAbort as subscribeAbort } from '../util/callAbort.js';
 import { safeString } from '../util/safeString.js';
 import { BusDirectory } from './BusDirectory.js';
+import { moduleHref } from './inWorker.js';
 import { KillSwitch } from './KillSwitch.js';
-import type { HelloMessage, PoolWorkerData, TaskMessage, TaskOutcome } from './protocol.js';
-import { HELLO } from './protocol.js';
+import type {
+  HelloMessage,
+  LoggerFailedMessage,
+  PoolWorkerData,
+  TaskMessage,
+  TaskOutcome,
+} from './protocol.js';
+import { HELLO, LOGGER_FAILED } from './protocol.js';
 import { ThreadLinks } from './ThreadLinks.js';
 
 /** Options of {@link WorkerPool}. */
@@ -35,8 +43,19 @@ export interface WorkerPoolOptions {
   cancelGraceMs?: number;
   /** Tasks one thread may hold at once (for handlers that mostly await I/O); default 1. */
   concurrentTasksPerThread?: number;
-  /** Called with an error that killed a thread outside any task (the thread is replaced either way). */
+  /**
+   * Called with an error that killed a thread outside any task (the thread is replaced either way), and
+   * once (the first thread to fail) when `threadLogger` cannot be loaded.
+   */
   onThreadError?: (err: unknown) => void;
+  /**
+   * The base of worker handlers' `ctx.logger`: each thread imports `module` (a `URL`, a `file:` URL string or
+   * an absolute path) once, at start, and uses its export `export` (default `'logger'`), a pino-style logger;
+   * a call's `ctx.logger` is its child with `{ handler, kind, correlationId? }` bound. Default: a no-op
+   * logger. A module that cannot be loaded (or whose export is no logger) does not stop the calls: their
+   * `ctx.logger` is then a no-op and `onThreadError` is told once, with an `INVALID_REGISTRATION` error.
+   */
+  threadLogger?: { module: URL | string; export?: string };
 }
 
 /** One handler execution handed to the pool. @internal */
@@ -44,6 +63,7 @@ export interface PoolTask {
   readonly moduleId: number;
   readonly exportName: string;
   readonly name: string;
+  readonly kind: MessageKind;
   readonly input: unknown;
   readonly metadata: Metadata;
   readonly signal: AbortSignal | undefined;
@@ -116,6 +136,7 @@ export class WorkerPool {
       modules: this.modules.buffer,
       cancel: this.cancelFlags.buffer,
       metrics: this.metrics.buffer,
+      ...(options.threadLogger === undefined ? {} : { logger: this.threadLoggerRef(options.threadLogger) }),
     };
     this.piscina = new Piscina({
       filename: hostPath,
@@ -134,13 +155,28 @@ export class WorkerPool {
       workerData,
       ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
     });
+    const onThreadError = options.onThreadError;
+    let loggerFailureTold = false;
     this.piscina.on('message', (message: unknown) => {
-      if (typeof message === 'object' && message !== null && HELLO in message)
-        this.links.add(message as HelloMessage);
+      if (typeof message !== 'object' || message === null) return;
+      if (HELLO in message) this.links.add(message as HelloMessage);
+      else if (LOGGER_FAILED in message && !loggerFailureTold) {
+        // Every thread fails the same way: told once.
+        loggerFailureTold = true;
+        const cause = deserializeError((message as LoggerFailedMessage)[LOGGER_FAILED]);
+        onThreadError?.(
+          new CqrsError(
+            'INVALID_REGISTRATION',
+            `WorkerPool: options.threadLogger: ${safeString(errorText(cause))}`,
+            {
+              cause,
+            },
+          ),
+        );
+      }
     });
     this.piscina.on('workerDestroy', (worker: { id: number }) => this.links.drop(worker.id));
     // piscina emits 'error' for a thread that died with no task on it; unheard, it would crash the process.
-    const onThreadError = options.onThreadError;
     this.piscina.on('error', (err: unknown) => onThreadError?.(err));
   }
 
@@ -172,6 +208,25 @@ export class WorkerPool {
   /** True once {@link close} was called. */
   get closed(): boolean {
     return this.closing !== undefined;
+  }
+
+  /** Checks `options.threadLogger` and registers its module in the table, like a handler module's. */
+  private threadLoggerRef(option: { module: URL | string; export?: string }): { m: number; x: string } {
+    if (typeof option !== 'object' || option === null) {
+      throw new CqrsError(
+        'INVALID_REGISTRATION',
+        'WorkerPool: options.threadLogger must be { module, export? }',
+      );
+    }
+    const exportName = option.export ?? 'logger';
+    if (typeof exportName !== 'string' || exportName === '') {
+      throw new CqrsError(
+        'INVALID_REGISTRATION',
+        'WorkerPool: options.threadLogger.export must be a non-empty string',
+      );
+    }
+    const href = moduleHref(option.module, 'WorkerPool: options.threadLogger.module');
+    return { m: this.registerModule(href), x: exportName };
   }
 
   /** Adds a handler module to the table threads may import; returns its index. @internal */
@@ -240,6 +295,7 @@ export class WorkerPool {
       m: task.moduleId,
       x: task.exportName,
       n: task.name,
+      k: task.kind,
       i: task.input,
       md: task.metadata,
       c: slot,

@@ -18,19 +18,22 @@ export interface WorkerHandlerRef {
  * @throws CqrsError `INVALID_REGISTRATION` when the URL or the export name is malformed.
  */
 export function inWorker(moduleUrl: URL | string, exportName = 'default'): WorkerHandlerRef {
-  let href: string;
-  if (moduleUrl instanceof URL) href = moduleUrl.href;
-  else if (typeof moduleUrl === 'string' && isAbsolute(moduleUrl)) href = pathToFileURL(moduleUrl).href;
-  else if (typeof moduleUrl === 'string' && URL.canParse(moduleUrl)) href = new URL(moduleUrl).href;
-  else
-    throw new CqrsError(
-      'INVALID_REGISTRATION',
-      `inWorker: moduleUrl must be a URL or an absolute path, got ${String(moduleUrl)}`,
-    );
+  const href = moduleHref(moduleUrl, 'inWorker: moduleUrl');
   if (typeof exportName !== 'string' || exportName === '') {
     throw new CqrsError('INVALID_REGISTRATION', 'inWorker: exportName must be a non-empty string');
   }
   return Object.freeze({ [brand]: true as const, moduleUrl: href, exportName });
+}
+
+/** The `file:` URL of a module given as a `URL`, a URL string or an absolute path. @internal */
+export function moduleHref(moduleUrl: URL | string, what: string): string {
+  if (moduleUrl instanceof URL) return moduleUrl.href;
+  if (typeof moduleUrl === 'string' && isAbsolute(moduleUrl)) return pathToFileURL(moduleUrl).href;
+  if (typeof moduleUrl === 'string' && URL.canParse(moduleUrl)) return new URL(moduleUrl).href;
+  throw new CqrsError(
+    'INVALID_REGISTRATION',
+    `${what} must be a URL or an absolute path, got ${String(moduleUrl)}`,
+  );
 }
 
 /** @internal */

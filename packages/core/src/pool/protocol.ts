@@ -16,6 +16,8 @@ export interface TaskMessage {
   readonly x: string;
   /** Handler (definition) name. */
   readonly n: string;
+  /** Its kind, for `ctx.logger`'s bindings; absent in a probe. */
+  readonly k?: MessageKind;
   /** Input. */
   readonly i: unknown;
   /** Metadata. */
@@ -83,4 +85,12 @@ export interface PoolWorkerData {
   readonly modules: SharedArrayBuffer;
   readonly cancel: SharedArrayBuffer;
   readonly metrics: SharedArrayBuffer;
+  /** `threadLogger`: its module's index in the module table and the export to use; absent when not set. */
+  readonly logger?: { readonly m: number; readonly x: string };
+}
+
+/** Posted on `parentPort` by a thread whose `threadLogger` could not be loaded. */
+export const LOGGER_FAILED = 'cqrs-pool:logger-failed';
+export interface LoggerFailedMessage {
+  readonly [LOGGER_FAILED]: SerializedError;
 }
