@@ -5,7 +5,7 @@
  * the built package and fixtures (`node build.mjs --fast` first).
  */
 
-import type { CqrsError, HandlerMetrics, MetricsSnapshot } from '@cqrs-pool/core';
+import type { CqrsError } from '@cqrs-pool/core';
 import {
   type CircuitStateChange,
   CommandBus,
@@ -19,9 +19,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 // The middleware from source until index.ts exports them; they meet the built buses through the
 // Middleware/ChainContext shapes and the region's buffer, as they will from the package.
 import { waitUntil } from './control.js';
+import { figures } from './figures.js';
 import { Flaky, Noop, Reached } from './fixtures/breakerHandlers.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
+import { settleAll } from './settleAll.js';
 
 const handlers = fixtureUrl('breakerHandlers');
 
@@ -40,25 +42,6 @@ function newPool(options: ConstructorParameters<typeof WorkerPool>[0]): WorkerPo
 
 function newControl(): Int32Array {
   return new Int32Array(new SharedArrayBuffer(Reached.length * 4));
-}
-
-function figures(bus: { getMetrics(): MetricsSnapshot }, name: string): HandlerMetrics {
-  const found = bus.getMetrics().handlers[name];
-  if (found === undefined) throw new Error(`getMetrics() lists no handler '${name}'`);
-  return found;
-}
-
-/** Settles every call, bounded: a call still pending after `timeoutMs` fails the test instead of hanging it. */
-async function settleAll<T>(calls: Promise<T>[], timeoutMs = 10_000): Promise<PromiseSettledResult<T>[]> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`calls still pending after ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([Promise.allSettled(calls), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function codesOf(outcomes: PromiseSettledResult<unknown>[]): Record<string, number> {

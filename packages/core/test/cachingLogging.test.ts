@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { HandlerMetrics, MetricsSnapshot } from '@cqrs-pool/core';
 import {
   CommandBus,
   caching,
@@ -21,12 +20,14 @@ import {
 } from '@cqrs-pool/core';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { figures } from './figures.js';
 // Not yet re-exported by index.ts: imported from source. Their markers and errors use registry symbols,
 // so they work with the built package's buses.
 import type { LookupResult } from './fixtures/cachingHandlers.js';
 import { Lookup, ReadNote, WriteNote } from './fixtures/cachingHandlers.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
+import { settleAll } from './settleAll.js';
 
 const handlers = fixtureUrl('cachingHandlers');
 let dir: string;
@@ -60,25 +61,6 @@ async function lookupBus(middleware: ConstructorParameters<typeof QueryBus>[0] =
   bus.registerHandler(Lookup, inWorker(handlers, 'lookup'));
   await bus.ready();
   return bus;
-}
-
-function figures(bus: { getMetrics(): MetricsSnapshot }, name: string): HandlerMetrics {
-  const found = bus.getMetrics().handlers[name];
-  if (found === undefined) throw new Error(`getMetrics() lists no handler '${name}'`);
-  return found;
-}
-
-/** Settles every call, bounded: a call still pending after `timeoutMs` fails the test instead of hanging it. */
-async function settleAll<T>(calls: Promise<T>[], timeoutMs = 10_000): Promise<PromiseSettledResult<T>[]> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`calls still pending after ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([Promise.allSettled(calls), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('caching() with worker handlers', () => {

@@ -3,7 +3,7 @@
  * placement of the recording in the chain, and latencies timed where handlers ran. Runs against the built
  * package and fixtures (`node build.mjs --fast` first).
  */
-import type { HandlerMetrics, MetricsSnapshot, Middleware } from '@cqrs-pool/core';
+import type { HandlerMetrics, Middleware } from '@cqrs-pool/core';
 import {
   CommandBus,
   defineCommand,
@@ -16,10 +16,12 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { newControl, releaseAll, waitForStarts, waitUntil } from './control.js';
+import { figures } from './figures.js';
 import { Block, Control } from './fixtures/messages.js';
 import { SameCommand, SameQuery, Work } from './fixtures/metricsHandlers.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
+import { settleAll } from './settleAll.js';
 
 const handlers = fixtureUrl('metricsHandlers');
 const blockers = fixtureUrl('handlers');
@@ -77,11 +79,6 @@ function inlineWork(input: { spinUs: number; fail: boolean }): number {
 }
 
 /** The figures of one handler; fails the test when the bus does not list it. */
-function figures(bus: { getMetrics(): MetricsSnapshot }, name: string): HandlerMetrics {
-  const found = bus.getMetrics().handlers[name];
-  if (found === undefined) throw new Error(`getMetrics() lists no handler '${name}'`);
-  return found;
-}
 
 function expectOrderedLatency(latency: HandlerMetrics['latency']): void {
   expect(latency.mean).toBeGreaterThan(0);
@@ -94,19 +91,6 @@ function expectOrderedLatency(latency: HandlerMetrics['latency']): void {
 
 const noLatency = { mean: 0, p50: 0, p95: 0, p99: 0, max: 0 };
 const empty = { executions: 0, failures: 0, inFlight: 0, handlers: {} };
-
-/** Settles every call, bounded: a call still pending after `timeoutMs` fails the test instead of hanging it. */
-async function settleAll<T>(calls: Promise<T>[], timeoutMs = 10_000): Promise<PromiseSettledResult<T>[]> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`calls still pending after ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([Promise.allSettled(calls), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Spins the main thread, without yielding to the event loop, until `condition` holds. */
 function spinUntil(condition: () => boolean, timeoutMs: number, what: string): void {

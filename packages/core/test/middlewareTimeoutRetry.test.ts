@@ -5,7 +5,7 @@
  * package and fixtures (`node build.mjs --fast` first).
  */
 
-import type { HandlerContext, HandlerMetrics, MetricsSnapshot, Middleware } from '@cqrs-pool/core';
+import type { HandlerContext, Middleware } from '@cqrs-pool/core';
 import {
   CommandBus,
   defineCommand,
@@ -22,6 +22,7 @@ import { z } from 'zod';
 // The middleware come from source until index.ts exports them; errors are recognised by brand, not by
 // module copy, so they mix with the built package.
 import { newControl, releaseAll, waitForStarts, waitUntil } from './control.js';
+import { figures } from './figures.js';
 import { Control, Describe, PollCancel, Spin, Square } from './fixtures/messages.js';
 import {
   BadOutput,
@@ -65,12 +66,6 @@ async function timeRejection(pending: Promise<unknown>, code: Parameters<typeof 
   const started = performance.now();
   const err = await rejectionWith(pending, code);
   return { err, elapsed: performance.now() - started };
-}
-
-function figures(bus: { getMetrics(): MetricsSnapshot }, name: string): HandlerMetrics {
-  const found = bus.getMetrics().handlers[name];
-  if (found === undefined) throw new Error(`no metrics for ${name}`);
-  return found;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
