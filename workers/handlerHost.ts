@@ -13,6 +13,8 @@ import { isWorkerHandler } from '../packages/core/src/handler/handle.js';
 import type { Logger } from '../packages/core/src/handler/Logger.js';
 import { isLogger, noopLogger } from '../packages/core/src/handler/Logger.js';
 import type {
+  BatchMessage,
+  BatchOutcome,
   NestedDispatchApi,
   PoolWorkerData,
   RunRequest,
@@ -140,8 +142,22 @@ function cloneFailure(value: unknown): unknown {
   }
 }
 
+/**
+ * piscina's entry: one task, or a batch of them (micro-batching, see TaskScheduler.ts) run one after another,
+ * as a thread runs single tasks, answered together.
+ */
+export default function run(message: TaskMessage | BatchMessage): Promise<TaskOutcome | BatchOutcome> {
+  return 'b' in message ? runBatch(message.b) : runTask(message);
+}
+
+async function runBatch(tasks: readonly TaskMessage[]): Promise<BatchOutcome> {
+  const outcomes: TaskOutcome[] = new Array(tasks.length);
+  for (let i = 0; i < tasks.length; i++) outcomes[i] = await runTask(tasks[i] as TaskMessage);
+  return { b: outcomes };
+}
+
 /** Runs one task; never throws. */
-export default async function runTask(task: TaskMessage): Promise<TaskOutcome> {
+async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   const handler = await resolveHandler(task);
   if (typeof handler !== 'function') return handler;
   if (task.probe === true) return { ok: true, v: undefined };

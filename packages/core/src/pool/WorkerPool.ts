@@ -7,7 +7,7 @@ import { deserializeError } from '../errors/serialize.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { MessageKind } from '../messages/Definition.js';
 import type { CallTicket } from '../middleware/Middleware.js';
-import { CancelFlags, CancelResult, DONE, FAILED } from '../shared/CancelFlags.js';
+import { CancelFlags, CancelResult, DONE, FAILED, STARTED } from '../shared/CancelFlags.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
 import { ModuleTable } from '../shared/ModuleTable.js';
 import { abortErrorFor } from '../util/abortError.js';
@@ -25,6 +25,8 @@ import type {
   TaskOutcome,
 } from './protocol.js';
 import { HELLO, LOGGER_FAILED } from './protocol.js';
+import type { BatchLimits } from './TaskScheduler.js';
+import { TaskScheduler } from './TaskScheduler.js';
 import { ThreadLinks } from './ThreadLinks.js';
 
 /** Options of {@link WorkerPool}. */
@@ -56,6 +58,15 @@ export interface WorkerPoolOptions {
    * `ctx.logger` is then a no-op and `onThreadError` is told once, with an `INVALID_REGISTRATION` error.
    */
   threadLogger?: { module: URL | string; export?: string };
+  /**
+   * Micro-batching: calls that wait for a thread (every thread busy) leave together, many in one message,
+   * when a thread frees — a busy pool then pays the per-message cost once per batch instead of once per call.
+   * An idle pool sends each call at once, alone. A call that can be cancelled (a signal, or `timeout()`)
+   * always travels alone. `maxSize`: most calls in one message (default 64); `maxDelayMs`: rough bound on
+   * how long a call waits for the ones before it in its batch, from the recent time per call (default 2).
+   * `false` sends every call alone. Default on.
+   */
+  batching?: boolean | { maxSize?: number; maxDelayMs?: number };
 }
 
 /** One handler execution handed to the pool. @internal */
@@ -105,6 +116,7 @@ export class WorkerPool {
   /** The metrics region every thread of this pool records into; buses on the pool allocate their slots here. @internal */
   readonly metrics: MetricsRegion;
   private readonly piscina: Piscina;
+  private readonly scheduler: TaskScheduler;
   private readonly modules = new ModuleTable(moduleTableBytes);
   private readonly cancelFlags: CancelFlags;
   private readonly links: ThreadLinks;
@@ -128,7 +140,9 @@ export class WorkerPool {
     const perThread = positiveInt('concurrentTasksPerThread', options.concurrentTasksPerThread ?? 1, 1);
     this.cancelGraceMs = positiveInt('cancelGraceMs', options.cancelGraceMs ?? 1000, 0);
     const idleTimeout = positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? 60_000, 0);
-    this.cancelFlags = new CancelFlags(maxQueue + threads * perThread + nestedSlotHeadroom);
+    const batching = batchLimits(options.batching);
+    const capacity = threads * perThread;
+    this.cancelFlags = new CancelFlags(maxQueue + capacity * (batching?.maxSize ?? 1) + nestedSlotHeadroom);
     this.links = new ThreadLinks(this.directory);
     // A stripe per thread, so no two threads write the same cache line when they record.
     this.metrics = new MetricsRegion({ threadStripes: threads });
@@ -155,6 +169,12 @@ export class WorkerPool {
       workerData,
       ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
     });
+    this.scheduler = new TaskScheduler(
+      this.piscina,
+      capacity,
+      batching,
+      (message) => (this.cancelFlags.flags(message.c) & STARTED) === 0,
+    );
     const onThreadError = options.onThreadError;
     let loggerFailureTold = false;
     this.piscina.on('message', (message: unknown) => {
@@ -187,12 +207,20 @@ export class WorkerPool {
 
   /** Calls waiting for a thread. */
   get queueSize(): number {
-    return this.piscina.queueSize;
+    return this.scheduler.waiting + this.piscina.queueSize;
   }
 
   /** Calls that may wait for a thread (`options.maxQueue`); one more is refused with `OVERLOADED`. */
   get maxQueue(): number {
     return this.queueLimit;
+  }
+
+  /**
+   * Micro-batching so far: batch messages sent, and the calls they carried (calls sent alone are in
+   * neither). `calls / messages` is the mean batch size.
+   */
+  get batchStats(): { messages: number; calls: number } {
+    return { messages: this.scheduler.batches, calls: this.scheduler.batchedCalls };
   }
 
   /** Share of thread capacity used since the pool started, 0…1. */
@@ -275,11 +303,13 @@ export class WorkerPool {
     }
     // Through callAbort, not `signal`: under a timeout there is only a cheap token (see CancelToken.ts).
     if (isAborted(task)) return Promise.reject(abortErrorFor(abortReason(task), task.name));
-    // piscina bounds only its main queue by maxQueue: a task posted with an abort signal (every call that can
-    // be cancelled) waits in a second queue it does not count. Tasks waiting means no thread is free, so this
-    // one would wait too: refuse it here, as piscina does for the others. Nested tasks never queue.
-    const queued = task.originThread === undefined ? this.piscina.queueSize : 0;
-    if (queued > 0 && queued >= this.queueLimit) {
+    // Calls wait in the scheduler (see TaskScheduler.ts) while every thread is busy; maxQueue bounds that
+    // wait. Nested tasks never queue.
+    if (
+      task.originThread === undefined &&
+      this.scheduler.saturated &&
+      this.scheduler.waiting + this.piscina.queueSize >= this.queueLimit
+    ) {
       return Promise.reject(
         new CqrsError('OVERLOADED', `${task.name}: the pool's queue is full`, { handler: task.name }),
       );
@@ -330,10 +360,11 @@ export class WorkerPool {
         if (found === CancelResult.done) return;
         settled = true;
         reject(abortErrorFor(abortReason(task), task.name));
-        // Queued: take it out of piscina's queue now. Left there (the thread would skip it when it got there),
+        // Queued: take it out of the queue now. Left there (the thread would skip it when it got there),
         // abandoned tasks pile up when callers time out faster than threads drain, filling maxQueue with dead
-        // entries: live calls then get OVERLOADED. piscina drops a task it has not posted at no cost; in the
-        // rare window where it was posted but not yet started, it terminates that thread, which is replaced.
+        // entries: live calls then get OVERLOADED. The scheduler or piscina drops a task it has not posted at
+        // no cost; in the rare window where piscina posted it but it has not started, piscina terminates that
+        // thread, which is replaced (a cancellable call travels alone, so no batch-mate goes with it).
         if (found === CancelResult.queued && kill !== undefined) kill.abort();
         // Running: it may stop by itself in time.
         else if (found === CancelResult.running && kill !== undefined) {
@@ -394,9 +425,7 @@ export class WorkerPool {
   ): Promise<TaskOutcome> {
     this.running++;
     const execution: Promise<TaskOutcome> =
-      originThread !== undefined
-        ? this.links.runOn(originThread, task)
-        : this.piscina.run(task, kill === undefined ? undefined : { signal: kill });
+      originThread !== undefined ? this.links.runOn(originThread, task) : this.scheduler.submit(task, kill);
     const done = (): void => {
       if (--this.running === 0) this.drained?.();
     };
@@ -416,6 +445,26 @@ export class WorkerPool {
     })();
     return this.closing;
   }
+}
+
+function batchLimits(option: WorkerPoolOptions['batching']): BatchLimits | undefined {
+  if (option === false) return undefined;
+  if (option === undefined || option === true) return { maxSize: 64, maxDelayMs: 2 };
+  if (typeof option !== 'object' || option === null) {
+    throw new CqrsError(
+      'INVALID_REGISTRATION',
+      'WorkerPool: options.batching must be a boolean or { maxSize?, maxDelayMs? }',
+    );
+  }
+  const maxSize = positiveInt('batching.maxSize', option.maxSize ?? 64, 1);
+  const maxDelayMs = option.maxDelayMs ?? 2;
+  if (typeof maxDelayMs !== 'number' || !(maxDelayMs >= 0) || !Number.isFinite(maxDelayMs)) {
+    throw new CqrsError(
+      'INVALID_REGISTRATION',
+      `WorkerPool: options.batching.maxDelayMs must be a finite number >= 0, got ${String(maxDelayMs)}`,
+    );
+  }
+  return maxSize === 1 ? undefined : { maxSize, maxDelayMs };
 }
 
 function errorMessage(outcome: Extract<TaskOutcome, { ok: false }>): string {

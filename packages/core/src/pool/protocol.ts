@@ -31,6 +31,17 @@ export interface TaskMessage {
   readonly probe?: true;
 }
 
+/**
+ * Several tasks sent as one message (micro-batching): the thread runs them in order and answers with
+ * {@link BatchOutcome}, one outcome per task, in the same order.
+ */
+export interface BatchMessage {
+  readonly b: readonly TaskMessage[];
+}
+export interface BatchOutcome {
+  readonly b: readonly TaskOutcome[];
+}
+
 /** Why a task produced no value. */
 export type FailureKind =
   /** The handler threw. */

@@ -1,0 +1,243 @@
+import type { Piscina } from 'piscina';
+import { CqrsError } from '../errors/CqrsError.js';
+import { serializeError } from '../errors/serialize.js';
+import type { KillSwitch } from './KillSwitch.js';
+import type { BatchMessage, BatchOutcome, TaskMessage, TaskOutcome } from './protocol.js';
+
+/** `WorkerPool`'s `batching` option, resolved. */
+export interface BatchLimits {
+  /** Most tasks in one message. */
+  readonly maxSize: number;
+  /** Rough bound on how long the last task of a batch waits for the ones before it, in ms. */
+  readonly maxDelayMs: number;
+}
+
+interface Entry {
+  readonly message: TaskMessage;
+  /** Set for a call that can be cancelled: it always travels alone, so terminating its thread hits no one else. */
+  readonly kill: KillSwitch | undefined;
+  readonly resolve: (outcome: TaskOutcome) => void;
+  readonly reject: (err: unknown) => void;
+  /** Travels alone (cancellable, or retried alone after its batch failed to arrive). */
+  solo: boolean;
+  /** Aborted while it waited here: skipped. */
+  dropped: boolean;
+  /** Taken from the queue to be posted: an abort is piscina's to handle now. */
+  left: boolean;
+}
+
+const droppedOutcome: TaskOutcome = {
+  ok: false,
+  k: 'cancelled',
+  e: serializeError(new CqrsError('ABORTED', 'cancelled while it waited for a thread')),
+};
+
+/**
+ * Hands tasks to piscina no faster than its threads take them, and sends the tasks that had to wait as
+ * batches: one message carries many calls, so the per-message cost (structured clone, a port round trip,
+ * waking a thread) is paid once per batch instead of once per call.
+ *
+ * Why not leave the waiting to piscina's queue: piscina posts one message per task, and at a few µs of call
+ * work that message is most of the cost (measured: ~38k tasks/s on two threads for an echo, while one task
+ * carrying many items moves several times that). Waiting here instead, the tasks that pile up while every
+ * thread is busy leave together when a thread frees: a busy pool sends big batches, an idle one sends each
+ * call at once, alone, exactly as piscina would (so a lone call pays no batching delay).
+ *
+ * A batch's size is the smallest of `maxSize`, an even share of what waits (`waiting / capacity`, so the
+ * threads finish the backlog together instead of one holding a big last batch while the other idles), and
+ * as many tasks as fit in `maxDelayMs` at the recent per-task time (so slow handlers go in small batches:
+ * the last of a batch waits for the ones before it on the same thread).
+ *
+ * A call that can be cancelled always travels alone: past its grace period its thread is terminated, which
+ * must not take batch-mates' results down with it. When a batch never arrives (a thread died under it, or
+ * an input could not be cloned), the tasks that never started are sent again, each alone, so only the
+ * call at fault fails.
+ * @internal
+ */
+export class TaskScheduler {
+  private readonly queue: Entry[] = [];
+  private head = 0;
+  /** Entries in `queue` from `head` on that were not dropped. */
+  private live = 0;
+  /** piscina tasks (single or batch) posted and not answered. */
+  private posted = 0;
+  /** Recent time per task of a posted message, in ms (exponentially weighted). */
+  private perTaskMs = 0;
+  /** Batch messages posted, and the calls they carried. */
+  batches = 0;
+  batchedCalls = 0;
+
+  constructor(
+    private readonly piscina: Piscina,
+    /** Messages the threads take at once: threads × tasks per thread. */
+    private readonly capacity: number,
+    private readonly limits: BatchLimits | undefined,
+    /** True while a task's handler has not started (its cancel word says so). */
+    private readonly notStarted: (message: TaskMessage) => boolean,
+  ) {}
+
+  /** Tasks waiting for a thread. */
+  get waiting(): number {
+    return this.live;
+  }
+
+  /** True when a new task would have to wait (every thread holds as many messages as it takes). */
+  get saturated(): boolean {
+    return this.posted >= this.capacity;
+  }
+
+  /** Runs `message` in a thread; `kill` (cancellable calls) aborts it while it waits here or in piscina. */
+  submit(message: TaskMessage, kill: KillSwitch | undefined): Promise<TaskOutcome> {
+    return new Promise<TaskOutcome>((resolve, reject) => {
+      const entry: Entry = {
+        message,
+        kill,
+        resolve,
+        reject,
+        // A probe (`ready()`) owns no cancel slot, which a failed batch's retry reads.
+        solo: kill !== undefined || this.limits === undefined || message.probe === true,
+        dropped: false,
+        left: false,
+      };
+      if (this.posted < this.capacity && this.waiting === 0) {
+        this.postOne(entry);
+        return;
+      }
+      this.queue.push(entry);
+      this.live++;
+      if (kill !== undefined) {
+        kill.once('abort', () => {
+          if (entry.dropped || entry.left) return;
+          entry.dropped = true;
+          this.live--;
+          resolve(droppedOutcome);
+        });
+      }
+    });
+  }
+
+  /** Posts waiting tasks while threads have room. */
+  private flush(): void {
+    while (this.posted < this.capacity) {
+      const first = this.take();
+      if (first === undefined) return;
+      if (first.solo) {
+        this.postOne(first);
+        continue;
+      }
+      const size = this.batchSize();
+      const batch = [first];
+      while (batch.length < size) {
+        const next = this.queue[this.head];
+        if (next === undefined || next.solo) break;
+        this.head++;
+        if (!next.dropped) {
+          this.live--;
+          batch.push(next);
+        }
+      }
+      this.compact();
+      if (batch.length === 1) this.postOne(first);
+      else this.postBatch(batch);
+    }
+  }
+
+  /** The next live waiting entry, or undefined. */
+  private take(): Entry | undefined {
+    while (this.head < this.queue.length) {
+      const entry = this.queue[this.head++] as Entry;
+      if (entry.dropped) continue;
+      this.live--;
+      entry.left = true;
+      // An entry with a `kill` keeps its waiting-abort listener until piscina, on `run`, puts its own in
+      // its place (a KillSwitch holds one listener).
+      this.compact();
+      return entry;
+    }
+    this.compact();
+    return undefined;
+  }
+
+  /** Drops consumed entries from the front once they are most of the array. */
+  private compact(): void {
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  private batchSize(): number {
+    const limits = this.limits as BatchLimits;
+    const share = Math.ceil((this.waiting + 1) / this.capacity);
+    const inTime = this.perTaskMs > 0 ? Math.floor(limits.maxDelayMs / this.perTaskMs) : limits.maxSize;
+    return Math.max(1, Math.min(limits.maxSize, share, inTime));
+  }
+
+  private measured(started: number, tasks: number): void {
+    const perTask = (performance.now() - started) / tasks;
+    this.perTaskMs = this.perTaskMs === 0 ? perTask : this.perTaskMs * 0.8 + perTask * 0.2;
+  }
+
+  private postOne(entry: Entry): void {
+    this.posted++;
+    const started = performance.now();
+    this.piscina.run(entry.message, entry.kill === undefined ? undefined : { signal: entry.kill }).then(
+      (outcome: TaskOutcome) => {
+        this.posted--;
+        this.measured(started, 1);
+        this.flush();
+        entry.resolve(outcome);
+      },
+      (err: unknown) => {
+        this.posted--;
+        this.flush();
+        entry.reject(err);
+      },
+    );
+  }
+
+  private postBatch(batch: Entry[]): void {
+    this.posted++;
+    this.batches++;
+    this.batchedCalls += batch.length;
+    const started = performance.now();
+    const message: BatchMessage = { b: batch.map((entry) => entry.message) };
+    this.piscina.run(message).then(
+      (answer: BatchOutcome) => {
+        this.posted--;
+        this.measured(started, batch.length);
+        this.flush();
+        for (let i = 0; i < batch.length; i++) (batch[i] as Entry).resolve(answer.b[i] as TaskOutcome);
+      },
+      (err: unknown) => {
+        this.posted--;
+        // Tasks that never started are sent again, alone, at the front of the queue (in their order): the
+        // one whose input cannot be cloned, or that kills its thread, then fails by itself.
+        const again: Entry[] = [];
+        for (const entry of batch) {
+          if (this.notStarted(entry.message)) {
+            entry.solo = true;
+            again.push(entry);
+          } else entry.reject(err);
+        }
+        this.requeueFront(again);
+        this.flush();
+      },
+    );
+  }
+
+  private requeueFront(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    this.live += entries.length;
+    if (this.head >= entries.length) {
+      this.head -= entries.length;
+      for (let i = 0; i < entries.length; i++) this.queue[this.head + i] = entries[i] as Entry;
+    } else {
+      this.queue.splice(0, this.head, ...entries);
+      this.head = 0;
+    }
+  }
+}

@@ -1,0 +1,171 @@
+import { CommandBus, inWorker, QueryBus, WorkerPool } from '@cqrs-pool/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { newControl, releaseAll, waitForStarts } from './control.js';
+import { figures } from './figures.js';
+import { Block, Crash, Echo, Square } from './fixtures/messages.js';
+import { fixtureUrl } from './fixtureUrl.js';
+import { rejectionWith } from './rejectionWith.js';
+
+const handlers = fixtureUrl('handlers');
+let pool: WorkerPool | undefined;
+
+afterEach(async () => {
+  await pool?.close();
+  pool = undefined;
+});
+
+/**
+ * A one-thread pool whose thread is held by a blocking call until `release()`. The held call's long run
+ * would make the batch-size estimate (calls that fit in `maxDelayMs` at the recent time per call) send the
+ * next calls alone, so the delay bound is lifted unless a test sets it.
+ */
+async function heldPool(options: ConstructorParameters<typeof WorkerPool>[0] = {}) {
+  pool = new WorkerPool({ threads: 1, batching: { maxDelayMs: 60_000 }, ...options });
+  const commands = new CommandBus({ pool });
+  const queries = new QueryBus({ pool });
+  commands.registerHandler(Block, inWorker(handlers, 'block'));
+  commands.registerHandler(Square, inWorker(handlers, 'square'));
+  commands.registerHandler(Crash, inWorker(handlers, 'crash'));
+  queries.registerHandler(Echo, inWorker(handlers, 'echo'));
+  await Promise.all([commands.ready(), queries.ready()]);
+  const control = newControl();
+  const blocked = commands.execute(Block, { control });
+  await waitForStarts(control);
+  return { pool, commands, queries, blocked, release: () => releaseAll(control) };
+}
+
+describe('micro-batching', () => {
+  it('sends the calls that waited for a thread together, and each gets its own result', async () => {
+    const { pool, commands, blocked, release } = await heldPool();
+    const squares = Array.from({ length: 100 }, (_, n) => commands.execute(Square, { n }));
+    expect(pool.queueSize).toBe(100);
+    release();
+    expect(await blocked).toBe('released');
+    expect(await Promise.all(squares)).toEqual(Array.from({ length: 100 }, (_, n) => n * n));
+    const stats = pool.batchStats;
+    expect(stats.messages).toBeGreaterThan(0);
+    expect(stats.calls).toBe(100);
+    expect(stats.calls / stats.messages).toBeGreaterThan(1);
+    expect(figures(commands, 'Square')).toMatchObject({ executions: 100, failures: 0, inFlight: 0 });
+    expect(pool.inFlight).toBe(0);
+  });
+
+  it('sends a call alone when a thread is free: a lone call waits for no batch', async () => {
+    pool = new WorkerPool({ threads: 2 });
+    const commands = new CommandBus({ pool });
+    commands.registerHandler(Square, inWorker(handlers, 'square'));
+    for (let n = 0; n < 20; n++) expect(await commands.execute(Square, { n })).toBe(n * n);
+    expect(pool.batchStats).toEqual({ messages: 0, calls: 0 });
+  });
+
+  it('fails only the call that killed its thread: batch-mates that never started run again, alone', async () => {
+    const { pool, commands, blocked, release } = await heldPool();
+    const crash = commands.execute(Crash, {});
+    const squares = Array.from({ length: 10 }, (_, n) => commands.execute(Square, { n }));
+    release();
+    await blocked;
+    await rejectionWith(crash, 'WORKER_CRASHED');
+    expect(await Promise.all(squares)).toEqual(Array.from({ length: 10 }, (_, n) => n * n));
+    // The crash and the squares left as one batch.
+    expect(pool.batchStats).toEqual({ messages: 1, calls: 11 });
+    expect(figures(commands, 'Crash')).toMatchObject({ executions: 1, failures: 1 });
+    expect(figures(commands, 'Square')).toMatchObject({ executions: 10, failures: 0 });
+    expect(pool.inFlight).toBe(0);
+  });
+
+  it('fails only the call whose input cannot be cloned', async () => {
+    const { pool, commands, queries, blocked, release } = await heldPool();
+    const before = commands.execute(Square, { n: 2 });
+    const bad = queries.execute(Echo, { callback: () => 1 });
+    const after = queries.execute(Echo, { fine: true });
+    release();
+    await blocked;
+    await rejectionWith(bad, 'NOT_CLONEABLE');
+    expect(await before).toBe(4);
+    expect(await after).toMatchObject({ input: { fine: true } });
+    expect(pool.batchStats.messages).toBe(1);
+  });
+
+  it('never batches a call that can be cancelled (its thread may have to be terminated)', async () => {
+    const { pool, commands, blocked, release } = await heldPool();
+    const signal = new AbortController().signal;
+    const squares = Array.from({ length: 20 }, (_, n) => commands.execute(Square, { n }, { signal }));
+    release();
+    await blocked;
+    expect(await Promise.all(squares)).toEqual(Array.from({ length: 20 }, (_, n) => n * n));
+    expect(pool.batchStats).toEqual({ messages: 0, calls: 0 });
+  });
+
+  it('drops a cancellable call aborted while it waits, and the calls behind it still run', async () => {
+    const { pool, commands, blocked, release } = await heldPool();
+    const controller = new AbortController();
+    const doomed = commands.execute(Square, { n: 3 }, { signal: controller.signal });
+    const behind = Array.from({ length: 5 }, (_, n) => commands.execute(Square, { n }));
+    controller.abort();
+    await rejectionWith(doomed, 'ABORTED');
+    const waiting = pool.queueSize;
+    release();
+    await blocked;
+    expect(await Promise.all(behind)).toEqual([0, 1, 4, 9, 16]);
+    expect(waiting).toBe(5);
+    expect(pool.inFlight).toBe(0);
+  });
+
+  it('keeps maxQueue: one call more than may wait is refused with OVERLOADED', async () => {
+    const { commands, blocked, release } = await heldPool({ maxQueue: 5 });
+    const waiting = Array.from({ length: 5 }, (_, n) => commands.execute(Square, { n }));
+    await rejectionWith(commands.execute(Square, { n: 9 }), 'OVERLOADED');
+    release();
+    await blocked;
+    expect(await Promise.all(waiting)).toEqual([0, 1, 4, 9, 16]);
+  });
+
+  it('sends the calls behind a slow one alone: a batch is sized to the recent time per call', async () => {
+    // The held call took far longer than maxDelayMs: by that estimate, a second call in a batch would wait
+    // too long for the first.
+    const { pool, commands, blocked, release } = await heldPool({ batching: { maxDelayMs: 2 } });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const squares = Array.from({ length: 5 }, (_, n) => commands.execute(Square, { n }));
+    release();
+    await blocked;
+    expect(await Promise.all(squares)).toEqual([0, 1, 4, 9, 16]);
+    expect(pool.batchStats).toEqual({ messages: 0, calls: 0 });
+  });
+
+  it('sends every call alone with batching: false', async () => {
+    const { pool, commands, blocked, release } = await heldPool({ batching: false });
+    const squares = Array.from({ length: 20 }, (_, n) => commands.execute(Square, { n }));
+    release();
+    await blocked;
+    expect(await Promise.all(squares)).toEqual(Array.from({ length: 20 }, (_, n) => n * n));
+    expect(pool.batchStats).toEqual({ messages: 0, calls: 0 });
+  });
+
+  it('bounds a batch by maxSize', async () => {
+    const { pool, commands, blocked, release } = await heldPool({
+      batching: { maxSize: 8, maxDelayMs: 60_000 },
+    });
+    const squares = Array.from({ length: 40 }, (_, n) => commands.execute(Square, { n }));
+    release();
+    await blocked;
+    await Promise.all(squares);
+    expect(pool.batchStats).toEqual({ messages: 5, calls: 40 });
+  });
+
+  it.each([
+    [{ batching: { maxSize: 0 } }, 'batching.maxSize'],
+    [{ batching: { maxSize: 2.5 } }, 'batching.maxSize'],
+    [{ batching: { maxDelayMs: -1 } }, 'batching.maxDelayMs'],
+    [{ batching: { maxDelayMs: Number.NaN } }, 'batching.maxDelayMs'],
+    [{ batching: 'yes' }, 'batching'],
+  ])('refuses %j with INVALID_REGISTRATION naming the option', (options, name) => {
+    let caught: unknown;
+    try {
+      new WorkerPool(options as never);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toMatchObject({ code: 'INVALID_REGISTRATION' });
+    expect((caught as Error).message).toContain(name);
+  });
+});
