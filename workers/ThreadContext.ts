@@ -20,21 +20,30 @@ export class ThreadContext implements HandlerContext {
   private controller: AbortController | undefined;
   private finished = false;
   private ownLogger: Logger | undefined;
+  private ownCommands: BusClient<'command'> | undefined;
+  private ownQueries: BusClient<'query'> | undefined;
   readonly metadata: Metadata;
-  readonly commands: BusClient<'command'>;
-  readonly queries: BusClient<'query'>;
 
   constructor(
     private readonly task: TaskMessage,
     private readonly flags: CancelFlagsView,
-    mainBuses: Remote<NestedDispatchApi>,
-    threadId: number,
+    private readonly mainBuses: Remote<NestedDispatchApi>,
+    private readonly threadId: number,
     /** The pool's `threadLogger`, or the no-op logger. */
     private readonly baseLogger: Logger,
   ) {
     this.metadata = task.md;
-    this.commands = nestedClient('command', mainBuses, task.md, threadId);
-    this.queries = nestedClient('query', mainBuses, task.md, threadId);
+  }
+
+  /** Made on first use, like `queries`: most handlers dispatch nothing, and every call makes a context. */
+  get commands(): BusClient<'command'> {
+    this.ownCommands ??= nestedClient('command', this.mainBuses, this.task.md, this.threadId);
+    return this.ownCommands;
+  }
+
+  get queries(): BusClient<'query'> {
+    this.ownQueries ??= nestedClient('query', this.mainBuses, this.task.md, this.threadId);
+    return this.ownQueries;
   }
 
   isCancelled(): boolean {
