@@ -122,6 +122,7 @@ describe('metrics of an inline handler', () => {
     expect(snapshot).toMatchObject({ executions: calls, failures: 40, inFlight: 0 });
     const work = figures(bus, 'Work');
     expect(work).toMatchObject({ executions: calls, failures: 40, inFlight: 0, circuit: 'closed' });
+    expect(work.failuresByCode).toEqual({ HANDLER_FAILED: 40 });
     expectOrderedLatency(work.latency);
     // Every call spun at least 20 µs; the slowest at least 380 µs.
     expect(work.latency.p50).toBeGreaterThanOrEqual(0.02);
@@ -169,6 +170,8 @@ describe('metrics of worker handlers', () => {
     expect(bus.getMetrics()).toMatchObject({ executions: calls, failures: expectedFailures, inFlight: 0 });
     const work = figures(bus, 'Work');
     expect(work).toMatchObject({ executions: calls, failures: expectedFailures, inFlight: 0 });
+    // Counted in the threads; their codes on the main thread, where the errors arrive.
+    expect(work.failuresByCode).toEqual({ HANDLER_FAILED: expectedFailures });
     expectOrderedLatency(work.latency);
   });
 
@@ -207,6 +210,8 @@ describe('calls refused before their handler', () => {
       failures: 3,
       inFlight: 0,
       latency: noLatency,
+      // A plain Error from a custom middleware carries no code.
+      failuresByCode: { UNKNOWN: 3 },
     });
     await bus.execute(Work, { spinUs: 0, fail: false });
     expect(bus.getMetrics()).toMatchObject({ executions: 4, failures: 3, inFlight: 0 });

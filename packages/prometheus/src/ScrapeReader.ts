@@ -8,6 +8,8 @@ export interface HandlerFigures {
   readonly kind: 'command' | 'query';
   executions: number;
   failures: number;
+  /** Failures by the error code the caller got (counted on the main thread as failures settle). */
+  readonly failuresByCode: Record<string, number>;
   inFlight: number;
   circuit: CircuitState;
   /** The shared histogram: timed calls per bucket of integer µs. */
@@ -77,6 +79,7 @@ export class ScrapeReader {
             kind,
             executions: figures.executions,
             failures: figures.failures,
+            failuresByCode: { ...figures.failuresByCode },
             inFlight: figures.inFlight,
             circuit: figures.circuit,
             counts: latency.counts,
@@ -87,6 +90,9 @@ export class ScrapeReader {
         // Buses of one kind on different pools may both have a handler of this name: one series, summed.
         known.executions += figures.executions;
         known.failures += figures.failures;
+        for (const [code, count] of Object.entries(figures.failuresByCode)) {
+          known.failuresByCode[code] = (known.failuresByCode[code] ?? 0) + count;
+        }
         known.inFlight += figures.inFlight;
         if (severity[figures.circuit] > severity[known.circuit]) known.circuit = figures.circuit;
         for (let b = 0; b < BUCKETS; b++) known.counts[b] = (known.counts[b] ?? 0) + (latency.counts[b] ?? 0);

@@ -42,8 +42,13 @@ type Label = (typeof labelNames)[number];
  * registry again.
  *
  * Series (names with the default prefix):
- * - `cqrs_executions_total{handler,kind}`, `cqrs_failures_total{handler,kind}` — counters; a call refused
- *   before its handler ran (validation, breaker, limiter, overload, abort) is an execution and a failure.
+ * - `cqrs_executions_total{handler,kind}` — counter; a call refused before its handler ran (validation,
+ *   breaker, limiter, overload, abort) is an execution and a failure.
+ * - `cqrs_failures_total{handler,kind,code}` — counter of failures by the error code the caller got
+ *   (`HANDLER_FAILED`, `TIMEOUT`, `CIRCUIT_OPEN`…; `UNKNOWN` for a custom middleware's plain error). A
+ *   series appears with its code's first failure. Codes are counted on the main thread as failures settle
+ *   there, so while a pool thread's failure is on its way back the sum over codes can trail the failures in
+ *   `getMetrics()` by the calls in transit.
  * - `cqrs_in_flight{handler,kind}` — gauge, calls started and not settled.
  * - `cqrs_latency_seconds{handler,kind}` — histogram of the timed calls (refusals have no latency; inline
  *   handlers are timed on every call of their first 1024, then one call in 8), so `_count` may be below
@@ -112,7 +117,22 @@ export function registerCqrsMetrics(options: CqrsMetricsOptions): () => void {
 
   try {
     perHandler(Counter, 'executions_total', 'Handler calls settled, refusals included', (f) => f.executions);
-    perHandler(Counter, 'failures_total', 'Handler calls that failed, refusals included', (f) => f.failures);
+    const failuresName = `${prefix}failures_total`;
+    new Counter({
+      name: failuresName,
+      help: 'Handler calls that failed, refusals included, by error code',
+      labelNames: [...labelNames, 'code'],
+      registers,
+      collect(): void {
+        this.reset();
+        for (const figures of reader.read().handlers) {
+          for (const [code, count] of Object.entries(figures.failuresByCode)) {
+            this.inc({ handler: figures.handler, kind: figures.kind, code }, count);
+          }
+        }
+      },
+    });
+    names.push(failuresName);
     perHandler(Gauge, 'in_flight', 'Handler calls started and not yet settled', (f) => f.inFlight);
     perHandler(
       Gauge,

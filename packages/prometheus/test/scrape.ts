@@ -11,6 +11,8 @@ export interface Exposition {
   readonly types: ReadonlyMap<string, string>;
   /** The one sample of `name` whose labels include `labels`; throws when there is not exactly one. */
   value(name: string, labels?: Record<string, string>): number;
+  /** The sum of every sample of `name` with these labels (whatever their other labels); 0 when none. */
+  sum(name: string, labels?: Record<string, string>): number;
   /** Every sample of `name` whose labels include `labels`. */
   all(name: string, labels?: Record<string, string>): Sample[];
 }
@@ -52,6 +54,9 @@ export function parseExposition(text: string): Exposition {
         throw new Error(`${found.length} samples of ${name} ${JSON.stringify(labels)}, expected one`);
       }
       return (found[0] as Sample).value;
+    },
+    sum(name, labels = {}) {
+      return all(name, labels).reduce((total, s) => total + s.value, 0);
     },
   };
 }

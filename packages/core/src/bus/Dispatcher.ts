@@ -334,11 +334,12 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     }
     // The outermost metrics layer, folded in here: in flight −1, and count what no handler counted
     // (refusals, aborts, crashes) — see recordingLayer.ts for the same logic as a placeable layer.
-    const settle = (failed: boolean): void => {
+    const settle = (failed: boolean, err?: unknown): void => {
       region.decrementInFlight(slot);
       if (!ticket.claimed) {
         ticket.claimed = true;
         region.recordCount(slot, failed);
+        if (failed) region.recordFailureCode(slot, err);
       }
       this.settled();
     };
@@ -346,7 +347,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       () => settle(false),
       (err: unknown) => {
         if (!this.stacks) stripStacks(err);
-        settle(true);
+        settle(true, err);
       },
     );
     return pending;

@@ -1,3 +1,4 @@
+import type { CqrsError } from '../errors/CqrsError.js';
 import type { HandlerFn } from '../handler/handle.js';
 import type { Logger } from '../handler/Logger.js';
 import type { Definition } from '../messages/Definition.js';
@@ -34,12 +35,13 @@ export function inlineTerminal(
   let calls = 0;
   // Continuations of untimed calls (seven in eight, once sampled) need no per-call state: made once here.
   const untimedSuccess = (value: unknown): unknown => {
-    countAttempt(region, slot, settled, -1, false);
+    countAttempt(region, slot, settled, -1, undefined);
     return value;
   };
   const untimedFailure = (err: unknown): never => {
-    countAttempt(region, slot, settled, -1, true);
-    throw handlerFailed(name, err);
+    const failure = handlerFailed(name, err);
+    countAttempt(region, slot, settled, -1, failure);
+    throw failure;
   };
   return (call) => {
     // This attempt is counted here, once, whatever becomes of it; claiming the metrics layer's pass keeps
@@ -63,27 +65,30 @@ export function inlineTerminal(
     // would change state while its caller was told ABORTED).
     // Through callAbort, not `call.signal`: under a timeout, reading the signal would make one (~3.4 µs).
     if (isAborted(call)) {
-      countAttempt(recorder, slot, settled, -1, true);
-      return Promise.reject(abortErrorFor(abortReason(call), name));
+      const failure = abortErrorFor(abortReason(call), name);
+      countAttempt(recorder, slot, settled, -1, failure);
+      return Promise.reject(failure);
     }
     let result: unknown;
     try {
       result = fn(call.input, new InlineContext(call, directory, logger));
     } catch (err) {
-      countAttempt(recorder, slot, settled, ranFrom, true);
-      return Promise.reject(handlerFailed(name, err));
+      const failure = handlerFailed(name, err);
+      countAttempt(recorder, slot, settled, ranFrom, failure);
+      return Promise.reject(failure);
     }
     if (!canAbort(call)) {
       if (!timed && recorder !== undefined)
         return Promise.resolve(result).then(untimedSuccess, untimedFailure);
       return Promise.resolve(result).then(
         (value) => {
-          countAttempt(recorder, slot, settled, ranFrom, false);
+          countAttempt(recorder, slot, settled, ranFrom, undefined);
           return value;
         },
         (err: unknown) => {
-          countAttempt(recorder, slot, settled, ranFrom, true);
-          throw handlerFailed(name, err);
+          const failure = handlerFailed(name, err);
+          countAttempt(recorder, slot, settled, ranFrom, failure);
+          throw failure;
         },
       );
     }
@@ -95,8 +100,9 @@ export function inlineTerminal(
       const aborted = (): void => {
         if (decided) return;
         decided = true;
-        countAttempt(recorder, slot, settled, -1, true);
-        reject(abortErrorFor(abortReason(call), name));
+        const failure = abortErrorFor(abortReason(call), name);
+        countAttempt(recorder, slot, settled, -1, failure);
+        reject(failure);
       };
       // The handler itself may have aborted it.
       let unsubscribe = noop;
@@ -107,15 +113,16 @@ export function inlineTerminal(
           unsubscribe();
           if (decided) return;
           decided = true;
-          countAttempt(recorder, slot, settled, ranFrom, false);
+          countAttempt(recorder, slot, settled, ranFrom, undefined);
           resolve(value);
         },
         (err: unknown) => {
           unsubscribe();
           if (decided) return;
           decided = true;
-          countAttempt(recorder, slot, settled, ranFrom, true);
-          reject(handlerFailed(name, err));
+          const failure = handlerFailed(name, err);
+          countAttempt(recorder, slot, settled, ranFrom, failure);
+          reject(failure);
         },
       );
     });
@@ -168,19 +175,22 @@ function plainInlineTerminal(
 }
 
 /**
- * Counts one attempt — timed when `startedAt` ≥ 0 (a `performance.now()` reading), else counted only — and,
- * when the terminal owns the call (`settled` given), ends it: in flight −1 and the bus told.
+ * Counts one attempt — timed when `startedAt` ≥ 0 (a `performance.now()` reading), else counted only; a
+ * failure (`failure` set: the error the caller gets) with its code — and, when the terminal owns the call
+ * (`settled` given), ends it: in flight −1 and the bus told.
  */
 function countAttempt(
   recorder: MetricsRegion | undefined,
   slot: number,
   settled: (() => void) | undefined,
   startedAt: number,
-  failed: boolean,
+  failure: CqrsError | undefined,
 ): void {
   if (recorder !== undefined) {
+    const failed = failure !== undefined;
     if (startedAt >= 0) recorder.record(slot, MAIN_STRIPE, (performance.now() - startedAt) * 1000, failed);
     else recorder.recordCount(slot, failed);
+    if (failed) recorder.recordFailureCode(slot, failure);
   }
   if (settled !== undefined) {
     recorder?.decrementInFlight(slot);

@@ -36,6 +36,7 @@ export function recordingLayer(region: MetricsRegion, slot: number): Middleware 
         if (!ticket.claimed) {
           ticket.claimed = true;
           region.recordCount(slot, true);
+          region.recordFailureCode(slot, err);
         }
         throw err;
       },

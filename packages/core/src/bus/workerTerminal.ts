@@ -30,8 +30,11 @@ export function workerTerminal(
     // none did (aborted, overloaded, crashed), under a ticket of its own; the layer's pass is claimed.
     let recorded = ownsCall && metricsSlot >= 0;
     // Ends an attempt this terminal owns the recording of (`recorded`), or the whole call (`ownsCall`).
-    const end = (failed: boolean, counted: boolean): void => {
+    // `failure`: the error of a failed attempt. Its code is counted here even when the thread counted the
+    // failure itself: only the main thread sees every failure's error.
+    const end = (failure: unknown, failed: boolean, counted: boolean): void => {
       if (recorded && !counted) region.recordCount(metricsSlot, failed);
+      if (recorded && failed) region.recordFailureCode(metricsSlot, failure);
       if (ownsCall) {
         if (recorded) region.decrementInFlight(metricsSlot);
         (settled as () => void)();
@@ -44,7 +47,7 @@ export function workerTerminal(
     }
     const broken = brokenBy();
     if (broken !== undefined) {
-      end(true, false);
+      end(broken, true, false);
       return Promise.reject(broken);
     }
     const ticket = recorded ? { claimed: false } : undefined;
@@ -66,11 +69,11 @@ export function workerTerminal(
     if (ticket === undefined && !ownsCall) return running;
     return running.then(
       (value) => {
-        end(false, ticket?.claimed === true);
+        end(undefined, false, ticket?.claimed === true);
         return value;
       },
       (err: unknown) => {
-        end(true, ticket?.claimed === true);
+        end(err, true, ticket?.claimed === true);
         throw err;
       },
     );

@@ -78,6 +78,8 @@ export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
         // Whether the handler's terminal had counted this call when the caller was released early (a
         // claimed ticket, see recordingLayer.ts). Read then: once the call settles, the layer claims it too.
         let countedInside = false;
+        // The error the caller was released with, when released early.
+        let releasedWith: unknown;
         const finish = (): boolean => {
           if (done) return false;
           done = true;
@@ -92,7 +94,8 @@ export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
           // Released here as well, in case something inside does not watch for aborts.
           if (finish()) {
             countedInside = call.ticket?.claimed === true;
-            reject(abortErrorFor(reason, name));
+            releasedWith = abortErrorFor(reason, name);
+            reject(releasedWith);
           }
         };
         // The queue's timer stays referenced while this deadline is pending (it is what settles the call if
@@ -104,6 +107,7 @@ export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
           token.abort(err);
           if (finish()) {
             countedInside = call.ticket?.claimed === true;
+            releasedWith = err;
             reject(err);
           }
         });
@@ -118,10 +122,19 @@ export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
             if (finish()) resolve(value);
             // A success after the caller was released with a failure: a worker handler that finished just as
             // the timeout landed (the pool lets such an outcome stand), counted a success by its thread.
-            else if (countedInside) chain.shared.region.recordLateFailure(chain.shared.handlerSlot());
+            else if (countedInside) {
+              const slot = chain.shared.handlerSlot();
+              chain.shared.region.recordLateFailure(slot);
+              chain.shared.region.recordFailureCode(slot, releasedWith);
+            }
           },
           (err: unknown) => {
             if (finish()) reject(err);
+            // A failure inside after the caller was released with another error (a handler that failed just
+            // as the timeout landed): its code is counted as the one the caller got.
+            else if (countedInside) {
+              chain.shared.region.moveFailureCode(chain.shared.handlerSlot(), err, releasedWith);
+            }
           },
         );
       });

@@ -20,11 +20,12 @@ const CreateUser = defineCommand('CreateUser', {
 
 function setup(definition: Definition, options?: Parameters<typeof validation>[0]) {
   const recordLateFailure = vi.fn();
+  const recordFailureCode = vi.fn();
   const chain: ChainContext = {
     name: definition.name,
     kind: definition.kind,
     definition,
-    shared: { region: { recordLateFailure }, handlerSlot: () => 7, busSlot: () => 0 } as never,
+    shared: { region: { recordLateFailure, recordFailureCode }, handlerSlot: () => 7, busSlot: () => 0 } as never,
   };
   const seen: Call[] = [];
   let result: unknown = 'ok';
@@ -51,6 +52,7 @@ function setup(definition: Definition, options?: Parameters<typeof validation>[0
     call,
     seen,
     recordLateFailure,
+    recordFailureCode,
     returns(value: unknown) {
       result = value;
     },
@@ -136,11 +138,13 @@ describe('validation', () => {
   });
 
   it('recounts a bad result as a failure when the handler was counted a success, and only then', async () => {
-    const { run, call, returns, recordLateFailure } = setup(CreateUser, { output: true });
+    const { run, call, returns, recordLateFailure, recordFailureCode } = setup(CreateUser, { output: true });
     returns({ id: 'one', name: 'ann' });
-    await rejection(run(call({ userId: 1, username: 'ann' }, { claimed: false })));
+    const err = await rejection(run(call({ userId: 1, username: 'ann' }, { claimed: false })));
     expect(recordLateFailure).toHaveBeenCalledTimes(1);
     expect(recordLateFailure).toHaveBeenCalledWith(7);
+    // …under the code the caller got.
+    expect(recordFailureCode).toHaveBeenCalledWith(7, err);
     // No ticket: no recording layer outside counts this call.
     await rejection(run(call({ userId: 1, username: 'ann' })));
     expect(recordLateFailure).toHaveBeenCalledTimes(1);

@@ -51,8 +51,11 @@ export function validation(options: ValidationOptions = {}): Middleware {
     // The handler ran and was counted a success; the caller gets VALIDATION, so the count must say failure.
     // A claimed ticket means a recording layer outside this middleware counts the call and the handler's
     // terminal already counted it (a ticket nobody claimed is counted by that layer from our rejection).
-    const recountAsFailure = (call: Call): void => {
-      if (call.ticket?.claimed === true) chain.shared.region.recordLateFailure(chain.shared.handlerSlot());
+    const recountAsFailure = (call: Call, err: unknown): void => {
+      if (call.ticket?.claimed !== true) return;
+      const slot = chain.shared.handlerSlot();
+      chain.shared.region.recordLateFailure(slot);
+      chain.shared.region.recordFailureCode(slot, err);
     };
     const checkResult = (call: Call, result: unknown): unknown => {
       const schema = outputSchema as z.ZodType;
@@ -61,13 +64,14 @@ export function validation(options: ValidationOptions = {}): Middleware {
         parsed = schema.safeParse(result);
       } catch {
         return parseAsync(schema, result, name, 'output').then(undefined, (err: unknown) => {
-          recountAsFailure(call);
+          recountAsFailure(call, err);
           throw err;
         });
       }
       if (parsed.success) return parsed.data;
-      recountAsFailure(call);
-      throw invalid(name, 'output', parsed.error.issues);
+      const err = invalid(name, 'output', parsed.error.issues);
+      recountAsFailure(call, err);
+      throw err;
     };
     const withOutputCheck =
       outputSchema === undefined

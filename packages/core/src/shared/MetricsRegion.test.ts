@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CqrsError } from '../errors/CqrsError.js';
 import { BreakerState } from './breakerState.js';
 import { BUCKETS, bucketIndex, bucketLowerBound, bucketUpperBound, OVERFLOW_BUCKET } from './histogram.js';
 import { MAIN_STRIPE } from './layout.js';
@@ -32,7 +33,7 @@ describe('MetricsRegion', () => {
     const b = region.allocate('B');
     region.record(a, 0, 10, false);
     region.record(b, 1, 10, true);
-    region.recordRefusal(b);
+    region.recordCount(b, true);
     region.incrementInFlight(a);
     region.incrementInFlight(b);
     region.decrementInFlight(b);
@@ -45,8 +46,8 @@ describe('MetricsRegion', () => {
     const region = new MetricsRegion({ threadStripes: 1 });
     const slot = region.allocate('Q');
     region.record(slot, 1, 4_000, false);
-    region.recordRefusal(slot);
-    region.recordRefusal(slot);
+    region.recordCount(slot, true);
+    region.recordCount(slot, true);
     const handler = region.snapshot().handlers.Q;
     expect(handler).toMatchObject({ executions: 3, failures: 2 });
     expect(handler?.latency.mean).toBe(4);
@@ -61,9 +62,19 @@ describe('MetricsRegion', () => {
     expect(region.snapshot().handlers.Q).toMatchObject({ executions: 1, failures: 1 });
   });
 
+  it('counts failures by error code, per handler, UNKNOWN for an error without one', () => {
+    const region = new MetricsRegion({ threadStripes: 1 });
+    const a = region.allocate('A');
+    region.recordFailureCode(a, new CqrsError('TIMEOUT', 't'));
+    region.recordFailureCode(a, new CqrsError('TIMEOUT', 't'));
+    region.recordFailureCode(a, new Error('plain'));
+    const handlers = region.snapshot().handlers;
+    expect(handlers.A?.failuresByCode).toEqual({ TIMEOUT: 2, UNKNOWN: 1 });
+  });
+
   it('keys handlers by name whatever the name', () => {
     const region = new MetricsRegion({ threadStripes: 1 });
-    region.recordRefusal(region.allocate('__proto__'));
+    region.recordCount(region.allocate('__proto__'), true);
     const snapshot = region.snapshot();
     expect(Object.keys(snapshot.handlers)).toEqual(['__proto__']);
     expect(Object.getPrototypeOf(snapshot.handlers)).toBe(Object.prototype);
@@ -79,6 +90,7 @@ describe('MetricsRegion', () => {
       inFlight: 0,
       latency: { mean: 0, p50: 0, p95: 0, p99: 0, max: 0 },
       circuit: 'closed',
+      failuresByCode: {},
     });
   });
 

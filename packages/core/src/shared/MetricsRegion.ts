@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { isCqrsError } from '../errors/CqrsError.js';
 import { type CircuitState, circuitStateAt } from './breakerState.js';
 import { addWide, readWide } from './counters.js';
 import { BUCKETS, quantileFromCounts } from './histogram.js';
@@ -40,6 +41,12 @@ export interface HandlerMetrics {
   inFlight: number;
   latency: LatencySummary;
   circuit: CircuitState;
+  /**
+   * Failures by the `code` of the error the caller got (`UNKNOWN` for an error that is no `CqrsError`, which
+   * only a custom middleware can produce). Counted on the main thread when a failure settles there, so for
+   * the moment a pool thread's failure is on its way back this may sum to one less than `failures`.
+   */
+  failuresByCode: Record<string, number>;
 }
 
 /** The `getMetrics()` shape of API.md: bus totals and per-handler figures. */
@@ -57,6 +64,8 @@ export interface MetricsSnapshot {
  * @internal
  */
 export class MetricsRegion extends MetricsView {
+  /** Failures by error code, per slot (see recordFailureCode). */
+  private readonly failureCodes: (Record<string, number> | undefined)[] = [];
   /** Handler slots the buffer may grow to. */
   readonly maxHandlers: number;
   private readonly slots = new Map<string, number>();
@@ -109,11 +118,33 @@ export class MetricsRegion extends MetricsView {
     return this.names;
   }
 
-  /** Counts a call refused on the main thread before it reached its handler: an execution and a failure, not timed. */
-  recordRefusal(slot: number): void {
-    const base = this.layout.stripeWord(slot, MAIN_STRIPE);
-    addWide(this.words, base + Stripe.failures, 1);
-    addWide(this.words, base + Stripe.executions, 1);
+  /**
+   * Counts the code of a failure of `slot` — wherever the failure itself was counted (here or in a thread):
+   * every place that ends a counted attempt with an error calls this once. Main thread only, and only on the
+   * failure path, so it lives in a plain table, not in shared memory: successes pay nothing for it.
+   */
+  recordFailureCode(slot: number, err: unknown): void {
+    const code = isCqrsError(err) ? err.code : 'UNKNOWN';
+    let table = this.failureCodes[slot];
+    if (table === undefined) {
+      table = Object.create(null) as Record<string, number>;
+      this.failureCodes[slot] = table;
+    }
+    table[code] = (table[code] ?? 0) + 1;
+  }
+
+  /**
+   * Moves one failure of `slot` from the code of `counted` to the code of `seen`: a call whose attempt
+   * failed inside (counted with that error) while its caller had already been released with another.
+   */
+  moveFailureCode(slot: number, counted: unknown, seen: unknown): void {
+    const from = isCqrsError(counted) ? counted.code : 'UNKNOWN';
+    const to = isCqrsError(seen) ? seen.code : 'UNKNOWN';
+    const table = this.failureCodes[slot];
+    if (from === to || table === undefined || (table[from] ?? 0) === 0) return;
+    table[from] = (table[from] as number) - 1;
+    if (table[from] === 0) delete table[from];
+    table[to] = (table[to] ?? 0) + 1;
   }
 
   /** Counts a settled call that was not timed (latency sampling skipped it): an execution, and a failure if it failed. */
@@ -226,6 +257,7 @@ export class MetricsRegion extends MetricsView {
               max: ms(maxMicros),
             },
       circuit: this.circuitState(slot),
+      failuresByCode: { ...this.failureCodes[slot] },
     };
   }
 

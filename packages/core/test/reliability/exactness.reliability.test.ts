@@ -125,6 +125,15 @@ async function run(total: number, seed: number, window: number): Promise<Report>
     failures: rejections,
     inFlight: 0,
   });
+  // Failures by code, summed over both handlers, are exactly the codes the callers got.
+  const metricCodes: Record<string, number> = {};
+  for (const handler of Object.values(metrics.handlers)) {
+    for (const [code, count] of Object.entries(handler.failuresByCode)) {
+      metricCodes[code] = (metricCodes[code] ?? 0) + count;
+    }
+  }
+  const { ok: _ok, ...callerCodes } = byCode;
+  expect(metricCodes).toEqual(callerCodes);
   expect(commands.pending).toBe(0);
   await commands.close();
   await p.close();
