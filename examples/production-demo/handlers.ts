@@ -39,11 +39,13 @@ export const buildReport = handle(BuildReport, (input, ctx) => {
   };
 });
 
-export const downstream = handle(Downstream, (input) => {
+export const downstream = handle(Downstream, (input, ctx) => {
   // A little CPU work standing in for (de)serialising the dependency's answer.
   let h = input.requestId >>> 0;
   for (let i = 0; i < 50_000; i++) h = Math.imul(h ^ (h >>> 13), 0x5bd1e995) >>> 0;
   if (input.outage) {
+    // Through the pool's threadLogger: the line carries handler, kind and the caller's correlationId.
+    ctx.logger.warn({ requestId: input.requestId }, 'dependency answered 503');
     throw Object.assign(new Error('downstream unavailable (503)'), { code: 'DOWNSTREAM_UNAVAILABLE' });
   }
   return { requestId: input.requestId, checksum: h };

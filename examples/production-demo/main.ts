@@ -86,7 +86,12 @@ const cache = caching({
   },
 });
 
-const pool = new WorkerPool({ threads, maxQueue: 1_000 });
+// Worker handlers log through ctx.logger: each thread imports threadLogger.js (pino to stderr) once.
+const pool = new WorkerPool({
+  threads,
+  maxQueue: 1_000,
+  threadLogger: { module: new URL('./threadLogger.js', import.meta.url) },
+});
 const commands = new CommandBus({ pool, middleware: [logCalls, validation(), limiter, breaker, bounded] });
 const queries = new QueryBus({
   pool,
@@ -164,12 +169,17 @@ function track(call: Promise<unknown>): void {
 /** One call of the mix: 25 % password hashes, 40 % reports (50 distinct, so the cache hits), 35 % downstream. */
 function dispatch(n: number): void {
   const roll = n % 20;
+  // A correlation id per request, as a service would take it from the incoming request: every log line of
+  // the call carries it, the main thread's (logging middleware) and the worker handler's (ctx.logger).
+  const options = { metadata: { correlationId: `req-${n}` } };
   if (roll < 5) {
-    track(commands.execute(HashPassword, { userId: 1 + (n % 1_000), password: `correct horse ${n}` }));
+    track(
+      commands.execute(HashPassword, { userId: 1 + (n % 1_000), password: `correct horse ${n}` }, options),
+    );
   } else if (roll < 13) {
-    track(queries.execute(BuildReport, { seed: n % 50, size: 50_000 }));
+    track(queries.execute(BuildReport, { seed: n % 50, size: 50_000 }, options));
   } else {
-    track(queries.execute(Downstream, { requestId: n, outage }));
+    track(queries.execute(Downstream, { requestId: n, outage }, options));
   }
 }
 
@@ -197,6 +207,13 @@ function allHandlers() {
 }
 let lastIssued = 0;
 let lastProgress = startedAt;
+/** `[██████░░░░░░░░░░░░░░]  30%`: the share of the run's duration elapsed. */
+function bar(): string {
+  const share = Math.min(1, (performance.now() - startedAt) / durationMs);
+  const width = 20;
+  const full = Math.round(share * width);
+  return `[${'█'.repeat(full)}${'░'.repeat(width - full)}] ${`${Math.round(share * 100)}%`.padStart(4)}`;
+}
 function progress(): void {
   const now = performance.now();
   const throughput = ((issued - lastIssued) * 1000) / Math.max(1, now - lastProgress);
@@ -206,7 +223,7 @@ function progress(): void {
   const latency = hs.map(({ name, m }) => `${name} ${fmt(m.latency.p50)}/${fmt(m.latency.p99)}`).join(', ');
   const breakers = hs.map(({ name, m }) => `${name}=${m.circuit}`).join(' ');
   console.log(
-    `[${elapsed()}] progress calls=${issued} ok=${ok} failed=${failed} shed=${shed} ` +
+    `[${elapsed()}] progress ${bar()} calls=${issued} ok=${ok} failed=${failed} shed=${shed} ` +
       `${throughput.toFixed(0)}/s | p50/p99 ms ${latency} | loop delay p99 ${fmt(Math.max(0, loop.percentile(99) / 1e6 - 1))} ms | ${breakers}`,
   );
   loop.reset();
