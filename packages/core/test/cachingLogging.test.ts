@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type { Call, Middleware, Next } from '@cqrs-pool/core';
 import {
   CommandBus,
   caching,
@@ -94,6 +95,21 @@ describe('caching() with worker handlers', () => {
     for (let i = 0; i < 5; i++) await bus.execute(Lookup, { id: 3 });
     expect(figures(bus, 'Lookup')).toMatchObject({ executions: 5, failures: 0, inFlight: 0 });
     expect(bus.getMetrics()).toMatchObject({ executions: 5, failures: 0 });
+    // A hit outermost ends the call at once (no continuation): nothing is left pending.
+    expect(bus.pending).toBe(0);
+  });
+
+  it.each([
+    [
+      'a middleware outside the cache wraps each answer',
+      [(next: Next) => (call: Call) => next(call).then((v) => v)],
+    ],
+    ['metrics() placed outside the cache', [metrics()]],
+  ])('counts hits once when %s', async (_what, outer) => {
+    const bus = await lookupBus({ middleware: [...(outer as Middleware[]), caching({ ttlMs: 60_000 })] });
+    for (let i = 0; i < 5; i++) await bus.execute(Lookup, { id: 4 });
+    expect(figures(bus, 'Lookup')).toMatchObject({ executions: 5, failures: 0, inFlight: 0 });
+    expect(bus.pending).toBe(0);
   });
 
   it('does not cache a failure: concurrent waiters all reject, and the next call runs again', async () => {

@@ -308,7 +308,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       originThread,
       cancelGraceMs: undefined,
       cancel: undefined,
-      ticket: slot < 0 ? undefined : { claimed: false },
+      ticket: slot < 0 ? undefined : { claimed: false, settledBy: undefined },
     };
     if (slot >= 0) region.incrementInFlight(slot);
     // Counted before the chain runs: a direct terminal may settle the call synchronously.
@@ -330,6 +330,12 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     const ticket = call.ticket;
     if (ticket === undefined) {
       pending.then(this.settled, this.stacks ? this.settled : this.settledStripped);
+      return pending;
+    }
+    // A middleware settled and counted the call already (a cache hit outermost in the chain): end it now.
+    if (ticket.settledBy === pending) {
+      region.decrementInFlight(slot);
+      this.settled();
       return pending;
     }
     // The outermost metrics layer, folded in here: in flight −1, and count what no handler counted

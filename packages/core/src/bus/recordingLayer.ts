@@ -1,4 +1,4 @@
-import type { Middleware } from '../middleware/Middleware.js';
+import type { CallTicket, Middleware } from '../middleware/Middleware.js';
 import type { MetricsRegion } from '../shared/MetricsRegion.js';
 
 /**
@@ -14,7 +14,7 @@ import type { MetricsRegion } from '../shared/MetricsRegion.js';
  */
 export function recordingLayer(region: MetricsRegion, slot: number): Middleware {
   return (next) => (call) => {
-    const ticket = { claimed: false };
+    const ticket: CallTicket = { claimed: false, settledBy: undefined };
     region.incrementInFlight(slot);
     let pending: Promise<unknown>;
     try {

@@ -50,7 +50,7 @@ export function workerTerminal(
       end(broken, true, false);
       return Promise.reject(broken);
     }
-    const ticket = recorded ? { claimed: false } : undefined;
+    const ticket = recorded ? { claimed: false, settledBy: undefined } : undefined;
     const running = pool.run({
       metricsSlot: ticket === undefined ? -1 : metricsSlot,
       ticket,

@@ -34,6 +34,11 @@ export interface Call {
 /** @internal One attempt's claim on its metrics record. */
 export interface CallTicket {
   claimed: boolean;
+  /**
+   * The promise a middleware returned for a call it settled and counted at once (a cache hit). When the
+   * chain hands back this very promise, the bus ends the call without waiting on it (no continuation).
+   */
+  settledBy: Promise<unknown> | undefined;
 }
 
 /** The rest of the chain, down to the handler. */

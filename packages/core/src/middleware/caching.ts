@@ -55,8 +55,11 @@ interface Flight {
   readonly controller: AbortController | undefined;
 }
 
-// lru-cache stores no `undefined`; a query may well return it.
-const UNDEFINED = Symbol('cached undefined');
+/** A stored result and when it expires (a clock reading in ms; `Infinity` for never). */
+interface Entry {
+  readonly value: unknown;
+  readonly expires: number;
+}
 const noMetadata: Metadata = Object.freeze({});
 
 /**
@@ -85,13 +88,23 @@ const noMetadata: Metadata = Object.freeze({});
  */
 export function caching(options: CachingOptions): CachingMiddleware {
   const { ttlMs, max = 1000, key: customKey, clock } = checkOptions(options);
-  const lru = new LRUCache<string, NonNullable<unknown>>({
-    max,
-    // lru-cache counts whole milliseconds; 0 means no expiry.
-    ...(ttlMs === Number.POSITIVE_INFINITY ? {} : { ttl: Math.ceil(ttlMs) }),
-    // An injected clock is read on every check: lru-cache otherwise reuses a reading for 1 ms (by a timer).
-    ...(clock === undefined ? {} : { perf: clock, ttlResolution: 0 }),
-  });
+  // lru-cache keeps the recency order and the bound; the expiry is checked here, with one clock read per
+  // hit (lru-cache's own TTL bookkeeping costs a hit ~6x its plain lookup, measured), and none when the
+  // entries never expire.
+  const lru = new LRUCache<string, Entry>({ max });
+  const now = clock ?? performance;
+  const expires =
+    ttlMs === Number.POSITIVE_INFINITY ? () => Number.POSITIVE_INFINITY : () => now.now() + ttlMs;
+  /** The live entry of `key`; an expired one is dropped. */
+  const lookup =
+    ttlMs === Number.POSITIVE_INFINITY
+      ? (key: string): Entry | undefined => lru.get(key)
+      : (key: string): Entry | undefined => {
+          const entry = lru.get(key);
+          if (entry === undefined || entry.expires >= now.now()) return entry;
+          lru.delete(key);
+          return undefined;
+        };
   const flights = new Map<string, Flight>();
   /** The definition of each handler composed with this instance: what `invalidate(name, input)` keys with. */
   const definitions = new Map<string, Definition>();
@@ -123,7 +136,7 @@ export function caching(options: CachingOptions): CachingMiddleware {
     flight.promise = running.then(
       (value) => {
         land(flight);
-        if (!flight.stale) lru.set(key, value === undefined ? UNDEFINED : (value as NonNullable<unknown>));
+        if (!flight.stale) lru.set(key, { value, expires: expires() });
         return value;
       },
       (err: unknown) => {
@@ -180,6 +193,9 @@ export function caching(options: CachingOptions): CachingMiddleware {
     const name = chain.name;
     definitions.set(name, chain.definition);
     const prefix = prefixOf(name);
+    const { region } = chain.shared;
+    // The handler's metrics slot, looked up on the first hit that counts (a call with a ticket has one).
+    let slot = -1;
     return (call) => {
       // Through callAbort: under a timeout, reading `call.signal` would not see it (see CancelToken.ts).
       if (isAborted(call)) return Promise.reject(abortErrorFor(abortReason(call), name));
@@ -191,8 +207,20 @@ export function caching(options: CachingOptions): CachingMiddleware {
       }
       if (inputKey === undefined) return next(call);
       const key = prefix + inputKey;
-      const hit = lru.get(key);
-      if (hit !== undefined) return Promise.resolve(hit === UNDEFINED ? undefined : hit);
+      const hit = lookup(key);
+      if (hit !== undefined) {
+        const answer = Promise.resolve(hit.value);
+        // Counted here, and the ticket says so: when nothing outside this middleware wraps the answer, the
+        // bus ends the call at once instead of through a continuation (about a third of a hit's cost).
+        const ticket = call.ticket;
+        if (ticket !== undefined && !ticket.claimed) {
+          ticket.claimed = true;
+          ticket.settledBy = answer;
+          if (slot < 0) slot = chain.shared.handlerSlot();
+          region.recordCount(slot, false);
+        }
+        return answer;
+      }
       return join(flights.get(key) ?? take(next, call, key), call, name);
     };
   };

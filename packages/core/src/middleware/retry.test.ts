@@ -78,7 +78,7 @@ describe('retry', () => {
 
   it('retries a transient failure until an attempt succeeds, sending the same call each time', async () => {
     const { next, calls } = scripted([failed(), failed('WORKER_CRASHED')]);
-    const original = call({ ticket: { claimed: false } });
+    const original = call({ ticket: { claimed: false, settledBy: undefined } });
     expect(await outcome(retry()(next, chainFor(Get))(original))).toEqual({ ok: true, value: 3 });
     expect(calls).toEqual([original, original, original]);
   });

@@ -201,14 +201,14 @@ describe('timeout', () => {
     const { next, settle } = manualNext();
     const mw = timeout(10)(next, chainContext(recordLateFailure));
     // Claimed by the handler's terminal when it started.
-    const pending = mw(call({ ticket: { claimed: true } }));
+    const pending = mw(call({ ticket: { claimed: true, settledBy: undefined } }));
     pending.catch(() => {});
     await vi.advanceTimersByTimeAsync(10);
     settle[0]?.resolve('late');
     await vi.advanceTimersByTimeAsync(0);
     expect(recordLateFailure).toHaveBeenCalledWith(3);
     // Never reached a terminal (ticket unclaimed): the recording layer counts the caller's failure itself.
-    const other = mw(call({ ticket: { claimed: false } }));
+    const other = mw(call({ ticket: { claimed: false, settledBy: undefined } }));
     other.catch(() => {});
     await vi.advanceTimersByTimeAsync(10);
     settle[1]?.resolve('late');

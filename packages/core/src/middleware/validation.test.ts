@@ -25,7 +25,11 @@ function setup(definition: Definition, options?: Parameters<typeof validation>[0
     name: definition.name,
     kind: definition.kind,
     definition,
-    shared: { region: { recordLateFailure, recordFailureCode }, handlerSlot: () => 7, busSlot: () => 0 } as never,
+    shared: {
+      region: { recordLateFailure, recordFailureCode },
+      handlerSlot: () => 7,
+      busSlot: () => 0,
+    } as never,
   };
   const seen: Call[] = [];
   let result: unknown = 'ok';
@@ -140,7 +144,9 @@ describe('validation', () => {
   it('recounts a bad result as a failure when the handler was counted a success, and only then', async () => {
     const { run, call, returns, recordLateFailure, recordFailureCode } = setup(CreateUser, { output: true });
     returns({ id: 'one', name: 'ann' });
-    const err = await rejection(run(call({ userId: 1, username: 'ann' }, { claimed: false })));
+    const err = await rejection(
+      run(call({ userId: 1, username: 'ann' }, { claimed: false, settledBy: undefined })),
+    );
     expect(recordLateFailure).toHaveBeenCalledTimes(1);
     expect(recordLateFailure).toHaveBeenCalledWith(7);
     // …under the code the caller got.
