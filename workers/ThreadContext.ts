@@ -20,6 +20,8 @@ export class ThreadContext implements HandlerContext {
   private controller: AbortController | undefined;
   private finished = false;
   private ownLogger: Logger | undefined;
+  readonly name: string;
+  readonly kind: MessageKind;
   readonly metadata: Metadata;
   readonly commands: BusClient<'command'>;
   readonly queries: BusClient<'query'>;
@@ -32,6 +34,9 @@ export class ThreadContext implements HandlerContext {
     /** The pool's `threadLogger`, or the no-op logger. */
     private readonly baseLogger: Logger,
   ) {
+    this.name = task.n;
+    // Absent only in `ready()`'s probe, which runs no handler.
+    this.kind = task.k ?? 'command';
     this.metadata = task.md;
     this.commands = nestedClient('command', mainBuses, task.md, threadId);
     this.queries = nestedClient('query', mainBuses, task.md, threadId);
