@@ -9,6 +9,8 @@ import { startNode } from './nodeProcess.js';
 import { natsForTests } from './testNats.js';
 
 const nats = await natsForTests('cluster.test.ts');
+// Own subjects: other test files may share the NATS server (CI's NATS_URL) at the same time.
+const prefix = `c${process.pid}`;
 
 type Outcome = { ok: true; node: string } | { ok: false; err: unknown };
 
@@ -52,7 +54,12 @@ describe.skipIf(nats === undefined)('a cluster of serving processes', () => {
 
   beforeAll(async () => {
     nc = await connect({ servers: nats?.url ?? '' });
-    nodes.push(...(await Promise.all([startNode('A', nats?.url ?? ''), startNode('B', nats?.url ?? '')])));
+    nodes.push(
+      ...(await Promise.all([
+        startNode('A', nats?.url ?? '', prefix),
+        startNode('B', nats?.url ?? '', prefix),
+      ])),
+    );
   });
 
   afterAll(async () => {
@@ -64,7 +71,7 @@ describe.skipIf(nats === undefined)('a cluster of serving processes', () => {
 
   it('splits the load across the serving processes, and the caller counts every call', async () => {
     const queries = new QueryBus();
-    queries.registerHandler(Compute, remote(nc));
+    queries.registerHandler(Compute, remote(nc, { prefix }));
     const outcomes = await drive(queries, 200, 16);
     expect(outcomes.filter((o) => !o.ok)).toEqual([]);
     const counts = countByNode(outcomes);
@@ -79,10 +86,10 @@ describe.skipIf(nats === undefined)('a cluster of serving processes', () => {
   });
 
   it('a node stopped gracefully mid-run (SIGTERM) finishes what it has: no call fails', async () => {
-    const leaving = await startNode('C', nats?.url ?? '');
+    const leaving = await startNode('C', nats?.url ?? '', prefix);
     nodes.push(leaving);
     const queries = new QueryBus();
-    queries.registerHandler(Compute, remote(nc));
+    queries.registerHandler(Compute, remote(nc, { prefix }));
     let signalled = false;
     const outcomes = await drive(queries, 300, 16, (settled) => {
       if (settled >= 80 && !signalled) {
@@ -99,11 +106,11 @@ describe.skipIf(nats === undefined)('a cluster of serving processes', () => {
   });
 
   it('a node killed mid-run (SIGKILL): every call settles, its lost requests time out and retry elsewhere', async () => {
-    const doomed = await startNode('D', nats?.url ?? '');
+    const doomed = await startNode('D', nats?.url ?? '', prefix);
     nodes.push(doomed);
     const queries = new QueryBus({ middleware: [retry({ maxRetries: 3, baseDelayMs: 10, maxDelayMs: 50 })] });
     // A killed node never answers what it had in hand: the client's timeout is what ends those requests.
-    queries.registerHandler(Compute, remote(new RemoteClient(nc, { timeoutMs: 1_000 })));
+    queries.registerHandler(Compute, remote(new RemoteClient(nc, { prefix, timeoutMs: 1_000 })));
     let killed = false;
     const outcomes = await drive(queries, 300, 16, (settled) => {
       if (settled >= 80 && !killed) {

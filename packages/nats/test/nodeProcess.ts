@@ -15,9 +15,9 @@ export interface NodeProcess {
   readonly exited: Promise<number | null>;
 }
 
-export async function startNode(id: string, natsUrl: string): Promise<NodeProcess> {
+export async function startNode(id: string, natsUrl: string, prefix: string): Promise<NodeProcess> {
   const child = spawn(process.execPath, [entry], {
-    env: { ...process.env, NATS_URL: natsUrl, NODE_ID: id },
+    env: { ...process.env, NATS_URL: natsUrl, NODE_ID: id, CQRS_PREFIX: prefix },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -17,6 +17,8 @@ import { z } from 'zod';
 import { natsForTests } from './testNats.js';
 
 const nats = await natsForTests('remote.test.ts');
+// Own subjects: other test files may share the NATS server (CI's NATS_URL) at the same time.
+const prefix = `t${process.pid}`;
 
 const CreateUser = defineCommand('CreateUser', {
   input: z.object({ userId: z.number().int().min(1), username: z.string().min(3) }),
@@ -82,7 +84,7 @@ describe.skipIf(nats === undefined)('remote() and serve() over a real nats-serve
       });
       return `slept ${input.ms}`;
     });
-    servers = [serve(serverConn, served.commands), serve(serverConn, served.queries)];
+    servers = [serve(serverConn, served.commands, { prefix }), serve(serverConn, served.queries, { prefix })];
     await serverConn.flush();
   });
 
@@ -96,15 +98,29 @@ describe.skipIf(nats === undefined)('remote() and serve() over a real nats-serve
   function callerBuses(middleware: Middleware[] = [], client?: RemoteClient) {
     const commands = new CommandBus({ middleware });
     const queries = new QueryBus({ middleware });
-    const handler = remote(client ?? clientConn);
+    const handler = client === undefined ? remote(clientConn, { prefix }) : remote(client);
     for (const def of [CreateUser, Explode]) commands.registerHandler(def, handler);
     for (const def of [Echo, Context, Slow, Unserved]) queries.registerHandler(def, handler);
     return { commands, queries };
   }
 
+  it('defaults to the cqrs prefix', () => {
+    const server = serve(serverConn, new QueryBus());
+    expect(server.subjects).toEqual([]);
+    const bus = new QueryBus();
+    bus.registerHandler(Echo, () => 1);
+    const one = serve(serverConn, bus);
+    expect(one.subjects).toEqual(['cqrs.qry.Echo']);
+    return one.stop();
+  });
+
   it('serves every registered handler on <prefix>.cmd.<Name> / <prefix>.qry.<Name>', () => {
-    expect(servers[0]?.subjects).toEqual(['cqrs.cmd.CreateUser', 'cqrs.cmd.Explode']);
-    expect(servers[1]?.subjects).toEqual(['cqrs.qry.Echo', 'cqrs.qry.Context', 'cqrs.qry.Slow']);
+    expect(servers[0]?.subjects).toEqual([`${prefix}.cmd.CreateUser`, `${prefix}.cmd.Explode`]);
+    expect(servers[1]?.subjects).toEqual([
+      `${prefix}.qry.Echo`,
+      `${prefix}.qry.Context`,
+      `${prefix}.qry.Slow`,
+    ]);
   });
 
   it('returns the remote result, and counts the call in the caller’s metrics', async () => {
@@ -148,7 +164,7 @@ describe.skipIf(nats === undefined)('remote() and serve() over a real nats-serve
     // A caller that is not remote(): only the standard W3C headers, which the server folds into metadata.
     const h = headers();
     h.set('traceparent', traceparent);
-    const reply = await clientConn.request('cqrs.qry.Context', taggedJson.encode({}), {
+    const reply = await clientConn.request(`${prefix}.qry.Context`, taggedJson.encode({}), {
       timeout: 5_000,
       headers: h,
     });
@@ -192,7 +208,7 @@ describe.skipIf(nats === undefined)('remote() and serve() over a real nats-serve
   });
 
   it('the client’s own timeoutMs ends a request nobody answers with TIMEOUT, and the server aborts it too', async () => {
-    const client = new RemoteClient(clientConn, { timeoutMs: 200 });
+    const client = new RemoteClient(clientConn, { prefix, timeoutMs: 200 });
     const { queries } = callerBuses([], client);
     const err = await failure(queries.execute(Slow, { ms: 4_001 }));
     expect(isCqrsError(err, 'TIMEOUT')).toBe(true);
@@ -207,7 +223,7 @@ describe.skipIf(nats === undefined)('remote() and serve() over a real nats-serve
   });
 
   it('the caller’s abort settles the call with ABORTED promptly and frees its in-flight slot', async () => {
-    const client = new RemoteClient(clientConn);
+    const client = new RemoteClient(clientConn, { prefix });
     const { queries } = callerBuses([], client);
     const controller = new AbortController();
     const pending = queries.execute(Slow, { ms: 3_000 }, { signal: controller.signal });
@@ -218,7 +234,7 @@ describe.skipIf(nats === undefined)('remote() and serve() over a real nats-serve
   });
 
   it('refuses beyond maxInFlight with OVERLOADED at once, queueing nothing', async () => {
-    const client = new RemoteClient(clientConn, { maxInFlight: 2 });
+    const client = new RemoteClient(clientConn, { prefix, maxInFlight: 2 });
     const { queries } = callerBuses([], client);
     const first = queries.execute(Slow, { ms: 300 });
     const second = queries.execute(Slow, { ms: 300 });
@@ -239,9 +255,11 @@ describe.skipIf(nats === undefined)('remote() and serve() over a real nats-serve
     const bad = headers();
     bad.set('Cqrs-Metadata', '{"user": 42}');
     const replies = await Promise.all([
-      clientConn.request('cqrs.cmd.CreateUser', new TextEncoder().encode('{not json'), { timeout: 5_000 }),
-      clientConn.request('cqrs.cmd.CreateUser', taggedJson.encode({}), { timeout: 5_000, headers: bad }),
-      clientConn.request('cqrs.qry.Echo', new TextEncoder().encode('{"$t":"nope"}'), { timeout: 5_000 }),
+      clientConn.request(`${prefix}.cmd.CreateUser`, new TextEncoder().encode('{not json'), {
+        timeout: 5_000,
+      }),
+      clientConn.request(`${prefix}.cmd.CreateUser`, taggedJson.encode({}), { timeout: 5_000, headers: bad }),
+      clientConn.request(`${prefix}.qry.Echo`, new TextEncoder().encode('{"$t":"nope"}'), { timeout: 5_000 }),
     ]);
     for (const reply of replies) {
       expect(reply.headers?.get('Cqrs-Status')).toBe('error');
