@@ -6,7 +6,7 @@ import type { Codec } from './Codec.js';
 import { decodeMetadata } from './metadataHeader.js';
 import { subjectFor } from './subjects.js';
 import { encodeError } from './wireError.js';
-import { Headers, STATUS_ERROR, STATUS_OK } from './wireHeaders.js';
+import { STATUS_ERROR, STATUS_OK, WireHeaders } from './wireHeaders.js';
 
 /** Options of {@link serve}. */
 export interface ServeOptions {
@@ -133,11 +133,22 @@ export class NatsServer {
       return;
     }
     this.counts.inFlight++;
-    // Past the caller's own deadline nobody reads the reply: the handler is told to stop (ctx.signal).
-    const signal = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
-    const options = signal === undefined ? { metadata } : { metadata, signal };
+    // Past the caller's own deadline nobody reads the reply: the handler is told to stop (ctx.signal). A
+    // timer cleared when the call settles, not AbortSignal.timeout(), whose timer would outlive every call
+    // by the whole deadline (at thousands of calls a second, that many live timers).
+    let deadline: NodeJS.Timeout | undefined;
+    let options: { metadata: Metadata; signal?: AbortSignal } = { metadata };
+    if (timeoutMs !== undefined) {
+      const controller = new AbortController();
+      deadline = setTimeout(
+        () => controller.abort(new Error(`the caller's deadline (${timeoutMs} ms) passed`)),
+        timeoutMs,
+      );
+      options = { metadata, signal: controller.signal };
+    }
     this.bus.execute(name, input, options).then(
       (value) => {
+        clearTimeout(deadline);
         let body: Uint8Array;
         try {
           body = this.codec.encode(value);
@@ -161,6 +172,7 @@ export class NatsServer {
         this.done(true);
       },
       (callErr: unknown) => {
+        clearTimeout(deadline);
         this.answer(msg, STATUS_ERROR, encodeError(callErr, this.codec));
         this.done(false);
       },
@@ -174,7 +186,7 @@ export class NatsServer {
 
   private answer(msg: Msg, status: string, body: Uint8Array): void {
     const h = headers();
-    h.set(Headers.STATUS, status);
+    h.set(WireHeaders.STATUS, status);
     try {
       msg.respond(body, { headers: h });
     } catch {
@@ -190,21 +202,21 @@ export class NatsServer {
 }
 
 function metadataOf(h: MsgHdrs | undefined): Metadata {
-  const header = h?.get(Headers.METADATA);
+  const header = h?.get(WireHeaders.METADATA);
   const metadata = header === undefined || header === '' ? {} : decodeMetadata(header);
   // A caller that is not `remote()` may carry only the standard trace headers.
-  const traceparent = h?.get(Headers.TRACEPARENT);
-  if (traceparent === undefined || traceparent === '' || metadata[Headers.TRACEPARENT] !== undefined)
+  const traceparent = h?.get(WireHeaders.TRACEPARENT);
+  if (traceparent === undefined || traceparent === '' || metadata[WireHeaders.TRACEPARENT] !== undefined)
     return metadata;
-  const tracestate = h?.get(Headers.TRACESTATE);
+  const tracestate = h?.get(WireHeaders.TRACESTATE);
   return Object.freeze({ ...metadata, traceparent, ...(tracestate ? { tracestate } : {}) });
 }
 
 function timeoutOf(h: MsgHdrs | undefined): number | undefined {
-  const header = h?.get(Headers.TIMEOUT_MS);
+  const header = h?.get(WireHeaders.TIMEOUT_MS);
   if (header === undefined || header === '') return undefined;
   const ms = Number(header);
   if (!Number.isInteger(ms) || ms <= 0 || ms > 2 ** 31 - 1)
-    throw new TypeError(`bad ${Headers.TIMEOUT_MS} header '${header}'`);
+    throw new TypeError(`bad ${WireHeaders.TIMEOUT_MS} header '${header}'`);
   return ms;
 }

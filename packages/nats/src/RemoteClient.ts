@@ -8,7 +8,7 @@ import { encodeMetadata } from './metadataHeader.js';
 import { checkPrefix, DEFAULT_PREFIX } from './subjects.js';
 import { taggedJson } from './taggedJson.js';
 import { decodeError } from './wireError.js';
-import { Headers, STATUS_ERROR } from './wireHeaders.js';
+import { STATUS_ERROR, WireHeaders } from './wireHeaders.js';
 
 /** Options of {@link RemoteClient}. */
 export interface RemoteClientOptions {
@@ -112,12 +112,12 @@ export class RemoteClient {
       );
     }
     const h = headers();
-    h.set(Headers.METADATA, encodeMetadata(metadata));
-    h.set(Headers.TIMEOUT_MS, String(this.timeoutMs));
-    const traceparent = metadata[Headers.TRACEPARENT];
-    if (traceparent !== undefined) h.set(Headers.TRACEPARENT, traceparent);
-    const tracestate = metadata[Headers.TRACESTATE];
-    if (tracestate !== undefined) h.set(Headers.TRACESTATE, tracestate);
+    h.set(WireHeaders.METADATA, encodeMetadata(metadata));
+    h.set(WireHeaders.TIMEOUT_MS, String(this.timeoutMs));
+    const traceparent = metadata[WireHeaders.TRACEPARENT];
+    if (traceparent !== undefined) h.set(WireHeaders.TRACEPARENT, traceparent);
+    const tracestate = metadata[WireHeaders.TRACESTATE];
+    if (tracestate !== undefined) h.set(WireHeaders.TRACESTATE, tracestate);
     const id = (this.nextId++).toString(36);
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -189,7 +189,7 @@ export class RemoteClient {
       );
       return;
     }
-    if (h?.get(Headers.STATUS) === STATUS_ERROR) {
+    if (h?.get(WireHeaders.STATUS) === STATUS_ERROR) {
       this.settle(id, undefined, decodeError(msg.data, this.codec, name));
       return;
     }

@@ -3,7 +3,7 @@
  * break (NATS headers cannot): metadata travels as one JSON-encoded header, where line breaks are escaped.
  * @internal
  */
-export const Headers = {
+export const WireHeaders = {
   /** The call's metadata, a JSON object of strings. */
   METADATA: 'Cqrs-Metadata',
   /** Milliseconds the caller will still wait: the server aborts the call past it (nobody reads the reply). */

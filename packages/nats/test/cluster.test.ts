@@ -103,6 +103,8 @@ describe.skipIf(nats === undefined)('a cluster of serving processes', () => {
     const stats = JSON.parse(/stats (.*)/.exec(leaving.output())?.[1] ?? '{}') as Record<string, number>;
     expect(stats).toMatchObject({ failed: 0, malformed: 0, inFlight: 0 });
     expect(stats.succeeded).toBe(countByNode(outcomes).C);
+    const metrics = JSON.parse(/metrics (.*)/.exec(leaving.output())?.[1] ?? '{}') as Record<string, number>;
+    expect(metrics).toMatchObject({ executions: stats.succeeded, failures: 0, inFlight: 0 });
   });
 
   it('a node killed mid-run (SIGKILL): every call settles, its lost requests time out and retry elsewhere', async () => {

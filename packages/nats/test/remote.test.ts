@@ -273,6 +273,27 @@ describe.skipIf(nats === undefined)('remote() and serve() over a real nats-serve
     });
   });
 
+  it('stop() answers the requests in hand, then takes nothing new (callers get UNAVAILABLE)', async () => {
+    const own = `${prefix}stop`;
+    const bus = new QueryBus();
+    bus.registerHandler(Slow, async (input) => {
+      await new Promise((resolve) => setTimeout(resolve, input.ms));
+      return `done ${input.ms}`;
+    });
+    const server = serve(serverConn, bus, { prefix: own });
+    await serverConn.flush();
+    const caller = new QueryBus();
+    caller.registerHandler(Slow, remote(clientConn, { prefix: own }));
+    const inHand = caller.execute(Slow, { ms: 400 });
+    while (server.stats.inFlight === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const stopped = server.stop();
+    expect(await within(5_000, inHand)).toBe('done 400');
+    await within(5_000, stopped);
+    expect(server.stats).toMatchObject({ received: 1, succeeded: 1, inFlight: 0 });
+    const err = await failure(caller.execute(Slow, { ms: 1 }));
+    expect(isCqrsError(err, 'UNAVAILABLE')).toBe(true);
+  });
+
   it('refuses bad options at once with INVALID_REGISTRATION', () => {
     expect(() => new RemoteClient(clientConn, { maxInFlight: 0 })).toThrow(/maxInFlight/);
     expect(() => remote(clientConn, { prefix: 'a b' })).toThrow(/prefix/);
