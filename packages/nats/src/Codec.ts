@@ -6,6 +6,8 @@
 export interface Codec {
   /** A short name, for error messages. */
   readonly name: string;
+  /** A call's input, result or (serialized) error to bytes; throws on a value it cannot represent. */
   encode(value: unknown): Uint8Array;
+  /** The bytes back to the value; throws on bytes it did not make (a malformed request or reply). */
   decode(bytes: Uint8Array): unknown;
 }

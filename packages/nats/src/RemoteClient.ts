@@ -47,9 +47,13 @@ const MAX_DELAY_MS = 2 ** 31 - 1;
  * among several `remote()` handlers to share one bound.
  */
 export class RemoteClient {
+  /** The subject prefix of `remote()` handlers made from this client (`options.prefix`). */
   readonly prefix: string;
+  /** The in-flight bound (`options.maxInFlight`). */
   readonly maxInFlight: number;
+  /** The longest wait for a reply, in ms (`options.timeoutMs`). */
   readonly timeoutMs: number;
+  /** The codec of inputs, results and errors (`options.codec`). */
   readonly codec: Codec;
   private readonly pending = new Map<string, Pending>();
   private inbox: string | undefined;
@@ -59,6 +63,7 @@ export class RemoteClient {
 
   /** @throws CqrsError `INVALID_REGISTRATION` for an option out of range (the message names it). */
   constructor(
+    /** The connection requests go out on; owned by the caller (closing the client does not close it). */
     readonly connection: NatsConnection,
     options: RemoteClientOptions = {},
   ) {

@@ -31,7 +31,7 @@ export interface RemoteOptions extends RemoteClientOptions {
  * const nc = await connect({ servers: process.env.NATS_URL });
  * queries.registerHandler(GetReport, remote(nc), { middleware: [timeout(2_000)] });
  * ```
- * @throws CqrsError `INVALID_REGISTRATION` (at once) for a bad option.
+ * @throws CqrsError `INVALID_REGISTRATION` (at once) for a bad option, or client options given with a client.
  * @returns a handler whose calls reject with the serving bus's error rebuilt (its `code` and message:
  * `VALIDATION`, `HANDLER_FAILED`, …), or `UNAVAILABLE`, `OVERLOADED`, `TIMEOUT`, `ABORTED`, `NOT_CLONEABLE`,
  * `CLOSED` (see {@link RemoteClient.request}).
@@ -41,6 +41,12 @@ export function remote(
   options: RemoteOptions = {},
 ): HandlerFn<Definition> {
   const { subject, ...clientOptions } = options;
+  if (target instanceof RemoteClient && Object.values(clientOptions).some((v) => v !== undefined)) {
+    throw new CqrsError(
+      'INVALID_REGISTRATION',
+      'remote: given a RemoteClient, only options.subject applies; set the other options on the client',
+    );
+  }
   const client = target instanceof RemoteClient ? target : new RemoteClient(target, clientOptions);
   if (subject !== undefined && (typeof subject !== 'string' || !/^[^\s*>]+$/.test(subject))) {
     throw new CqrsError(

@@ -294,7 +294,20 @@ describe.skipIf(nats === undefined)('remote() and serve() over a real nats-serve
     expect(isCqrsError(err, 'UNAVAILABLE')).toBe(true);
   });
 
+  it('answers UNAVAILABLE when the connection is closed, before or while a request waits', async () => {
+    const doomed = await connect({ servers: nats?.url ?? '' });
+    const client = new RemoteClient(doomed, { prefix });
+    const { queries } = callerBuses([], client);
+    const waiting = queries.execute(Slow, { ms: 2_000 });
+    await doomed.flush();
+    await doomed.close();
+    expect(isCqrsError(await failure(waiting, 2_000), 'UNAVAILABLE')).toBe(true);
+    expect(isCqrsError(await failure(queries.execute(Slow, { ms: 1 }), 2_000), 'UNAVAILABLE')).toBe(true);
+    expect(client.inFlight).toBe(0);
+  });
+
   it('refuses bad options at once with INVALID_REGISTRATION', () => {
+    expect(() => remote(new RemoteClient(clientConn), { timeoutMs: 5 })).toThrow(/only options.subject/);
     expect(() => new RemoteClient(clientConn, { maxInFlight: 0 })).toThrow(/maxInFlight/);
     expect(() => remote(clientConn, { prefix: 'a b' })).toThrow(/prefix/);
     expect(() => serve(serverConn, served.commands, { handlers: ['Nope'] })).toThrow(/Nope/);
