@@ -22,6 +22,8 @@ export class ThreadContext implements HandlerContext {
   private ownLogger: Logger | undefined;
   private ownCommands: BusClient<'command'> | undefined;
   private ownQueries: BusClient<'query'> | undefined;
+  readonly name: string;
+  readonly kind: MessageKind;
   readonly metadata: Metadata;
 
   constructor(
@@ -32,6 +34,9 @@ export class ThreadContext implements HandlerContext {
     /** The pool's `threadLogger`, or the no-op logger. */
     private readonly baseLogger: Logger,
   ) {
+    this.name = task.n;
+    // Absent only in `ready()`'s probe, which runs no handler.
+    this.kind = task.k ?? 'command';
     this.metadata = task.md;
   }
 

@@ -14,6 +14,8 @@ export function tracedContext(ctx: HandlerContext, fallback?: SpanContext): Hand
   const commands = tracedClient(ctx.commands, fallback);
   const queries = tracedClient(ctx.queries, fallback);
   return {
+    name: ctx.name,
+    kind: ctx.kind,
     // A getter: a pool thread's signal is made on first use.
     get signal() {
       return ctx.signal;

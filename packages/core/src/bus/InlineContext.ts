@@ -1,6 +1,7 @@
 import type { BusClient, HandlerContext, Metadata } from '../handler/HandlerContext.js';
 import type { Logger } from '../handler/Logger.js';
 import { handlerLogger } from '../handler/Logger.js';
+import type { MessageKind } from '../messages/Definition.js';
 import type { Call } from '../middleware/Middleware.js';
 import type { BusDirectory } from '../pool/BusDirectory.js';
 import { callSignal, isAborted } from '../util/callAbort.js';
@@ -20,6 +21,14 @@ export class InlineContext implements HandlerContext {
     /** The bus's `logger` option, or the no-op logger. */
     private readonly baseLogger: Logger,
   ) {}
+
+  get name(): string {
+    return this.call.name;
+  }
+
+  get kind(): MessageKind {
+    return this.call.kind;
+  }
 
   get metadata(): Metadata {
     return this.call.metadata;

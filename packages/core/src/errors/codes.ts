@@ -29,6 +29,8 @@ export const ErrorCodes = {
   NOT_CLONEABLE: 'NOT_CLONEABLE',
   /** The bus or the pool is closed. */
   CLOSED: 'CLOSED',
+  /** No node serves the handler (NATS: no responders on its subject), or the connection to them is gone. */
+  UNAVAILABLE: 'UNAVAILABLE',
 } as const;
 
 /** One of the {@link ErrorCodes}. */

@@ -25,6 +25,10 @@ export interface BusClient<K extends MessageKind> {
 
 /** What every handler receives beside its input, inline or in a pool thread. */
 export interface HandlerContext {
+  /** The name of the message being handled: lets one function serve several definitions (a forwarder). */
+  readonly name: string;
+  /** Its kind, `'command'` or `'query'`. */
+  readonly kind: MessageKind;
   /** Aborts when the caller aborts or a timeout fires. */
   readonly signal: AbortSignal;
   /** Reads the cancellation flag from shared memory: cheap enough to poll inside a synchronous CPU loop. */

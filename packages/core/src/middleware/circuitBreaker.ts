@@ -44,10 +44,11 @@ const countedCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'HANDLER_FAILED',
   'TIMEOUT',
   'WORKER_CRASHED',
+  'UNAVAILABLE',
 ]);
 
 /**
- * The default failure test: the handler threw, timed out or crashed its thread. Not counted: refusals by the
+ * The default failure test: the handler threw, timed out or crashed its thread, or no remote node serves it. Not counted: refusals by the
  * bus or other middleware (`VALIDATION`, `RATE_LIMITED`, `CIRCUIT_OPEN`), the caller's abort (`ABORTED`),
  * `NOT_CLONEABLE` (the caller's data), `OVERLOADED` (our own pool's queue, not the handler's health).
  */

@@ -42,6 +42,7 @@ const transient: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'TIMEOUT',
   'WORKER_CRASHED',
   'OVERLOADED',
+  'UNAVAILABLE',
 ]);
 
 // setTimeout fires at once (with a warning) for a delay above 2^31 − 1 ms.
@@ -51,7 +52,7 @@ const MAX_DELAY_MS = 2 ** 31 - 1;
  * Retries calls that failed with a transient error, waiting between attempts with exponential backoff and
  * decorrelated jitter (the AWS scheme: `wait = min(maxDelayMs, random(baseDelayMs, 3 × previous wait))`).
  *
- * Retried by default: `HANDLER_FAILED`, `TIMEOUT`, `WORKER_CRASHED`, `OVERLOADED`; `isRetryable` can narrow
+ * Retried by default: `HANDLER_FAILED`, `TIMEOUT`, `WORKER_CRASHED`, `OVERLOADED`, `UNAVAILABLE`; `isRetryable` can narrow
  * that (say, by the handler's error in `cause`). Never retried, whatever `isRetryable` says: `VALIDATION`,
  * `CIRCUIT_OPEN`, `RATE_LIMITED`, `ABORTED`, `NOT_CLONEABLE`, `HANDLER_NOT_FOUND`, `INVALID_REGISTRATION`,
  * `DUPLICATE_HANDLER`, `CLOSED`, and errors that are not CqrsErrors. After the last attempt the caller gets

@@ -1,0 +1,222 @@
+import type { CommandBus, Definition, Metadata, QueryBus } from '@cqrs-pool/core';
+import { CqrsError } from '@cqrs-pool/core';
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { headers } from '@nats-io/transport-node';
+import type { Codec } from './Codec.js';
+import { decodeMetadata } from './metadataHeader.js';
+import { subjectFor } from './subjects.js';
+import { encodeError } from './wireError.js';
+import { STATUS_ERROR, STATUS_OK, WireHeaders } from './wireHeaders.js';
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /** Subject prefix: handlers are served on `<prefix>.cmd.<Name>` / `<prefix>.qry.<Name>`. Default `'cqrs'`. */
+  prefix?: string;
+  /** The NATS queue group: each request goes to one member. Default `'cqrs-pool'`. */
+  queue?: string;
+  /** Serve only these handlers (names or definitions). Default: every handler registered on the bus now. */
+  handlers?: readonly (string | Definition)[];
+  /** Decodes inputs and encodes results and errors. Default `taggedJson`. Must match the callers'. */
+  codec?: Codec;
+  /**
+   * Calls this node runs at once; a request beyond is answered at once with `OVERLOADED` (the caller's
+   * `retry()` can try again, likely on another node). Default 1024. The bus's pool bounds its own queue too.
+   */
+  maxInFlight?: number;
+}
+
+/** What a {@link NatsServer} has done since it started. */
+export interface NatsServerStats {
+  /** Requests received. */
+  received: number;
+  /** Answered with a result. */
+  succeeded: number;
+  /** Answered with an error (the bus's, or a refusal here). */
+  failed: number;
+  /** Unreadable (bad body, bad headers) or without a reply subject; answered with `VALIDATION` when possible. */
+  malformed: number;
+  /** Calls running now. */
+  inFlight: number;
+}
+
+type Bus = CommandBus | QueryBus;
+
+/**
+ * One bus's handlers served on NATS, made by {@link serve}. Each request is decoded, run with
+ * `bus.execute(name, input, { metadata, signal })` — through the bus's middleware and, for `inWorker`
+ * handlers, its pool — and answered with the result or the error as plain data.
+ */
+export class NatsServer {
+  /** The subjects served, one per handler. */
+  readonly subjects: readonly string[];
+  private readonly subscriptions: Subscription[] = [];
+  private readonly counts: NatsServerStats = {
+    received: 0,
+    succeeded: 0,
+    failed: 0,
+    malformed: 0,
+    inFlight: 0,
+  };
+  private stopping: Promise<void> | undefined;
+  private drained: (() => void) | undefined;
+
+  /** @internal Use {@link serve}. */
+  constructor(
+    private readonly connection: NatsConnection,
+    private readonly bus: Bus,
+    private readonly codec: Codec,
+    private readonly maxInFlight: number,
+    names: readonly string[],
+    prefix: string,
+    queue: string,
+  ) {
+    const subjects: string[] = [];
+    for (const name of names) {
+      const subject = subjectFor(prefix, bus.kind, name);
+      subjects.push(subject);
+      this.subscriptions.push(
+        connection.subscribe(subject, { queue, callback: (err, msg) => this.onRequest(name, err, msg) }),
+      );
+    }
+    this.subjects = subjects;
+  }
+
+  /** A copy of the counts so far. */
+  get stats(): NatsServerStats {
+    return { ...this.counts };
+  }
+
+  /**
+   * Graceful stop: stops taking requests (the queue group sends new ones to the other members), lets the
+   * requests already delivered and those running finish and be answered, then resolves. Idempotent. Leaves
+   * the connection and the bus open: they are the caller's.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      // drain(): unsubscribe, and still deliver what the NATS server had sent before it saw that.
+      await Promise.all(this.subscriptions.map((s) => s.drain().catch(() => undefined)));
+      if (this.counts.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      if (!this.connection.isClosed()) await this.connection.flush().catch(() => undefined);
+    })();
+    return this.stopping;
+  }
+
+  private onRequest(name: string, err: Error | null, msg: Msg): void {
+    if (err !== null) return;
+    this.counts.received++;
+    if (msg.reply === undefined || msg.reply === '') {
+      // A plain publish, not a request: there is no one to answer, and running a command nobody awaits
+      // would hide it from every caller's metrics and errors.
+      this.counts.malformed++;
+      return;
+    }
+    if (this.counts.inFlight >= this.maxInFlight) {
+      this.refuse(
+        msg,
+        new CqrsError('OVERLOADED', `${name}: ${this.maxInFlight} calls in flight on this node`, {
+          handler: name,
+        }),
+      );
+      return;
+    }
+    let input: unknown;
+    let metadata: Metadata;
+    let timeoutMs: number | undefined;
+    try {
+      metadata = metadataOf(msg.headers);
+      timeoutMs = timeoutOf(msg.headers);
+      input = this.codec.decode(msg.data);
+    } catch (decodeErr) {
+      this.counts.malformed++;
+      const text = decodeErr instanceof Error ? decodeErr.message : String(decodeErr);
+      this.refuse(msg, new CqrsError('VALIDATION', `${name}: malformed request: ${text}`, { handler: name }));
+      return;
+    }
+    this.counts.inFlight++;
+    // Past the caller's own deadline nobody reads the reply: the handler is told to stop (ctx.signal). A
+    // timer cleared when the call settles, not AbortSignal.timeout(), whose timer would outlive every call
+    // by the whole deadline (at thousands of calls a second, that many live timers).
+    let deadline: NodeJS.Timeout | undefined;
+    let options: { metadata: Metadata; signal?: AbortSignal } = { metadata };
+    if (timeoutMs !== undefined) {
+      const controller = new AbortController();
+      deadline = setTimeout(
+        () => controller.abort(new Error(`the caller's deadline (${timeoutMs} ms) passed`)),
+        timeoutMs,
+      );
+      options = { metadata, signal: controller.signal };
+    }
+    this.bus.execute(name, input, options).then(
+      (value) => {
+        clearTimeout(deadline);
+        let body: Uint8Array;
+        try {
+          body = this.codec.encode(value);
+        } catch (encodeErr) {
+          this.answer(
+            msg,
+            STATUS_ERROR,
+            encodeError(
+              new CqrsError(
+                'NOT_CLONEABLE',
+                `${name}: the result cannot be encoded (${this.codec.name}): ${(encodeErr as Error).message}`,
+                { handler: name },
+              ),
+              this.codec,
+            ),
+          );
+          this.done(false);
+          return;
+        }
+        this.answer(msg, STATUS_OK, body);
+        this.done(true);
+      },
+      (callErr: unknown) => {
+        clearTimeout(deadline);
+        this.answer(msg, STATUS_ERROR, encodeError(callErr, this.codec));
+        this.done(false);
+      },
+    );
+  }
+
+  private refuse(msg: Msg, err: CqrsError): void {
+    this.counts.failed++;
+    this.answer(msg, STATUS_ERROR, encodeError(err, this.codec));
+  }
+
+  private answer(msg: Msg, status: string, body: Uint8Array): void {
+    const h = headers();
+    h.set(WireHeaders.STATUS, status);
+    try {
+      msg.respond(body, { headers: h });
+    } catch {
+      // The connection closed under us: the caller's timeout (or its connection's loss) ends its wait.
+    }
+  }
+
+  private done(succeeded: boolean): void {
+    if (succeeded) this.counts.succeeded++;
+    else this.counts.failed++;
+    if (--this.counts.inFlight === 0) this.drained?.();
+  }
+}
+
+function metadataOf(h: MsgHdrs | undefined): Metadata {
+  const header = h?.get(WireHeaders.METADATA);
+  const metadata = header === undefined || header === '' ? {} : decodeMetadata(header);
+  // A caller that is not `remote()` may carry only the standard trace headers.
+  const traceparent = h?.get(WireHeaders.TRACEPARENT);
+  if (traceparent === undefined || traceparent === '' || metadata[WireHeaders.TRACEPARENT] !== undefined)
+    return metadata;
+  const tracestate = h?.get(WireHeaders.TRACESTATE);
+  return Object.freeze({ ...metadata, traceparent, ...(tracestate ? { tracestate } : {}) });
+}
+
+function timeoutOf(h: MsgHdrs | undefined): number | undefined {
+  const header = h?.get(WireHeaders.TIMEOUT_MS);
+  if (header === undefined || header === '') return undefined;
+  const ms = Number(header);
+  if (!Number.isInteger(ms) || ms <= 0 || ms > 2 ** 31 - 1)
+    throw new TypeError(`bad ${WireHeaders.TIMEOUT_MS} header '${header}'`);
+  return ms;
+}

@@ -1,0 +1,62 @@
+import { CqrsError, isCqrsError } from '@cqrs-pool/core';
+import type { SerializedError } from '@cqrs-pool/core/internal';
+import { deserializeError, markForwarded, serializeError } from '@cqrs-pool/core/internal';
+import type { Codec } from './Codec.js';
+
+/**
+ * A call's error as a reply body: core's plain-data form (as errors cross threads), encoded by the codec.
+ * Should a field of the error defeat the codec, the error goes without its fields rather than not at all.
+ * @internal
+ */
+export function encodeError(err: unknown, codec: Codec): Uint8Array {
+  const serialized = serializeError(err);
+  try {
+    return codec.encode(serialized);
+  } catch {
+    const bare: SerializedError =
+      serialized.t === 'error'
+        ? {
+            t: 'error',
+            name: serialized.name,
+            message: serialized.message,
+            code: codeOf(serialized.code),
+            // Kept, so a CqrsError is still rebuilt as one with its code.
+            ...(serialized.cqrs === undefined ? {} : { cqrs: {} }),
+          }
+        : { t: 'value', value: String(serialized.value) };
+    return codec.encode(bare);
+  }
+}
+
+/**
+ * The caller's side: rebuilds the error a server replied with. A CqrsError comes back as one, with its code
+ * and message, marked so the caller's bus passes it on as it is; anything else (a server of another version
+ * with a code this one does not know, a body that is not an error) becomes `HANDLER_FAILED` around it.
+ * @internal
+ */
+export function decodeError(body: Uint8Array, codec: Codec, name: string): CqrsError {
+  let rebuilt: unknown;
+  try {
+    const data = codec.decode(body) as SerializedError;
+    if (typeof data !== 'object' || data === null || (data.t !== 'error' && data.t !== 'value')) {
+      throw new TypeError('not a serialized error');
+    }
+    rebuilt = deserializeError(data);
+  } catch (err) {
+    return markForwarded(
+      new CqrsError('NOT_CLONEABLE', `${name}: the error reply cannot be decoded (${codec.name})`, {
+        cause: err,
+        handler: name,
+      }),
+    );
+  }
+  if (isCqrsError(rebuilt)) return markForwarded(rebuilt);
+  const message = rebuilt instanceof Error ? rebuilt.message : String(rebuilt);
+  return markForwarded(
+    new CqrsError('HANDLER_FAILED', `${name} failed remotely: ${message}`, { cause: rebuilt, handler: name }),
+  );
+}
+
+function codeOf(code: unknown): string | undefined {
+  return typeof code === 'string' ? code : undefined;
+}
