@@ -250,11 +250,15 @@ describe('retry and timeout: the order matters', () => {
     // …and stopped when the timeout fired.
     await sleep(200);
     expect(runs(c)).toBe(attempts);
-    expect(figures(queries, 'Flaky')).toMatchObject({
-      executions: attempts,
-      failures: attempts,
-      inFlight: 0,
-    });
+    // Every attempt is counted, a failure each. One more attempt may have been dispatched in the very turn
+    // the timeout fired (the backoff timer and the deadline fall due together): it was cancelled before its
+    // handler started, so it never ran, and counts — as every call abandoned before its handler finished —
+    // as an execution and a failure.
+    const { executions, failures, inFlight } = figures(queries, 'Flaky');
+    expect(inFlight).toBe(0);
+    expect(failures).toBe(executions);
+    expect(executions - attempts).toBeGreaterThanOrEqual(0);
+    expect(executions - attempts).toBeLessThanOrEqual(1);
   });
 
   it('timeout outside retry bounds a single slow attempt too', async () => {
