@@ -12,6 +12,7 @@ import type { HandlerFn } from '../packages/core/src/handler/handle.js';
 import { isWorkerHandler } from '../packages/core/src/handler/handle.js';
 import type { Logger } from '../packages/core/src/handler/Logger.js';
 import { isLogger, noopLogger } from '../packages/core/src/handler/Logger.js';
+import { decodeBatch, encodeOutcomes } from '../packages/core/src/pool/batchCodec.js';
 import type {
   BatchMessage,
   BatchOutcome,
@@ -157,13 +158,14 @@ function cloneFailure(value: unknown): unknown {
  * as a thread runs single tasks, answered together.
  */
 export default function run(message: TaskMessage | BatchMessage): Promise<TaskOutcome | BatchOutcome> {
-  return 'b' in message ? runBatch(message.b) : runTask(message);
+  return 'w' in message ? runBatch(message) : runTask(message);
 }
 
-async function runBatch(tasks: readonly TaskMessage[]): Promise<BatchOutcome> {
+async function runBatch(batch: BatchMessage): Promise<BatchOutcome> {
+  const tasks = decodeBatch(batch);
   const outcomes: TaskOutcome[] = new Array(tasks.length);
   for (let i = 0; i < tasks.length; i++) outcomes[i] = await runTask(tasks[i] as TaskMessage);
-  return { b: outcomes };
+  return encodeOutcomes(outcomes);
 }
 
 /** Runs one task; never throws. */

@@ -1,8 +1,9 @@
 import type { Piscina } from 'piscina';
 import { CqrsError } from '../errors/CqrsError.js';
 import { serializeError } from '../errors/serialize.js';
+import { encodeBatch, outcomeAt } from './batchCodec.js';
 import type { KillSwitch } from './KillSwitch.js';
-import type { BatchMessage, BatchOutcome, TaskMessage, TaskOutcome } from './protocol.js';
+import type { BatchOutcome, TaskMessage, TaskOutcome } from './protocol.js';
 
 /** `WorkerPool`'s `batching` option, resolved. */
 export interface BatchLimits {
@@ -204,13 +205,12 @@ export class TaskScheduler {
     this.batches++;
     this.batchedCalls += batch.length;
     const started = performance.now();
-    const message: BatchMessage = { b: batch.map((entry) => entry.message) };
-    this.piscina.run(message).then(
+    this.piscina.run(encodeBatch(batch.map((entry) => entry.message))).then(
       (answer: BatchOutcome) => {
         this.posted--;
         this.measured(started, batch.length);
         this.flush();
-        for (let i = 0; i < batch.length; i++) (batch[i] as Entry).resolve(answer.b[i] as TaskOutcome);
+        for (let i = 0; i < batch.length; i++) (batch[i] as Entry).resolve(outcomeAt(answer, i));
       },
       (err: unknown) => {
         this.posted--;

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { decodeBatch, encodeBatch, encodeOutcomes, outcomeAt } from './batchCodec.js';
+import type { TaskMessage, TaskOutcome } from './protocol.js';
+
+const task = (overrides: Partial<TaskMessage>): TaskMessage => ({
+  m: 0,
+  x: 'add',
+  n: 'Add',
+  k: 'command',
+  i: { a: 1, b: 2 },
+  md: {},
+  c: 0,
+  g: 1,
+  s: 0,
+  ...overrides,
+});
+
+describe('batchCodec', () => {
+  it('carries every task field through a structured clone, handlers once each', () => {
+    const tasks = [
+      task({ c: 5, g: 9 }),
+      task({ m: 1, x: 'report', n: 'Report', k: 'query', s: 3, i: [1, 2], md: { correlationId: 'c-1' } }),
+      task({ c: 7, g: 2, i: undefined }),
+      task({ s: -1, c: 8 }),
+    ];
+    const message = structuredClone(encodeBatch(tasks));
+    expect(message.h).toHaveLength(3);
+    // No object is sent for empty metadata.
+    expect(message.md).toEqual([0, { correlationId: 'c-1' }, 0, 0]);
+    expect(decodeBatch(message)).toEqual(tasks);
+  });
+
+  it('carries every outcome: values, each failure kind, and whether the thread counted it', () => {
+    const e = { t: 'error' as const, name: 'Error', message: 'boom' };
+    const outcomes: TaskOutcome[] = [
+      { ok: true, v: 3, r: true },
+      { ok: true, v: undefined },
+      { ok: false, k: 'handler', e, r: true },
+      { ok: false, k: 'load', e },
+      { ok: false, k: 'cancelled', e },
+      { ok: false, k: 'result', e, r: true },
+    ];
+    const answer = structuredClone(encodeOutcomes(outcomes));
+    expect(outcomes.map((_, t) => outcomeAt(answer, t))).toEqual(outcomes);
+  });
+});

@@ -1,0 +1,105 @@
+/**
+ * The column-wise wire form of a batch of tasks and of its outcomes (see {@link BatchMessage}): built on one
+ * side, read on the other. Both directions keep to arrays of values and typed arrays, which structured clone
+ * copies without writing a property name per task.
+ * @internal
+ */
+import type { SerializedError } from '../errors/serialize.js';
+import type { Metadata } from '../handler/HandlerContext.js';
+import type { BatchMessage, BatchOutcome, FailureKind, TaskMessage, TaskOutcome } from './protocol.js';
+
+const noMetadata: Metadata = Object.freeze({});
+
+function isEmpty(metadata: Metadata): boolean {
+  for (const _ in metadata) return false;
+  return true;
+}
+
+/** Packs tasks (none of them a probe) into one message. */
+export function encodeBatch(tasks: readonly TaskMessage[]): BatchMessage {
+  const h: [number, string, string, TaskMessage['k'] & string, number][] = [];
+  const w = new Int32Array(tasks.length * 3);
+  const i: unknown[] = new Array(tasks.length);
+  const md: (Metadata | 0)[] = new Array(tasks.length);
+  let last = -1;
+  for (let t = 0; t < tasks.length; t++) {
+    const task = tasks[t] as TaskMessage;
+    // Batches are mostly calls of one handler: the previous task's handler is tried first.
+    let hi = last >= 0 && sameHandler(h[last] as (typeof h)[number], task) ? last : -1;
+    if (hi < 0) {
+      hi = h.findIndex((handler) => sameHandler(handler, task));
+      if (hi < 0) hi = h.push([task.m, task.x, task.n, task.k ?? 'command', task.s]) - 1;
+    }
+    last = hi;
+    w[t * 3] = hi;
+    w[t * 3 + 1] = task.c;
+    w[t * 3 + 2] = task.g;
+    i[t] = task.i;
+    md[t] = isEmpty(task.md) ? 0 : task.md;
+  }
+  return { h, w, i, md };
+}
+
+function sameHandler(handler: BatchMessage['h'][number], task: TaskMessage): boolean {
+  return (
+    handler[0] === task.m &&
+    handler[1] === task.x &&
+    handler[2] === task.n &&
+    handler[3] === task.k &&
+    handler[4] === task.s
+  );
+}
+
+/** The tasks of a batch, as single tasks are given. */
+export function decodeBatch(batch: BatchMessage): TaskMessage[] {
+  const tasks: TaskMessage[] = new Array(batch.i.length);
+  for (let t = 0; t < tasks.length; t++) {
+    const [m, x, n, k, s] = batch.h[batch.w[t * 3] as number] as BatchMessage['h'][number];
+    const metadata = batch.md[t];
+    tasks[t] = {
+      m,
+      x,
+      n,
+      k,
+      i: batch.i[t],
+      md: metadata === 0 || metadata === undefined ? noMetadata : metadata,
+      c: batch.w[t * 3 + 1] as number,
+      g: batch.w[t * 3 + 2] as number,
+      s,
+    };
+  }
+  return tasks;
+}
+
+// Flags of an outcome: bit 0 ok, bit 1 counted by the thread (`r`), bits 2-3 the failure kind.
+const OK = 1;
+const COUNTED = 2;
+const kinds: readonly FailureKind[] = ['handler', 'load', 'cancelled', 'result'];
+
+export function encodeOutcomes(outcomes: readonly TaskOutcome[]): BatchOutcome {
+  const f = new Uint8Array(outcomes.length);
+  const v: unknown[] = new Array(outcomes.length);
+  for (let t = 0; t < outcomes.length; t++) {
+    const outcome = outcomes[t] as TaskOutcome;
+    const counted = outcome.r === true ? COUNTED : 0;
+    if (outcome.ok) {
+      f[t] = OK | counted;
+      v[t] = outcome.v;
+    } else {
+      f[t] = (kinds.indexOf(outcome.k) << 2) | counted;
+      v[t] = outcome.e;
+    }
+  }
+  return { f, v };
+}
+
+/** Outcome `t` of a batch. */
+export function outcomeAt(batch: BatchOutcome, t: number): TaskOutcome {
+  const flags = batch.f[t] as number;
+  const value = batch.v[t];
+  if ((flags & OK) !== 0)
+    return (flags & COUNTED) !== 0 ? { ok: true, v: value, r: true } : { ok: true, v: value };
+  const k = kinds[flags >> 2] as FailureKind;
+  const e = value as SerializedError;
+  return (flags & COUNTED) !== 0 ? { ok: false, k, e, r: true } : { ok: false, k, e };
+}
