@@ -2,9 +2,10 @@
  * The main thread's event-loop delay (`perf_hooks.monitorEventLoopDelay`, 1 ms resolution) while ~5 ms CPU
  * handlers run, side by side in one run: idle (nothing running; the floor), the handlers in the pool (our bus,
  * `threads` = `os.availableParallelism()`, 2 calls per thread kept in flight), and the same handler inline on
- * the main thread (one call after another, each started from `setImmediate` as requests would be).
+ * the main thread (one call after another, each started from `setImmediate` as requests would be). Medians
+ * of several rounds, the loads interleaved.
  *
- *   node build.mjs --fast && node dist/bench/eventLoopDelay.bench.js [--seconds 3]
+ *   node build.mjs --fast && node dist/bench/eventLoopDelay.bench.js [--seconds 3] [--rounds 3]
  */
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -18,6 +19,7 @@ const arg = (flag: string, fallback: number): number => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const seconds = arg('--seconds', 3);
+const rounds = arg('--rounds', 3);
 const threads = availableParallelism();
 
 function calibrate(ms: number): number {
@@ -63,14 +65,15 @@ async function measure(load: (running: () => boolean) => Promise<number>): Promi
   };
 }
 
-const idle = await measure(async () => 0);
-
 const pool = new WorkerPool({ threads });
 const pooled = new CommandBus({ pool });
 pooled.registerHandler(Burn, inWorker(new URL('./handlers/burn.js', import.meta.url), 'burn'));
 await pooled.ready();
 await Promise.all(Array.from({ length: 4 * threads }, () => pooled.execute(Burn, { iterations })));
-const inPool = await measure(async (running) => {
+const inline = new CommandBus();
+inline.registerHandler(Burn, (input) => burn(input.iterations));
+
+const poolLoad = async (running: () => boolean): Promise<number> => {
   let calls = 0;
   const lane = async (): Promise<void> => {
     while (running()) {
@@ -80,29 +83,43 @@ const inPool = await measure(async (running) => {
   };
   await Promise.all(Array.from({ length: 2 * threads }, lane));
   return calls;
-});
+};
+const inlineLoad = (running: () => boolean): Promise<number> =>
+  new Promise<number>((resolve, reject) => {
+    let calls = 0;
+    const next = (): void => {
+      if (!running()) {
+        resolve(calls);
+        return;
+      }
+      inline.execute(Burn, { iterations }).then(() => {
+        calls++;
+        setImmediate(next);
+      }, reject);
+    };
+    setImmediate(next);
+  });
+
+// Loads interleaved round by round, so drift on a shared machine spreads over all three.
+const samples = { idle: [] as Delay[], pool: [] as Delay[], inline: [] as Delay[] };
+for (let round = 1; round <= rounds; round++) {
+  samples.idle.push(await measure(async () => 0));
+  samples.pool.push(await measure(poolLoad));
+  samples.inline.push(await measure(inlineLoad));
+  console.log(`round ${round}/${rounds} done`);
+}
 await pooled.close();
 await pool.close();
 
-const inline = new CommandBus();
-inline.registerHandler(Burn, (input) => burn(input.iterations));
-const onMain = await measure(
-  (running) =>
-    new Promise<number>((resolve, reject) => {
-      let calls = 0;
-      const next = (): void => {
-        if (!running()) {
-          resolve(calls);
-          return;
-        }
-        inline.execute(Burn, { iterations }).then(() => {
-          calls++;
-          setImmediate(next);
-        }, reject);
-      };
-      setImmediate(next);
-    }),
-);
+const mid = (list: Delay[]): Delay => ({
+  p50Ms: median(list.map((d) => d.p50Ms)),
+  p99Ms: median(list.map((d) => d.p99Ms)),
+  maxMs: median(list.map((d) => d.maxMs)),
+  calls: median(list.map((d) => d.calls)),
+});
+const idle = mid(samples.idle);
+const inPool = mid(samples.pool);
+const onMain = mid(samples.inline);
 
 const ms = (n: number): string => `${n.toFixed(2)} ms`;
 const cases: [string, Delay][] = [
@@ -123,7 +140,7 @@ writeResult({
       title: 'Main-thread event-loop delay while ~5 ms CPU handlers run',
       columns: ['load', 'p50', 'p99', 'max', 'calls done'],
       rows: cases.map(([label, d]) => [label, ms(d.p50Ms), ms(d.p99Ms), ms(d.maxMs), String(d.calls)]),
-      note: `\`monitorEventLoopDelay({ resolution: 1 })\` over ${seconds} s per load; the delay is the lateness of a 1 ms timer (its floor is ~1 ms).`,
+      note: `\`monitorEventLoopDelay({ resolution: 1 })\` over ${seconds} s per load, medians of ${rounds} rounds; each sample is the interval a 1 ms timer actually took, so the floor is ~1 ms.`,
     },
   ],
   values: {
