@@ -24,7 +24,11 @@ function table(columns: string[], rows: string[][]): string {
   ].join('\n');
 }
 
-export function markdown(input: SummaryInput): string {
+/**
+ * The summary. `only` keeps the tables of those scenarios (the README shows the headline ones and points at
+ * the full summary for the rest).
+ */
+export function markdown(input: SummaryInput, only?: readonly string[]): string {
   const machine = input.results[0]?.machine;
   const dates = input.results.map((r) => r.date).sort();
   const lines: string[] = [
@@ -56,6 +60,7 @@ export function markdown(input: SummaryInput): string {
     );
   }
   for (const result of input.results) {
+    if (only !== undefined && !only.includes(result.name)) continue;
     for (const t of result.tables) {
       lines.push(
         `## ${t.title}`,
