@@ -7,7 +7,7 @@
  * for k = 1 … N (`os.availableParallelism()`). Speedup is sequential time over the contender's; efficiency is
  * our speedup over the bare threads' at the same k. Medians of several rounds, contenders interleaved.
  *
- *   node build.mjs --fast && node dist/bench/cpuScaling.bench.js [--rounds 5] [--tasks 800]
+ *   node build.mjs --fast && node dist/bench/cpuScaling.bench.js [--rounds 7] [--tasks 800]
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,7 @@ const arg = (flag: string, fallback: number): number => {
   const i = process.argv.indexOf(flag);
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
-const rounds = arg('--rounds', 5);
+const rounds = arg('--rounds', 7);
 const tasks = arg('--tasks', 800);
 const maxThreads = availableParallelism();
 const handlers = new URL('./handlers/', import.meta.url);

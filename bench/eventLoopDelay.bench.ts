@@ -5,7 +5,7 @@
  * the main thread (one call after another, each started from `setImmediate` as requests would be). Medians
  * of several rounds, the loads interleaved.
  *
- *   node build.mjs --fast && node dist/bench/eventLoopDelay.bench.js [--seconds 3] [--rounds 3]
+ *   node build.mjs --fast && node dist/bench/eventLoopDelay.bench.js [--seconds 3] [--rounds 5]
  */
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -19,7 +19,7 @@ const arg = (flag: string, fallback: number): number => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const seconds = arg('--seconds', 3);
-const rounds = arg('--rounds', 3);
+const rounds = arg('--rounds', 5);
 const threads = availableParallelism();
 
 function calibrate(ms: number): number {

@@ -9,7 +9,7 @@
  * each started afresh, so drift on the machine spreads over all of them; the table holds medians of rounds.
  * Not mitata: mitata times one function at a time and cannot hold 1000 calls in flight.
  *
- *   node build.mjs --fast && node dist/bench/pooledDispatch.bench.js [--rounds 5] [--seconds 1]
+ *   node build.mjs --fast && node dist/bench/pooledDispatch.bench.js [--rounds 7] [--seconds 1]
  */
 import { availableParallelism } from 'node:os';
 import { type Contender, pooledContenders, type RunningPool } from './pools.js';
@@ -19,7 +19,7 @@ const arg = (flag: string, fallback: number): number => {
   const i = process.argv.indexOf(flag);
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
-const rounds = arg('--rounds', 5);
+const rounds = arg('--rounds', 7);
 const seconds = arg('--seconds', 1);
 const threads = availableParallelism();
 const input = { id: 42, name: 'echo' };

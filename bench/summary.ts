@@ -103,8 +103,8 @@ function number(value: number, unit: string): string {
 
 /** Horizontal bar charts stacked vertically; ours in one colour, references in another. */
 export function svg(charts: ResultChart[]): string {
-  const width = 760;
-  const labelWidth = 300;
+  const width = 820;
+  const labelWidth = 340;
   const barMax = width - labelWidth - 120;
   const barHeight = 20;
   const parts: string[] = [];
