@@ -5,7 +5,7 @@
  * writes them; scenarios that are not mitata benchmarks call `writeResult()` themselves.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { run } from 'mitata';
 
 export interface MedianRow {
@@ -34,7 +34,8 @@ export interface ResultChart {
 
 export interface ScenarioResult {
   name: string;
-  machine: { node: string; cpus: number; cpu: string };
+  /** `load`: the 1-minute load average when the scenario finished (other work on the machine). */
+  machine: { node: string; cpus: number; cpu: string; load: number };
   date: string;
   /** mitata's medians, when the scenario is a mitata benchmark. */
   rows?: MedianRow[];
@@ -48,7 +49,12 @@ export interface ScenarioResult {
 }
 
 export function machine(): ScenarioResult['machine'] {
-  return { node: process.version, cpus: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown' };
+  return {
+    node: process.version,
+    cpus: availableParallelism(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    load: loadavg()[0] ?? Number.NaN,
+  };
 }
 
 export function writeResult(result: Omit<ScenarioResult, 'machine' | 'date'>): void {

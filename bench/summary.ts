@@ -14,6 +14,12 @@ export interface SummaryInput {
   command: string;
 }
 
+/** The machine's load when the scenario ran: other work on its cores colours every figure. */
+function loadText(result: ScenarioResult): string {
+  const load = result.machine.load;
+  return typeof load === 'number' && Number.isFinite(load) ? `, load average ${load.toFixed(1)}` : '';
+}
+
 const cell = (s: string): string => s.replaceAll('|', '\\|');
 
 function table(columns: string[], rows: string[][]): string {
@@ -35,8 +41,9 @@ export function markdown(input: SummaryInput, only?: readonly string[]): string 
     '# Benchmark summary',
     '',
     `Machine: ${machine?.cpu ?? 'unknown'}, ${machine?.cpus ?? '?'} cores, Node ${machine?.node ?? '?'}. ` +
-      `Run ${dates[0]?.slice(0, 16).replace('T', ' ') ?? '?'} UTC, ${Math.round(input.totalSeconds)} s in all. ` +
-      `Reproduce with \`${input.command}\`.`,
+      `Results dated ${dates[0]?.slice(0, 16).replace('T', ' ') ?? '?'} – ${dates[dates.length - 1]?.slice(11, 16) ?? '?'} UTC; ` +
+      `the run that wrote this took ${Math.round(input.totalSeconds)} s ` +
+      `(\`${input.command}\`); \`npm run bench\` reproduces it all.`,
     '',
     '## Targets',
     '',
@@ -65,7 +72,7 @@ export function markdown(input: SummaryInput, only?: readonly string[]): string 
       lines.push(
         `## ${t.title}`,
         '',
-        `_${result.name}, ${result.date.slice(0, 16).replace('T', ' ')} UTC_`,
+        `_${result.name}, ${result.date.slice(0, 16).replace('T', ' ')} UTC${loadText(result)}_`,
         '',
       );
       lines.push(table(t.columns, t.rows), '');
