@@ -42,8 +42,8 @@ export function markdown(input: SummaryInput, only?: readonly string[]): string 
     '',
     `Machine: ${machine?.cpu ?? 'unknown'}, ${machine?.cpus ?? '?'} cores, Node ${machine?.node ?? '?'}. ` +
       `Results dated ${dates[0]?.slice(0, 16).replace('T', ' ') ?? '?'} – ${dates[dates.length - 1]?.slice(11, 16) ?? '?'} UTC; ` +
-      `the run that wrote this took ${Math.round(input.totalSeconds)} s ` +
-      `(\`${input.command}\`); \`npm run bench\` reproduces it all.`,
+      `\`${input.command}\` took ${Math.round(input.totalSeconds)} s` +
+      (input.command === 'npm run bench' ? '.' : '; `npm run bench` reproduces it all.'),
     '',
     '## Targets',
     '',
