@@ -49,7 +49,9 @@ group('one inline call, awaited, metrics on', () => {
   });
 });
 
-await report('breakerLimiter');
+await report('breakerLimiter', undefined, [
+  'Circuit breaker and rate limit, one inline command (metrics on)',
+]);
 for (const [name, bus] of Object.entries({ breaker, limiter, both })) {
   const figures = bus.getMetrics().handlers.Add;
   console.log(

@@ -1,11 +1,12 @@
 /**
  * Heap growth over many sequential calls, after GC: inline (1M calls, metrics on) and pooled (100k calls).
- * A script, not a timed test. Target: growth under 10 MB.
+ * A script, not a timed test. Target: no growth (≤ 1 MB, GC noise).
  *
  *   node build.mjs --fast && node --expose-gc dist/bench/memoryGrowth.js [--calls N]
  */
 import { CommandBus, defineCommand, inWorker, WorkerPool } from '@cqrs-pool/core';
 import { z } from 'zod';
+import { writeResult } from './report.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');
@@ -21,7 +22,15 @@ function heapMb(): number {
   return process.memoryUsage().heapUsed / 2 ** 20;
 }
 
-async function measure(label: string, calls: number, run: () => Promise<unknown>): Promise<void> {
+interface Growth {
+  label: string;
+  calls: number;
+  beforeMb: number;
+  afterMb: number;
+  peakMb: number;
+}
+
+async function measure(label: string, calls: number, run: () => Promise<unknown>): Promise<Growth> {
   for (let i = 0; i < 10_000; i++) await run(); // warm-up: JIT, caches, first allocations
   const before = heapMb();
   let peak = before;
@@ -34,16 +43,40 @@ async function measure(label: string, calls: number, run: () => Promise<unknown>
     `${label.padEnd(8)} ${calls} calls: heap ${before.toFixed(1)} → ${after.toFixed(1)} MB after GC ` +
       `(growth ${(after - before).toFixed(2)} MB, peak sampled ${peak.toFixed(1)} MB)`,
   );
+  return { label, calls, beforeMb: before, afterMb: after, peakMb: peak };
 }
 
 const inline = new CommandBus();
 inline.registerHandler(Add, (i) => i.a + i.b);
-await measure('inline', inlineCalls, () => inline.execute(Add, { a: 1, b: 2 }));
+const inlineGrowth = await measure('inline', inlineCalls, () => inline.execute(Add, { a: 1, b: 2 }));
 
 const pool = new WorkerPool({ threads: 2 });
 const pooled = new CommandBus({ pool });
 pooled.registerHandler(Add, inWorker(new URL('./handlers/add.js', import.meta.url), 'add'));
 await pooled.ready();
-await measure('pooled', pooledCalls, () => pooled.execute(Add, { a: 1, b: 2 }));
+const pooledGrowth = await measure('pooled', pooledCalls, () => pooled.execute(Add, { a: 1, b: 2 }));
 await pooled.close();
 await pool.close();
+
+const mb = (n: number): string => `${n.toFixed(2)} MB`;
+writeResult({
+  name: 'memoryGrowth',
+  tables: [
+    {
+      title: 'Heap growth over many sequential calls (after GC)',
+      columns: ['calls', 'heap before', 'heap after', 'growth', 'peak sampled'],
+      rows: [inlineGrowth, pooledGrowth].map((g) => [
+        `${g.label}: ${g.calls.toLocaleString('en-US')}`,
+        mb(g.beforeMb),
+        mb(g.afterMb),
+        mb(g.afterMb - g.beforeMb),
+        mb(g.peakMb),
+      ]),
+      note: 'After 10,000 warm-up calls; `gc()` twice before each reading (`node --expose-gc`).',
+    },
+  ],
+  values: {
+    inlineGrowthMb: inlineGrowth.afterMb - inlineGrowth.beforeMb,
+    pooledGrowthMb: pooledGrowth.afterMb - pooledGrowth.beforeMb,
+  },
+});

@@ -66,4 +66,4 @@ group('reading', () => {
   });
 });
 
-await report('metricsRecording');
+await report('metricsRecording', undefined, ['Metrics recording alone', 'Metrics snapshot']);

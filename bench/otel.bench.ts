@@ -66,4 +66,4 @@ group('one inline call with metadata, awaited, metrics off', () => {
   });
 });
 
-await report('otel');
+await report('otel', undefined, ['Tracing middleware, one inline command (metrics off)']);

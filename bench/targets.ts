@@ -1,0 +1,106 @@
+/**
+ * The performance targets of issue 8, each checked against figures a scenario measured in the same run
+ * (ratios to a baseline measured beside it, never against a number written down here).
+ */
+import { formatNs, type ScenarioResult } from './report.js';
+
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  /** Undefined when a figure it needs is missing (its scenario skipped or not run). */
+  met: boolean | undefined;
+}
+
+type Results = ReadonlyMap<string, ScenarioResult>;
+
+function value(results: Results, scenario: string, name: string): number {
+  return results.get(scenario)?.values[name] ?? Number.NaN;
+}
+
+function check(target: string, measured: number, text: string, ok: (v: number) => boolean): TargetCheck {
+  return {
+    target,
+    measured: Number.isFinite(measured) ? text : 'not measured',
+    met: Number.isFinite(measured) ? ok(measured) : undefined,
+  };
+}
+
+export function checkTargets(results: Results): TargetCheck[] {
+  const v = (scenario: string, name: string) => value(results, scenario, name);
+  const overDirect = v('inlineDispatch', 'executeOverDirect');
+  const nestOverOurs = v('inlineDispatch', 'nestCommandOverExecute');
+  const stackCost = v('middlewareStack', 'stackMinusValidationNs');
+  const cachedHit = v('cachingLogging', 'cachedHitNs');
+  const throughputRatio = v('pooledDispatch', 'oursManyPerSec') / v('pooledDispatch', 'piscinaManyPerSec');
+  const oneLatencyRatio = v('pooledDispatch', 'oursOneP50Ns') / v('pooledDispatch', 'piscinaOneP50Ns');
+  const p99Ratio = v('pooledDispatch', 'oursManyP99Ns') / v('pooledDispatch', 'piscinaStrictManyP99Ns');
+  // Not a measure of the pool when the bare threads could not reach the cores' limit (a busy machine).
+  const efficiency = v('cpuScaling', 'limitOk') === 1 ? v('cpuScaling', 'efficiency') : Number.NaN;
+  const poolDelay = v('eventLoopDelay', 'poolP99Ms');
+  const perCall = v('memoryInFlight', 'oursBytesPerCall');
+  const growth = v('memoryGrowth', 'inlineGrowthMb');
+  return [
+    check(
+      'Inline `execute` (metrics on) ≤ 2.5× a direct awaited call',
+      overDirect,
+      `×${overDirect.toFixed(2)}`,
+      (x) => x <= 2.5,
+    ),
+    check(
+      'Inline `execute` ≥ 2× faster than `@nestjs/cqrs` `CommandBus.execute`',
+      nestOverOurs,
+      `×${nestOverOurs.toFixed(2)} faster`,
+      (x) => x >= 2,
+    ),
+    check(
+      'Full inline middleware stack ≤ 1 µs over validation alone',
+      stackCost,
+      formatNs(stackCost),
+      (x) => x <= 1000,
+    ),
+    check('Cached query hit ≤ 300 ns', cachedHit, formatNs(cachedHit), (x) => x <= 300),
+    check(
+      'Pooled, 1000 in flight: throughput ≥ 2× raw `piscina.run` (defaults)',
+      throughputRatio,
+      `×${throughputRatio.toFixed(2)}`,
+      (x) => x >= 2,
+    ),
+    check(
+      'Pooled, 1 in flight: p50 latency no worse than raw `piscina.run`',
+      oneLatencyRatio,
+      `×${oneLatencyRatio.toFixed(2)} of piscina's (${formatNs(v('pooledDispatch', 'oursOneP50Ns'))} vs ${formatNs(v('pooledDispatch', 'piscinaOneP50Ns'))})`,
+      (x) => x <= 1,
+    ),
+    check(
+      'Pooled, 1000 in flight: p99 no worse than piscina `stricterFIFO`',
+      p99Ratio,
+      `×${p99Ratio.toFixed(2)} of piscina's (${formatNs(v('pooledDispatch', 'oursManyP99Ns'))} vs ${formatNs(v('pooledDispatch', 'piscinaStrictManyP99Ns'))})`,
+      (x) => x <= 1,
+    ),
+    v('cpuScaling', 'limitOk') === 0
+      ? {
+          target: 'CPU-heavy speedup ≥ 0.95 × bare threads (same run)',
+          measured: `not measured: machine busy (bare threads reached only ×${v('cpuScaling', 'bareSpeedup').toFixed(2)})`,
+          met: undefined,
+        }
+      : check(
+          'CPU-heavy speedup ≥ 0.95 × bare threads (same run)',
+          efficiency,
+          `${(efficiency * 100).toFixed(1)} % (×${v('cpuScaling', 'oursSpeedup').toFixed(2)} vs ×${v('cpuScaling', 'bareSpeedup').toFixed(2)})`,
+          (x) => x >= 0.95,
+        ),
+    check(
+      'Event-loop p99 delay with the pool busy ≤ 5 ms',
+      poolDelay,
+      `${poolDelay.toFixed(2)} ms`,
+      (x) => x <= 5,
+    ),
+    check('Heap per in-flight pooled call ≤ 2 KB', perCall, `${Math.round(perCall)} B`, (x) => x <= 2048),
+    check(
+      'No heap growth over 1M inline calls (≤ 1 MB after GC)',
+      growth,
+      `${growth.toFixed(2)} MB`,
+      (x) => x <= 1,
+    ),
+  ];
+}
