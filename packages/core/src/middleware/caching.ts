@@ -55,11 +55,8 @@ interface Flight {
   readonly controller: AbortController | undefined;
 }
 
-/** A stored result and when it expires (a clock reading in ms; `Infinity` for never). */
-interface Entry {
-  readonly value: unknown;
-  readonly expires: number;
-}
+// lru-cache stores no `undefined`; a query may well return it.
+const UNDEFINED = Symbol('cached undefined');
 const noMetadata: Metadata = Object.freeze({});
 
 /**
@@ -88,23 +85,14 @@ const noMetadata: Metadata = Object.freeze({});
  */
 export function caching(options: CachingOptions): CachingMiddleware {
   const { ttlMs, max = 1000, key: customKey, clock } = checkOptions(options);
-  // lru-cache keeps the recency order and the bound; the expiry is checked here, with one clock read per
-  // hit (lru-cache's own TTL bookkeeping costs a hit ~6x its plain lookup, measured), and none when the
-  // entries never expire.
-  const lru = new LRUCache<string, Entry>({ max });
-  const now = clock ?? performance;
-  const expires =
-    ttlMs === Number.POSITIVE_INFINITY ? () => Number.POSITIVE_INFINITY : () => now.now() + ttlMs;
-  /** The live entry of `key`; an expired one is dropped. */
-  const lookup =
-    ttlMs === Number.POSITIVE_INFINITY
-      ? (key: string): Entry | undefined => lru.get(key)
-      : (key: string): Entry | undefined => {
-          const entry = lru.get(key);
-          if (entry === undefined || entry.expires >= now.now()) return entry;
-          lru.delete(key);
-          return undefined;
-        };
+  const lru = new LRUCache<string, NonNullable<unknown>>({
+    max,
+    // lru-cache counts whole milliseconds; 0 means no expiry.
+    ...(ttlMs === Number.POSITIVE_INFINITY ? {} : { ttl: Math.ceil(ttlMs) }),
+    // An injected clock is read on every check. Otherwise lru-cache reuses a reading for 1 ms (by a timer),
+    // which keeps a hit cheaper than a clock read per hit would (measured: ~150 vs ~200 ns a lookup).
+    ...(clock === undefined ? {} : { perf: clock, ttlResolution: 0 }),
+  });
   const flights = new Map<string, Flight>();
   /** The definition of each handler composed with this instance: what `invalidate(name, input)` keys with. */
   const definitions = new Map<string, Definition>();
@@ -136,7 +124,7 @@ export function caching(options: CachingOptions): CachingMiddleware {
     flight.promise = running.then(
       (value) => {
         land(flight);
-        if (!flight.stale) lru.set(key, { value, expires: expires() });
+        if (!flight.stale) lru.set(key, value === undefined ? UNDEFINED : (value as NonNullable<unknown>));
         return value;
       },
       (err: unknown) => {
@@ -207,9 +195,9 @@ export function caching(options: CachingOptions): CachingMiddleware {
       }
       if (inputKey === undefined) return next(call);
       const key = prefix + inputKey;
-      const hit = lookup(key);
+      const hit = lru.get(key);
       if (hit !== undefined) {
-        const answer = Promise.resolve(hit.value);
+        const answer = Promise.resolve(hit === UNDEFINED ? undefined : hit);
         // Counted here, and the ticket says so: when nothing outside this middleware wraps the answer, the
         // bus ends the call at once instead of through a continuation (about a third of a hit's cost).
         const ticket = call.ticket;
