@@ -13,6 +13,7 @@ import { isWorkerHandler } from '../packages/core/src/handler/handle.js';
 import type { Logger } from '../packages/core/src/handler/Logger.js';
 import { isLogger, noopLogger } from '../packages/core/src/handler/Logger.js';
 import { decodeBatch, encodeOutcomes } from '../packages/core/src/pool/batchCodec.js';
+import { surelyCloneable } from '../packages/core/src/pool/surelyCloneable.js';
 import type {
   BatchMessage,
   BatchOutcome,
@@ -134,7 +135,8 @@ async function resolveHandler(task: TaskMessage): Promise<HandlerFn<never> | Tas
 
 // piscina posts the outcome after runTask returns, outside any try of ours: a value structured clone refuses
 // would throw there, kill the thread (failing every task on it with WORKER_CRASHED) and reach the caller as
-// an empty error. So an object result is test-cloned here first; primitives and binary data always clone.
+// an empty error. So an object result is checked here first: plain data by a walk that copies nothing (most
+// results), anything else by a test clone.
 function cloneFailure(value: unknown): unknown {
   if (
     value === null ||
@@ -144,6 +146,11 @@ function cloneFailure(value: unknown): unknown {
   }
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) {
     return undefined;
+  }
+  try {
+    if (surelyCloneable(value)) return undefined;
+  } catch {
+    // A getter threw during the walk: the test clone below meets it too, and reports it.
   }
   try {
     structuredClone(value);
