@@ -118,9 +118,12 @@ export const workerpoolContender: Contender = {
 export function pooledContenders(): Contender[] {
   return [
     ours('cqrs-pool (WorkerPool + CommandBus, defaults)'),
+    ours("cqrs-pool (idleWait: 'loop')", { idleWait: 'loop' }),
+    ours('cqrs-pool (batching: false)', { batching: false }),
     piscina('piscina.run (defaults)'),
     piscina('piscina.run (stricterFIFO)', { stricterFIFO: true }),
-    // The options WorkerPool gives piscina: what is left between this row and ours is our own layer.
+    // The options WorkerPool gives piscina with idleWait: 'loop': what is left between that row and this one
+    // is our own layer.
     piscina('piscina.run (stricterFIFO, atomics async)', { stricterFIFO: true, atomics: 'async' }),
     tinypool,
     poolifier,

@@ -13,7 +13,6 @@ import { isWorkerHandler } from '../packages/core/src/handler/handle.js';
 import type { Logger } from '../packages/core/src/handler/Logger.js';
 import { isLogger, noopLogger } from '../packages/core/src/handler/Logger.js';
 import { decodeBatch, encodeOutcomes } from '../packages/core/src/pool/batchCodec.js';
-import { surelyCloneable } from '../packages/core/src/pool/surelyCloneable.js';
 import type {
   BatchMessage,
   BatchOutcome,
@@ -24,7 +23,8 @@ import type {
   TaskMessage,
   TaskOutcome,
 } from '../packages/core/src/pool/protocol.js';
-import { HELLO, LOGGER_FAILED } from '../packages/core/src/pool/protocol.js';
+import { HELLO, LOGGER_FAILED, THREAD_ERROR } from '../packages/core/src/pool/protocol.js';
+import { surelyCloneable } from '../packages/core/src/pool/surelyCloneable.js';
 import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
 import { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
@@ -71,6 +71,20 @@ async function loadThreadLogger(): Promise<Logger> {
     parentPort?.postMessage({ [LOGGER_FAILED]: serializeError(err) });
     return noopLogger;
   }
+}
+
+// With `idleWait: 'block'` the event loop is frozen between tasks (see PoolWorkerData.guard): a timer or a
+// rejected promise a handler left behind fires during some later, unrelated task. Uncaught, it would kill the
+// thread and fail that task. Caught here, it is reported to the main thread, and the thread retires when its
+// next task arrives — before starting it, so the pool sends that task again, to another thread.
+let retiring = false;
+if (data.guard) {
+  const caught = (err: unknown): void => {
+    parentPort?.postMessage({ [THREAD_ERROR]: serializeError(err) });
+    retiring = true;
+  };
+  process.on('uncaughtException', caught);
+  process.on('unhandledRejection', caught);
 }
 
 const cancelledOutcome: TaskOutcome = {
@@ -165,6 +179,8 @@ function cloneFailure(value: unknown): unknown {
  * as a thread runs single tasks, answered together.
  */
 export default function run(message: TaskMessage | BatchMessage): Promise<TaskOutcome | BatchOutcome> {
+  // Nothing of this message has started: the pool sends it again when this thread is gone.
+  if (retiring) process.exit(1);
   return 'w' in message ? runBatch(message) : runTask(message);
 }
 

@@ -25,6 +25,8 @@ interface Entry {
   dropped: boolean;
   /** Taken from the queue to be posted: an abort is piscina's to handle now. */
   left: boolean;
+  /** Sent again once already, after its thread was gone before it started. */
+  retried: boolean;
 }
 
 const droppedOutcome: TaskOutcome = {
@@ -99,6 +101,7 @@ export class TaskScheduler {
         solo: kill !== undefined || this.limits === undefined || message.probe === true,
         dropped: false,
         left: false,
+        retried: false,
       };
       if (this.posted < this.capacity && this.waiting === 0) {
         this.postOne(entry);
@@ -106,14 +109,17 @@ export class TaskScheduler {
       }
       this.queue.push(entry);
       this.live++;
-      if (kill !== undefined) {
-        kill.once('abort', () => {
-          if (entry.dropped || entry.left) return;
-          entry.dropped = true;
-          this.live--;
-          resolve(droppedOutcome);
-        });
-      }
+      this.watch(entry);
+    });
+  }
+
+  /** A waiting cancellable entry: its abort drops it from the queue. */
+  private watch(entry: Entry): void {
+    entry.kill?.once('abort', () => {
+      if (entry.dropped || entry.left) return;
+      entry.dropped = true;
+      this.live--;
+      entry.resolve(droppedOutcome);
     });
   }
 
@@ -194,8 +200,21 @@ export class TaskScheduler {
       },
       (err: unknown) => {
         this.posted--;
+        // Its thread went away before the call started (a thread retiring, see PoolWorkerData.guard, or
+        // dying under an earlier task): sent again, once, at the front. A call aborted meanwhile is not.
+        const again =
+          !entry.retried &&
+          entry.kill?.aborted !== true &&
+          entry.message.probe !== true &&
+          this.notStarted(entry.message);
+        if (again) {
+          entry.retried = true;
+          entry.left = false;
+          this.requeueFront([entry]);
+          this.watch(entry);
+        }
         this.flush();
-        entry.reject(err);
+        if (!again) entry.reject(err);
       },
     );
   }

@@ -109,6 +109,18 @@ export interface PoolWorkerData {
   readonly metrics: SharedArrayBuffer;
   /** `threadLogger`: its module's index in the module table and the export to use; absent when not set. */
   readonly logger?: { readonly m: number; readonly x: string };
+  /**
+   * `idleWait: 'block'`: the thread's event loop does not run while it waits for a task, so an error a
+   * handler left behind (a timer, a rejected promise) surfaces during some later task. The thread then
+   * catches it, reports it ({@link THREAD_ERROR}) and retires before its next task (which is sent again).
+   */
+  readonly guard: boolean;
+}
+
+/** Posted on `parentPort` by a thread that caught an error thrown outside any handler's call. */
+export const THREAD_ERROR = 'cqrs-pool:thread-error';
+export interface ThreadErrorMessage {
+  readonly [THREAD_ERROR]: SerializedError;
 }
 
 /** Posted on `parentPort` by a thread whose `threadLogger` could not be loaded. */

@@ -15,6 +15,7 @@ import {
   ExhaustMemory,
   Exit,
   Hold,
+  Nap,
   RejectUnhandled,
   ThrowAfterReturn,
   ThrowDuringTask,
@@ -50,6 +51,7 @@ function setup(options: ConstructorParameters<typeof WorkerPool>[0] = {}) {
   commands.registerHandler(ThrowDuringTask, inWorker(handlers, 'throwDuringTask'));
   commands.registerHandler(RejectUnhandled, inWorker(handlers, 'rejectUnhandled'));
   queries.registerHandler(Hold, inWorker(handlers, 'hold'));
+  queries.registerHandler(Nap, inWorker(handlers, 'nap'));
   return { pool: p, commands, queries, threadErrors };
 }
 
@@ -82,7 +84,16 @@ describe('a thread that dies', () => {
   ] as const)(
     'by %s fails only its own call with WORKER_CRASHED; the other thread runs on',
     async (_how, def) => {
-      const { pool: p, commands, queries } = setup({ resourceLimits: { maxOldGenerationSizeMb: 32 } });
+      // idleWait 'loop': a stray throw or rejection kills its thread. (With 'block', the default, the
+      // thread catches it, reports it and retires after the call; see the tests below.)
+      const {
+        pool: p,
+        commands,
+        queries,
+      } = setup({
+        resourceLimits: { maxOldGenerationSizeMb: 32 },
+        idleWait: 'loop',
+      });
       await Promise.all([commands.ready(), queries.ready()]);
       // One call holds the other thread while the crash happens; it must complete normally.
       const other = queries.execute(Hold, { ms: 300 });
@@ -110,8 +121,8 @@ describe('a thread that dies', () => {
     },
   );
 
-  it('by a throw after its handler returned: the call succeeds, onThreadError hears it, the thread is replaced', async () => {
-    const { pool: p, commands, queries, threadErrors } = setup();
+  it("by a throw after its handler returned (idleWait 'loop'): the call succeeds, onThreadError hears it, the thread is replaced", async () => {
+    const { pool: p, commands, queries, threadErrors } = setup({ idleWait: 'loop' });
     await commands.ready();
     const before = await Promise.all([queries.execute(Hold, { ms: 30 }), queries.execute(Hold, { ms: 30 })]);
     // The handler returned before the throw: its result stands. The thread then dies with no task on it,
@@ -127,6 +138,35 @@ describe('a thread that dies', () => {
     expect([...ids(after)].filter((id) => !ids(before).has(id))).toHaveLength(1);
     expect(commands.getMetrics()).toMatchObject({ executions: 1, failures: 0, inFlight: 0 });
     expect(threadErrors).toHaveLength(1);
+  });
+
+  it("left behind by a handler, thrown during a later call (idleWait 'block'): no call fails, onThreadError hears it, the thread is replaced", async () => {
+    const { pool: p, commands, queries, threadErrors } = setup({ threads: 1 });
+    await Promise.all([commands.ready(), queries.ready()]);
+    // The timer it leaves waits, frozen with the idle thread, for the next call that yields to the event loop.
+    await expect(commands.execute(ThrowAfterReturn, {})).resolves.toBe('returned');
+    const first = await queries.execute(Nap, { ms: 30 });
+    await waitUntil(() => threadErrors.length === 1, 5_000, 'onThreadError');
+    expect((threadErrors[0] as Error).message).toBe('thrown after the handler returned');
+    // The thread retires when its next call arrives, before starting it: that call runs on its replacement.
+    const second = await queries.execute(Hold, { ms: 0 });
+    expect(second.threadId).not.toBe(first.threadId);
+    await backTo(p, 1);
+    expect(commands.getMetrics()).toMatchObject({ executions: 1, failures: 0, inFlight: 0 });
+    expect(queries.getMetrics()).toMatchObject({ executions: 2, failures: 0, inFlight: 0 });
+    expect(threadErrors).toHaveLength(1);
+  });
+
+  it("unhandled during its own call (idleWait 'block'): the call keeps its result, onThreadError hears it, the thread is replaced", async () => {
+    const { pool: p, commands, queries, threadErrors } = setup({ threads: 1 });
+    await Promise.all([commands.ready(), queries.ready()]);
+    const first = await queries.execute(Nap, { ms: 30, reject: true });
+    await waitUntil(() => threadErrors.length === 1, 5_000, 'onThreadError');
+    expect((threadErrors[0] as Error).message).toBe('nobody handles this rejection');
+    const second = await queries.execute(Hold, { ms: 0 });
+    expect(second.threadId).not.toBe(first.threadId);
+    await backTo(p, 1);
+    expect(queries.getMetrics()).toMatchObject({ executions: 2, failures: 0, inFlight: 0 });
   });
 
   it('is counted by circuitBreaker(): it opens after failureThreshold crashes', async () => {

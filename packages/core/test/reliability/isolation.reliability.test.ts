@@ -42,6 +42,7 @@ function forgedPool() {
     modules: modules.buffer,
     cancel: cancel.buffer,
     metrics: metrics.buffer,
+    guard: false,
   };
   const p = new Piscina({ filename: hostPath, minThreads: 1, maxThreads: 1, atomics: 'async', workerData });
   piscina = p;
