@@ -8,12 +8,20 @@ import { timeout } from './timeout.js';
 
 const Slow = defineQuery('Slow', { input: z.unknown() });
 
-function chainContext(recordLateFailure = vi.fn()): ChainContext {
+function chainContext(
+  recordLateFailure = vi.fn(),
+  recordFailureCode = vi.fn(),
+  moveFailureCode = vi.fn(),
+): ChainContext {
   return {
     name: 'Slow',
     kind: 'query',
     definition: Slow,
-    shared: { region: { recordLateFailure }, handlerSlot: () => 3, busSlot: () => 0 } as never,
+    shared: {
+      region: { recordLateFailure, recordFailureCode, moveFailureCode },
+      handlerSlot: () => 3,
+      busSlot: () => 0,
+    } as never,
   };
 }
 
@@ -198,8 +206,9 @@ describe('timeout', () => {
 
   it('recounts as a failure a success counted inside that lands after the caller got TIMEOUT', async () => {
     const recordLateFailure = vi.fn();
+    const recordFailureCode = vi.fn();
     const { next, settle } = manualNext();
-    const mw = timeout(10)(next, chainContext(recordLateFailure));
+    const mw = timeout(10)(next, chainContext(recordLateFailure, recordFailureCode));
     // Claimed by the handler's terminal when it started.
     const pending = mw(call({ ticket: { claimed: true, settledBy: undefined } }));
     pending.catch(() => {});
@@ -207,6 +216,8 @@ describe('timeout', () => {
     settle[0]?.resolve('late');
     await vi.advanceTimersByTimeAsync(0);
     expect(recordLateFailure).toHaveBeenCalledWith(3);
+    // …under the code the caller got.
+    expect(recordFailureCode).toHaveBeenCalledWith(3, expect.objectContaining({ code: 'TIMEOUT' }));
     // Never reached a terminal (ticket unclaimed): the recording layer counts the caller's failure itself.
     const other = mw(call({ ticket: { claimed: false, settledBy: undefined } }));
     other.catch(() => {});
