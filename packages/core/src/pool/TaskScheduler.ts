@@ -54,7 +54,8 @@ const droppedOutcome: TaskOutcome = {
  * A call that can be cancelled always travels alone: past its grace period its thread is terminated, which
  * must not take batch-mates' results down with it. When a batch never arrives (a thread died under it, or
  * an input could not be cloned), the tasks that never started are sent again, each alone, so only the
- * call at fault fails.
+ * call at fault fails; and a single call whose thread went away before it started (a thread retiring, see
+ * PoolWorkerData.guard) is sent again once.
  * @internal
  */
 export class TaskScheduler {
