@@ -49,20 +49,30 @@ function listTs(dir) {
 async function buildPackages() {
   for (const pkgDir of packageDirs()) {
     const entryPoints = entriesOf(pkgDir);
-    // The thread entry ships inside @cqrs-pool/core, found beside the bundle via import.meta.url.
-    if (pkgDir.endsWith(`${'/'}core`))
-      entryPoints.push({ in: join(root, 'workers/handlerHost.ts'), out: 'handlerHost' });
     rmSync(join(pkgDir, 'dist'), { recursive: true, force: true });
     await build({
       ...common,
       entryPoints,
       outdir: join(pkgDir, 'dist'),
       bundle: true,
-      // One copy of shared code (CqrsError, serialization) across index, worker and handlerHost.
+      // One copy of shared code (CqrsError, serialization) across index and worker.
       splitting: true,
       chunkNames: 'chunk-[hash]',
       packages: 'external',
     });
+    // The thread entry ships inside @cqrs-pool/core, found beside the bundle via import.meta.url. CommonJS,
+    // self-contained: piscina loads it with require() first, and Node 20's require() of an ES module aborts
+    // the whole process now and then while pool threads come and go (native assertions in module_wrap.cc,
+    // seen in the soak run). Handler modules are still ES modules, loaded with import().
+    if (pkgDir.endsWith(`${'/'}core`)) {
+      await build({
+        ...common,
+        format: 'cjs',
+        entryPoints: [join(root, 'workers/handlerHost.ts')],
+        outfile: join(pkgDir, 'dist/handlerHost.cjs'),
+        bundle: true,
+      });
+    }
   }
 }
 

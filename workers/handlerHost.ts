@@ -52,9 +52,15 @@ parentPort?.postMessage({ [HELLO]: true, threadId, bus: busChannel.port2, run: r
   runChannel.port2,
 ]);
 
-// The base of `ctx.logger`: the pool's `threadLogger` export, imported once, before the first task (piscina
-// awaits this module). A module that cannot be loaded leaves the no-op logger, and the pool is told.
-const baseLogger: Logger = await loadThreadLogger();
+// The base of `ctx.logger`: the pool's `threadLogger` export, imported once, when the thread starts; the first
+// tasks wait for it. A module that cannot be loaded leaves the no-op logger, and the pool is told.
+// Not a top-level await: piscina first tries `require()` on this file, and Node's require(esm) of a module
+// graph with top-level await can abort the whole process (V8 "IsGraphAsync must be used on an instantiated
+// module") when a second task asks for the module while the first load is still under way.
+let baseLogger: Logger | undefined;
+const loggerReady = loadThreadLogger().then((logger) => {
+  baseLogger = logger;
+});
 
 async function loadThreadLogger(): Promise<Logger> {
   const ref = data.logger;
@@ -197,7 +203,8 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   if (typeof handler !== 'function') return handler;
   if (task.probe === true) return { ok: true, v: undefined };
   if (!cancelFlags.start(task.c, task.g)) return cancelledOutcome;
-  const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId, baseLogger);
+  if (baseLogger === undefined) await loggerReady;
+  const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId, baseLogger as Logger);
   const started = performance.now();
   let value: unknown;
   let failure: FailureKind | undefined;

@@ -100,7 +100,7 @@ export interface PoolTask {
   readonly ticket: CallTicket | undefined;
 }
 
-const hostPath = fileURLToPath(new URL('./handlerHost.js', import.meta.url));
+const hostPath = fileURLToPath(new URL('./handlerHost.cjs', import.meta.url));
 // Module URLs are short; 256 KiB holds a few thousand of them.
 const moduleTableBytes = 256 * 1024;
 // Slots for nested calls, which bypass the queue and so are not bounded by maxQueue.

@@ -1,7 +1,7 @@
 /**
  * Isolation: a pool thread imports only modules the main thread registered. Tasks name a module by its index
  * in a shared table that only the main thread writes; here a task is forged and posted straight to the
- * thread entry (piscina on core's built `handlerHost.js`, with a module table built in this test), naming
+ * thread entry (piscina on core's built `handlerHost.cjs`, with a module table built in this test), naming
  * indices never registered and values that are not indices at all. Each must be answered with a `load`
  * failure, and the forbidden module — whose import announces itself on a BroadcastChannel — must not be
  * imported, until it is registered (the positive control, on the same thread). Runs against the built
@@ -17,7 +17,7 @@ import { MetricsRegion } from '../../src/shared/MetricsRegion.js';
 import { ModuleTable } from '../../src/shared/ModuleTable.js';
 import { fixtureUrl } from '../fixtureUrl.js';
 
-const hostPath = fileURLToPath(new URL('../../dist/handlerHost.js', import.meta.url));
+const hostPath = fileURLToPath(new URL('../../dist/handlerHost.cjs', import.meta.url));
 const allowed = fixtureUrl('reliabilityHandlers').href;
 const forbidden = fixtureUrl('reliabilityForbidden').href;
 // Named here, not imported from the fixture: importing it would fire the marker.
