@@ -64,8 +64,11 @@ export interface WorkerPoolOptions {
    * when a thread frees — a busy pool then pays the per-message cost once per batch instead of once per call.
    * An idle pool sends each call at once, alone. A call that can be cancelled (a signal, or `timeout()`)
    * always travels alone. `maxSize`: most calls in one message (default 64); `maxDelayMs`: rough bound on
-   * how long a call waits for the ones before it in its batch, from the recent time per call (default 2).
-   * `false` sends every call alone. Default on.
+   * a batch's run time, from the recent time per call (default 16) — the calls of a batch get their results
+   * together when it ends, so this is what batching can add to a call's latency; the batches also shrink to
+   * an even share of the queue, so a short queue leaves in small ones. `false` sends every call alone.
+   * Default on. (Measured, 1 ms CPU handlers on 2 threads: efficiency against bare threads 89 % with a
+   * 2 ms bound, 94 % with 8 ms, 96 % with 16 ms — each batch saves a round trip per call.)
    */
   batching?: boolean | { maxSize?: number; maxDelayMs?: number };
   /**
@@ -469,7 +472,7 @@ export class WorkerPool {
 
 function batchLimits(option: WorkerPoolOptions['batching']): BatchLimits | undefined {
   if (option === false) return undefined;
-  if (option === undefined || option === true) return { maxSize: 64, maxDelayMs: 2 };
+  if (option === undefined || option === true) return { maxSize: 64, maxDelayMs: 16 };
   if (typeof option !== 'object' || option === null) {
     throw new CqrsError(
       'INVALID_REGISTRATION',
@@ -477,7 +480,7 @@ function batchLimits(option: WorkerPoolOptions['batching']): BatchLimits | undef
     );
   }
   const maxSize = positiveInt('batching.maxSize', option.maxSize ?? 64, 1);
-  const maxDelayMs = option.maxDelayMs ?? 2;
+  const maxDelayMs = option.maxDelayMs ?? 16;
   if (typeof maxDelayMs !== 'number' || !(maxDelayMs >= 0) || !Number.isFinite(maxDelayMs)) {
     throw new CqrsError(
       'INVALID_REGISTRATION',
