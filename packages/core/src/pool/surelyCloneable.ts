@@ -16,11 +16,15 @@ const MAX_DEPTH = 32;
  * @internal
  */
 export function surelyCloneable(value: unknown): boolean {
-  const budget = { left: BUDGET };
-  return walk(value, 0, budget);
+  left = BUDGET;
+  return walk(value, 0);
 }
 
-function walk(value: unknown, depth: number, budget: { left: number }): boolean {
+// Objects the current check may still visit. Module state rather than an argument: the check runs on every
+// object result, and a thread runs one check at a time (it is synchronous).
+let left = 0;
+
+function walk(value: unknown, depth: number): boolean {
   switch (typeof value) {
     case 'string':
     case 'number':
@@ -34,15 +38,15 @@ function walk(value: unknown, depth: number, budget: { left: number }): boolean 
       return false; // function, symbol
   }
   if (value === null) return true;
-  if (--budget.left < 0 || depth > MAX_DEPTH || types.isProxy(value)) return false;
+  if (--left < 0 || depth > MAX_DEPTH || types.isProxy(value)) return false;
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto === Array.prototype) {
     const list = value as unknown[];
-    for (let i = 0; i < list.length; i++) if (!walk(list[i], depth + 1, budget)) return false;
+    for (let i = 0; i < list.length; i++) if (!walk(list[i], depth + 1)) return false;
     // Extra named properties on an array are cloned too.
-    return Object.keys(list).length === list.length || keysCloneable(list, depth, budget);
+    return Object.keys(list).length === list.length || keysCloneable(list, depth);
   }
-  if (proto === Object.prototype || proto === null) return keysCloneable(value, depth, budget);
+  if (proto === Object.prototype || proto === null) return keysCloneable(value, depth);
   if (value instanceof Date) return true;
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) {
     return true;
@@ -50,11 +54,11 @@ function walk(value: unknown, depth: number, budget: { left: number }): boolean 
   return false;
 }
 
-function keysCloneable(value: object, depth: number, budget: { left: number }): boolean {
+function keysCloneable(value: object, depth: number): boolean {
   const record = value as Record<string, unknown>;
   for (const key in record) {
     // A getter runs here as it would in the clone; if it throws, the caller's test clone reports it.
-    if (Object.hasOwn(record, key) && !walk(record[key], depth + 1, budget)) return false;
+    if (Object.hasOwn(record, key) && !walk(record[key], depth + 1)) return false;
   }
   return true;
 }
