@@ -34,6 +34,7 @@ function callOf(
     signal: options.signal,
     definition,
     originThread: undefined,
+    depth: 0,
     cancelGraceMs: undefined,
     cancel: undefined,
     ticket: undefined,
@@ -116,9 +117,22 @@ describe('caching: hits', () => {
     expect(handler.calls).toHaveLength(2);
   });
 
-  it('passes the very same call on when the caller gave no signal (no copy, no added key)', async () => {
+  it('passes on a copy of the call that adds no key, its input a snapshot taken with the key', async () => {
     const { handler, getUser } = setup();
-    const call = callOf(GetUser, { id: 1 });
+    const input = { id: 1 };
+    const call = callOf(GetUser, input);
+    const pending = getUser(call);
+    input.id = 2;
+    await pending;
+    const passed = handler.calls[0] as Call;
+    expect(Object.keys(passed)).toEqual(Object.keys(call));
+    expect({ ...passed, input: undefined }).toEqual({ ...call, input: undefined });
+    expect(passed.input).toEqual({ id: 1 });
+  });
+
+  it('passes the very same call on for an input that is no object (nothing to snapshot)', async () => {
+    const { handler, getUser } = setup();
+    const call = callOf(GetUser, 7);
     await getUser(call);
     expect(handler.calls[0]).toBe(call);
   });

@@ -75,6 +75,9 @@ const noMetadata: Metadata = Object.freeze({});
  *   that includes it. Inputs the default key cannot serialize (functions, symbols, cycles, class
  *   instances) run uncached.
  * - Results are shared, not copied: every hit gets the same object. Do not mutate a query's result.
+ * - With the default key, the execution a miss starts gets a copy of the input taken with the key, so it
+ *   answers exactly the input the key describes, whatever the caller does with its object afterwards. A
+ *   custom `key` reads the input as it is; its handler gets the caller's object.
  * - Hits count as executions in `getMetrics()` when the metrics recording is outside this middleware (the
  *   default); they have no latency sample. A waiter released by its own abort is counted with the outcome
  *   of the shared execution when it was the one that started it.
@@ -209,7 +212,9 @@ export function caching(options: CachingOptions): CachingMiddleware {
         }
         return answer;
       }
-      return join(flights.get(key) ?? take(next, call, key), call, name);
+      const flight = flights.get(key);
+      if (flight !== undefined) return join(flight, call, name);
+      return join(take(next, customKey === undefined ? snapshot(call) : call, key), call, name);
     };
   };
 
@@ -251,6 +256,20 @@ export function caching(options: CachingOptions): CachingMiddleware {
   };
 
   return Object.assign(queryOnly(middleware, 'caching()'), { invalidate, clear }) as CachingMiddleware;
+}
+
+/**
+ * The call with a copy of its input as it is now, when its key was taken. The execution a key starts answers
+ * every later call with that key, so its handler must see exactly the input the key describes — not the
+ * caller's object as it is when the call finally reaches the handler (a call waiting for a pool thread is
+ * cloned only when it leaves, and a caller may change its object meanwhile). Only on a miss, and only for
+ * the default key, which accepts nothing structured clone would change (see stableKey.ts).
+ */
+function snapshot(call: Call): Call {
+  const input = call.input;
+  if (typeof input !== 'object' || input === null) return call;
+  // Only an override of an existing key: the copy stays on V8's fast path.
+  return { ...call, input: structuredClone(input) };
 }
 
 /** The handler part of a cache key: JSON-quoted, so it ends unambiguously whatever the input key holds. */

@@ -59,7 +59,16 @@ describe('stableKey', () => {
   it('tells a key holding undefined from a missing key', () => {
     expect(stableKey({ a: 1, b: undefined })).not.toBe(stableKey({ a: 1 }));
     expect(stableKey({ a: 1, b: undefined })).toBe(stableKey({ b: undefined, a: 1 }));
-    expect(stableKey([undefined])).toBe(stableKey(new Array(1)));
+  });
+
+  it('keys what structured clone carries to a thread: holes, named array properties, -0', () => {
+    // A handler in a thread can tell each pair apart (`0 in list`, `list.admin`, `Object.is(n, -0)`).
+    expect(stableKey([undefined])).not.toBe(stableKey(new Array(1)));
+    expect(stableKey([1, 2])).not.toBe(stableKey(Object.assign([1, 2], { admin: true })));
+    expect(stableKey(Object.assign([1], { b: 1, a: 2 }))).toBe(stableKey(Object.assign([1], { a: 2, b: 1 })));
+    expect(stableKey(Object.assign([1], { a: () => 1 }))).toBeUndefined();
+    expect(stableKey({ n: -0 })).not.toBe(stableKey({ n: 0 }));
+    expect(stableKey([0])).toBe('[0]');
   });
 
   it('keys Maps and Sets by their entries, whatever their insertion order', () => {

@@ -5,13 +5,14 @@
  * the query uncached rather than risk two different inputs sharing one key.
  *
  * What it keys, and how two inputs compare:
- * - strings, booleans, `null`, `undefined`, numbers (`NaN`, `±Infinity` included; `-0` keys as `0`, as in
- *   JSON), BigInts (`1n` differs from `1`);
+ * - strings, booleans, `null`, `undefined`, numbers (`NaN`, `±Infinity` included; `-0` differs from `0`, as a
+ *   handler can tell them apart), BigInts (`1n` differs from `1`);
  * - plain objects (prototype `Object.prototype` or `null`) by their own enumerable string keys, sorted;
  *   a key present with the value `undefined` differs from a missing key (a handler can tell them apart);
  *   symbol keys are ignored, as the structured clone that carries an input to a pool thread drops them;
- * - arrays in order (a hole keys as `undefined`), `Date`s by their time, typed arrays by type and contents,
- *   `Map`s and `Set`s by their entries regardless of insertion order.
+ * - arrays in order, a hole differing from `undefined` and named own properties keyed after the items (structured
+ *   clone carries both to a pool thread, so a handler sees them); `Date`s by their time, typed arrays by type
+ *   and contents, `Map`s and `Set`s by their entries regardless of insertion order.
  * Refused: functions, symbols, cycles (a value shared twice without a cycle is fine),
  * any other object (class instances, `RegExp`, `Error`, `DataView`, boxed primitives …).
  * @internal
@@ -32,8 +33,8 @@ function write(value: unknown, ancestors: object[]): string | undefined {
     case 'string':
       return JSON.stringify(value);
     case 'number':
-      // String(-0) is '0'; NaN and ±Infinity are bare words, unlike the quoted strings 'NaN', 'Infinity'.
-      return String(value);
+      // NaN and ±Infinity are bare words, unlike the quoted strings 'NaN', 'Infinity'; String(-0) is '0'.
+      return value === 0 && 1 / value < 0 ? '-0' : String(value);
     case 'boolean':
       return value ? 'true' : 'false';
     case 'undefined':
@@ -54,7 +55,7 @@ function writeObject(value: object, ancestors: object[]): string | undefined {
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto === Object.prototype || proto === null)
     return writePlain(value as Record<string, unknown>, ancestors);
-  if (Array.isArray(value)) return writeList('[', value, value, ancestors, false);
+  if (Array.isArray(value)) return writeArray(value, ancestors);
   if (value instanceof Date) return `Date(${value.getTime()})`;
   if (value instanceof Map) {
     const entries: unknown[] = [];
@@ -97,6 +98,38 @@ function writePlain(value: Record<string, unknown>, ancestors: object[]): string
   }
   ancestors.pop();
   return `${out}}`;
+}
+
+/** `[` + the items (`hole` for a missing one) + `]`, then `{…}` of the named own properties when there are any. */
+function writeArray(list: unknown[], ancestors: object[]): string | undefined {
+  ancestors.push(list);
+  let out = '[';
+  let present = 0;
+  for (let i = 0; i < list.length; i++) {
+    let part: string | undefined;
+    if (i in list) {
+      present++;
+      part = write(list[i], ancestors);
+      if (part === undefined) return undefined;
+    } else part = 'hole';
+    out += i === 0 ? part : `,${part}`;
+  }
+  out += ']';
+  // Own enumerable keys beyond the items present are named properties (`Object.assign([1], { admin: true })`).
+  const keys = Object.keys(list);
+  if (keys.length > present) {
+    const named = keys.slice(present).sort();
+    let props = '{';
+    for (let i = 0; i < named.length; i++) {
+      const key = named[i] as string;
+      const part = write((list as unknown as Record<string, unknown>)[key], ancestors);
+      if (part === undefined) return undefined;
+      props += `${i === 0 ? '' : ','}${quoted(key)}:${part}`;
+    }
+    out += `${props}}`;
+  }
+  ancestors.pop();
+  return out;
 }
 
 /** `open` + the items + `]`; sorted when the collection's order carries no meaning (Map, Set). */
