@@ -172,3 +172,29 @@ describe('rateLimit', () => {
     }
   });
 });
+
+const YEAR_MS = 365.25 * 86_400_000;
+
+describe('rateLimit over long windows', () => {
+  it('refuses a window per call × burst past the 64-bit clock word (it used to admit every call)', () => {
+    for (const options of [
+      { limit: 1, windowMs: 1e13 },
+      { limit: 1, windowMs: 150 * YEAR_MS },
+      { limit: 10, windowMs: 100 * YEAR_MS, burst: 20 },
+    ]) {
+      expect(() => rateLimit(options)).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_REGISTRATION',
+          message: expect.stringMatching(/146 years/),
+        }),
+      );
+    }
+  });
+
+  it('keeps refusing past the burst over the longest window it accepts', async () => {
+    const region = new MetricsRegion({ threadStripes: 1 });
+    // The wall clock (ms since 1970): the largest clock values the word ever holds.
+    const chain = rateLimit({ limit: 1, windowMs: 140 * YEAR_MS })(async () => 'ok', chainOf(region, 'Long'));
+    expect(await admitted(chain, 'Long', 5)).toBe(1);
+  });
+});

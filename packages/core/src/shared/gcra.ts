@@ -39,6 +39,9 @@ const ALLOWED: GcraResult = Object.freeze({ allowed: true });
 const timeOrigin = performance.timeOrigin;
 const cachedOriginWallClock: Clock = () => timeOrigin + performance.now();
 const NS_PER_MS = 1_000_000;
+/** How far TAT may run ahead of the clock (see gcraSettings). */
+const MAX_AHEAD_NS = 2 ** 62;
+const YEAR_NS = 365.25 * 86_400e9;
 
 /**
  * Checks limiter options and fills in the default burst.
@@ -57,8 +60,19 @@ export function gcraSettings(options: GcraOptions): Required<GcraOptions> {
   if (!(Number.isInteger(burst) && burst >= 1)) {
     throw new TypeError(`options.burst must be a positive integer, got ${String(burst)}`);
   }
-  if (Math.round((windowMs * NS_PER_MS) / limit) < 1) {
+  const intervalNs = Math.round((windowMs * NS_PER_MS) / limit);
+  if (intervalNs < 1) {
     throw new TypeError('options.limit per options.windowMs is above one call per nanosecond');
+  }
+  // TAT runs up to burst × interval ahead of the clock, in a signed 64-bit word that also holds the clock
+  // (ns since 1970 for the wall clock, ~2^60.6): past 2^62 the sum could wrap negative, and a wrapped TAT
+  // reads as long past, admitting every call.
+  if (intervalNs * burst > MAX_AHEAD_NS) {
+    throw new TypeError(
+      `options.windowMs / options.limit × options.burst must be at most 146 years (2^62 ns), got ${Math.round(
+        (intervalNs * burst) / YEAR_NS,
+      )} years`,
+    );
   }
   return { limit, windowMs, burst };
 }
