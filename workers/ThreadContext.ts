@@ -1,6 +1,7 @@
 import type { Remote } from 'comlink/dist/esm/comlink.mjs';
 import { CqrsError, isCqrsError } from '../packages/core/src/errors/CqrsError.js';
 import { deserializeError } from '../packages/core/src/errors/serialize.js';
+import { badExecuteOptions } from '../packages/core/src/handler/badExecuteOptions.js';
 import type {
   BusClient,
   ExecuteOptions,
@@ -11,6 +12,7 @@ import type { Logger } from '../packages/core/src/handler/Logger.js';
 import { handlerLogger } from '../packages/core/src/handler/Logger.js';
 import type { Definition, MessageKind } from '../packages/core/src/messages/Definition.js';
 import type { NestedDispatchApi, TaskMessage, TaskOutcome } from '../packages/core/src/pool/protocol.js';
+import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
 import type { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
 import { liveWord, STARTED } from '../packages/core/src/shared/CancelFlags.js';
 import { raceAbort } from '../packages/core/src/util/abortError.js';
@@ -33,6 +35,8 @@ export class ThreadContext implements HandlerContext {
     private readonly threadId: number,
     /** The pool's `threadLogger`, or the no-op logger. */
     private readonly baseLogger: Logger,
+    /** The pool's `maxDepth`: the deepest value a nested call may send to the main thread. */
+    private readonly maxDepth: number,
   ) {
     this.name = task.n;
     // Absent only in `ready()`'s probe, which runs no handler.
@@ -42,12 +46,12 @@ export class ThreadContext implements HandlerContext {
 
   /** Made on first use, like `queries`: most handlers dispatch nothing, and every call makes a context. */
   get commands(): BusClient<'command'> {
-    this.ownCommands ??= nestedClient('command', this.mainBuses, this.task.md, this.threadId);
+    this.ownCommands ??= nestedClient('command', this.mainBuses, this.task, this.threadId, this.maxDepth);
     return this.ownCommands;
   }
 
   get queries(): BusClient<'query'> {
-    this.ownQueries ??= nestedClient('query', this.mainBuses, this.task.md, this.threadId);
+    this.ownQueries ??= nestedClient('query', this.mainBuses, this.task, this.threadId, this.maxDepth);
     return this.ownQueries;
   }
 
@@ -90,21 +94,38 @@ export class ThreadContext implements HandlerContext {
 function nestedClient(
   kind: MessageKind,
   mainBuses: Remote<NestedDispatchApi>,
-  parentMetadata: Metadata,
+  parent: TaskMessage,
   threadId: number,
+  maxDepth: number,
 ): BusClient<typeof kind> {
   const execute = async (
     target: Definition | string,
     input: unknown,
     options?: ExecuteOptions,
   ): Promise<unknown> => {
-    const name = typeof target === 'string' ? target : target.name;
-    const metadata =
-      options?.metadata === undefined ? parentMetadata : { ...parentMetadata, ...options.metadata };
+    const name = typeof target === 'string' ? target : String((target as Definition | null)?.name);
+    const bad = badExecuteOptions(options);
+    if (bad !== undefined) throw new CqrsError('VALIDATION', `${name}: ${bad}`, { handler: name });
+    const metadata = options?.metadata === undefined ? parent.md : { ...parent.md, ...options.metadata };
+    // The main thread could not decode it: the message would be dropped, and this call never settle.
+    if (exceedsDepth(input, maxDepth) || exceedsDepth(metadata, maxDepth)) {
+      throw new CqrsError(
+        'NOT_CLONEABLE',
+        `${name}: the input is nested deeper than ${maxDepth} levels (WorkerPool maxDepth) and cannot cross to the main thread`,
+        { handler: name },
+      );
+    }
     const signal = options?.signal;
     let outcome: TaskOutcome;
     try {
-      const pending: Promise<TaskOutcome> = mainBuses.dispatch(kind, name, input, metadata, threadId);
+      const pending: Promise<TaskOutcome> = mainBuses.dispatch(
+        kind,
+        name,
+        input,
+        metadata,
+        threadId,
+        parent.d + 1,
+      );
       outcome = signal === undefined ? await pending : await raceAbort(pending, signal, name);
     } catch (err) {
       if (isCqrsError(err)) throw err;

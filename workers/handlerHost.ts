@@ -24,7 +24,8 @@ import type {
   TaskOutcome,
 } from '../packages/core/src/pool/protocol.js';
 import { HELLO, LOGGER_FAILED, THREAD_ERROR } from '../packages/core/src/pool/protocol.js';
-import { surelyCloneable } from '../packages/core/src/pool/surelyCloneable.js';
+import { SURELY_CLONEABLE_DEPTH, surelyCloneable } from '../packages/core/src/pool/surelyCloneable.js';
+import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
 import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
 import { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
@@ -155,8 +156,9 @@ async function resolveHandler(task: TaskMessage): Promise<HandlerFn<never> | Tas
 
 // piscina posts the outcome after runTask returns, outside any try of ours: a value structured clone refuses
 // would throw there, kill the thread (failing every task on it with WORKER_CRASHED) and reach the caller as
-// an empty error. So an object result is checked here first: plain data by a walk that copies nothing (most
-// results), anything else by a test clone.
+// an empty error; a value nested too deep for the main thread to decode would be dropped there, and its call
+// never settle. So an object result is checked here first: plain data by a walk that copies nothing (most
+// results), anything else for its depth and by a test clone.
 function cloneFailure(value: unknown): unknown {
   if (
     value === null ||
@@ -167,17 +169,24 @@ function cloneFailure(value: unknown): unknown {
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) {
     return undefined;
   }
+  // The walk's own depth bound lies within the pool's unless `maxDepth` was set lower.
+  const walkDecides = data.maxDepth >= SURELY_CLONEABLE_DEPTH;
   try {
-    if (surelyCloneable(value)) return undefined;
+    if (walkDecides && surelyCloneable(value)) return undefined;
   } catch {
     // A getter threw during the walk: the test clone below meets it too, and reports it.
   }
+  if (exceedsDepth(value, data.maxDepth)) return tooDeep('the value');
   try {
     structuredClone(value);
     return undefined;
   } catch (err) {
     return err;
   }
+}
+
+function tooDeep(what: string): Error {
+  return new Error(`${what} is nested deeper than ${data.maxDepth} levels (WorkerPool maxDepth)`);
 }
 
 /**
@@ -204,7 +213,7 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   if (task.probe === true) return { ok: true, v: undefined };
   if (!cancelFlags.start(task.c, task.g)) return cancelledOutcome;
   if (baseLogger === undefined) await loggerReady;
-  const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId, baseLogger as Logger);
+  const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId, baseLogger as Logger, data.maxDepth);
   const started = performance.now();
   let value: unknown;
   let failure: FailureKind | undefined;
@@ -223,6 +232,8 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   const counted = task.s >= 0 && cancelFlags.finish(task.c, task.g, failure !== undefined);
   if (counted) metrics.record(task.s, stripe, (performance.now() - started) * 1000, failure !== undefined);
   if (failure === undefined) return counted ? { ok: true, v: value, r: true } : { ok: true, v: value };
-  const e = serializeError(error);
+  let e = serializeError(error);
+  // A thrown value (or an error's field) as deep as a result cannot cross either: its description does.
+  if (exceedsDepth(e, data.maxDepth)) e = serializeError(tooDeep(`what ${task.n} threw`));
   return counted ? { ok: false, k: failure, e, r: true } : { ok: false, k: failure, e };
 }

@@ -1,5 +1,6 @@
 import { CqrsError } from '../errors/CqrsError.js';
 import { stripStacks } from '../errors/stripStacks.js';
+import { badExecuteOptions } from '../handler/badExecuteOptions.js';
 import type { ExecuteOptions, Metadata } from '../handler/HandlerContext.js';
 import type { HandlerFn, WorkerHandler } from '../handler/handle.js';
 import { isWorkerHandler } from '../handler/handle.js';
@@ -239,7 +240,8 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
    * Executes a message through its middleware and handler. By definition, input and result are typed; by
    * name (for dynamic callers), they are `unknown`.
    * @throws CqrsError (as a rejection) `HANDLER_NOT_FOUND`, `CLOSED`, `ABORTED`, `HANDLER_FAILED`,
-   * `WORKER_CRASHED`, `NOT_CLONEABLE`, `OVERLOADED`, `INVALID_REGISTRATION`, and whatever middleware adds.
+   * `WORKER_CRASHED`, `NOT_CLONEABLE`, `OVERLOADED`, `INVALID_REGISTRATION`, and whatever middleware adds;
+   * `VALIDATION` for options that are not `{ signal?: AbortSignal, metadata?: object }` (nothing runs).
    */
   execute<D extends Definition<K>>(
     definition: D,
@@ -262,25 +264,37 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
         ),
       );
     }
+    if (options !== undefined) {
+      const bad = badExecuteOptions(options);
+      if (bad !== undefined) {
+        const name = targetName(target);
+        return this.refuse(new CqrsError('VALIDATION', `${name}: ${bad}`, { handler: name }));
+      }
+    }
     return this.dispatch(
       targetName(target),
       input,
       options?.metadata ?? noMetadata,
       options?.signal,
       undefined,
+      0,
     );
   }
 
-  /** A nested call from a handler; accepted while the bus drains, since its caller is one of the calls it waits for. @internal */
+  /**
+   * A nested call from a handler (options already checked by the caller's client); accepted while the bus
+   * drains, since its caller is one of the calls it waits for. @internal
+   */
   executeNested(
     name: string,
     input: unknown,
     metadata: Metadata,
     originThread: number | undefined,
+    depth: number,
     signal?: AbortSignal,
   ): Promise<unknown> {
     if (this.state === CLOSED) return this.refuse(new CqrsError('CLOSED', `${name}: the bus is closed`));
-    return this.dispatch(name, input, metadata, signal, originThread);
+    return this.dispatch(name, input, metadata, signal, originThread, depth);
   }
 
   private dispatch(
@@ -289,6 +303,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     metadata: Metadata,
     signal: AbortSignal | undefined,
     originThread: number | undefined,
+    depth: number,
   ): Promise<unknown> {
     const registration = this.handlers.get(name);
     if (registration === undefined) {
@@ -306,6 +321,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       signal,
       definition: registration.definition,
       originThread,
+      depth,
       cancelGraceMs: undefined,
       cancel: undefined,
       ticket: slot < 0 ? undefined : { claimed: false, settledBy: undefined },
@@ -368,10 +384,17 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
    * Loads every worker handler in the pool and checks its export, so a bad module or export is found before
    * traffic. Resolves when all load.
    * @throws CqrsError (as a rejection) `INVALID_REGISTRATION` naming every handler that cannot be loaded; calls
-   * to those fail with the same error.
+   * to those fail with the same error. `CLOSED` when the bus or its pool is closed.
    */
   async ready(): Promise<void> {
     const pool = this.pool;
+    if (this.state !== OPEN || pool?.closed === true) {
+      const err = new CqrsError(
+        'CLOSED',
+        `ready(): the ${this.state !== OPEN ? 'bus' : 'worker pool'} is closed`,
+      );
+      throw this.stacks ? err : stripStacks(err);
+    }
     if (pool === undefined) return;
     const failures: string[] = [];
     const causes: unknown[] = [];

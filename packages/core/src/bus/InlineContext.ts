@@ -52,11 +52,13 @@ export class InlineContext implements HandlerContext {
     return this.ownLogger;
   }
 
+  // The origin thread goes on with the nested call: when a worker handler awaits this inline one, worker
+  // handlers further down its chain must run on that thread, which is held until they finish.
   get commands(): BusClient<'command'> {
-    return this.directory.client('command', this.call.metadata);
+    return this.directory.client('command', this.call.metadata, this.call.originThread, this.call.depth + 1);
   }
 
   get queries(): BusClient<'query'> {
-    return this.directory.client('query', this.call.metadata);
+    return this.directory.client('query', this.call.metadata, this.call.originThread, this.call.depth + 1);
   }
 }

@@ -65,6 +65,7 @@ export function workerTerminal(
       cancel: call.cancel,
       cancelGraceMs: call.cancelGraceMs,
       originThread: call.originThread,
+      depth: call.depth,
     });
     if (ticket === undefined && !ownsCall) return running;
     return running.then(

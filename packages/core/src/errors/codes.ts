@@ -29,6 +29,8 @@ export const ErrorCodes = {
   NOT_CLONEABLE: 'NOT_CLONEABLE',
   /** The bus or the pool is closed. */
   CLOSED: 'CLOSED',
+  /** A chain of nested calls went deeper than the pool's `maxNestingDepth` (a handler calling itself, or a cycle). */
+  NESTING_TOO_DEEP: 'NESTING_TOO_DEEP',
   /** No node serves the handler (NATS: no responders on its subject), or the connection to them is gone. */
   UNAVAILABLE: 'UNAVAILABLE',
 } as const;

@@ -19,6 +19,12 @@ export interface Call {
   readonly definition: Definition;
   /** Set on a nested call made by a handler in a pool thread: that thread, which runs worker handlers of the call. */
   readonly originThread: number | undefined;
+  /**
+   * How deep in a chain of nested calls this one is: 0 for a caller's own call, one more for each handler
+   * between (a call made through `ctx.commands` / `ctx.queries` of a depth-0 handler has depth 1). The pool's
+   * `maxNestingDepth` bounds it.
+   */
+  readonly depth: number;
   /** Overrides the pool's `cancelGraceMs` for this call: how long a cancelled worker handler may run before its thread is terminated. */
   readonly cancelGraceMs: number | undefined;
   /**

@@ -12,6 +12,7 @@ const call: Call = {
   signal: undefined,
   definition: defineCommand('Do', { input: z.number() }),
   originThread: undefined,
+  depth: 0,
   cancelGraceMs: undefined,
   cancel: undefined,
   ticket: undefined,

@@ -123,6 +123,7 @@ describe('consoleLogger', () => {
       signal: undefined,
       definition: GetUser,
       originThread: undefined,
+      depth: 0,
       cancelGraceMs: undefined,
       cancel: undefined,
       ticket: undefined,

@@ -21,6 +21,7 @@ export function newCall(
     signal: undefined,
     definition,
     originThread: undefined,
+    depth: 0,
     cancelGraceMs: undefined,
     cancel: undefined,
     ticket: undefined,

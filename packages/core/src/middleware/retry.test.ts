@@ -24,6 +24,7 @@ function call(fields: Partial<Call> = {}): Call {
     signal: undefined,
     definition: Get,
     originThread: undefined,
+    depth: 0,
     cancelGraceMs: undefined,
     cancel: undefined,
     ticket: undefined,

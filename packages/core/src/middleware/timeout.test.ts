@@ -34,6 +34,7 @@ function call(fields: Partial<Call> = {}): Call {
     signal: undefined,
     definition: Slow,
     originThread: undefined,
+    depth: 0,
     cancelGraceMs: undefined,
     cancel: undefined,
     ticket: undefined,

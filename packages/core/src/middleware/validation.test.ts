@@ -47,6 +47,7 @@ function setup(definition: Definition, options?: Parameters<typeof validation>[0
     signal: undefined,
     definition,
     originThread: undefined,
+    depth: 0,
     cancelGraceMs: undefined,
     cancel: undefined,
     ticket,

@@ -1,8 +1,10 @@
 import { CqrsError } from '../errors/CqrsError.js';
 import { serializeError } from '../errors/serialize.js';
+import { badExecuteOptions } from '../handler/badExecuteOptions.js';
 import type { BusClient, ExecuteOptions, Metadata } from '../handler/HandlerContext.js';
 import type { Definition, MessageKind } from '../messages/Definition.js';
 import type { NestedDispatchApi, TaskOutcome } from './protocol.js';
+import { DEFAULT_MAX_DEPTH, exceedsDepth } from './valueDepth.js';
 
 /** What a bus offers to nested callers. @internal */
 export interface NestedTarget {
@@ -12,17 +14,42 @@ export interface NestedTarget {
     input: unknown,
     metadata: Metadata,
     originThread: number | undefined,
+    depth: number,
     signal?: AbortSignal,
   ): Promise<unknown>;
+}
+
+/** The deepest chain of nested calls, by default (`WorkerPool`'s `maxNestingDepth`). @internal */
+export const DEFAULT_MAX_NESTING_DEPTH = 32;
+
+/** Limits of a {@link BusDirectory}, from its pool's options. @internal */
+export interface DirectoryLimits {
+  /** The deepest nesting of a value sent back to a thread. */
+  readonly maxDepth: number;
+  /** The deepest chain of nested calls: a call at a greater depth is refused with `NESTING_TOO_DEEP`. */
+  readonly maxNestingDepth: number;
 }
 
 /**
  * The buses that share one pool, one per kind: the targets of `ctx.commands` / `ctx.queries`, for inline
  * handlers directly and for pool threads over comlink. The first bus of each kind attached wins.
+ *
+ * Every nested call passes here, so this is where a chain of them is bounded: a handler that calls itself
+ * (directly or round a cycle) would otherwise go on until some other limit gave way, thousands of levels
+ * down, its error wrapped once per level.
  * @internal
  */
 export class BusDirectory implements NestedDispatchApi {
   private readonly targets: { command?: NestedTarget; query?: NestedTarget } = {};
+  private readonly limits: DirectoryLimits;
+
+  constructor(limits: Partial<DirectoryLimits> = {}) {
+    this.limits = {
+      maxDepth: limits.maxDepth ?? DEFAULT_MAX_DEPTH,
+      maxNestingDepth: limits.maxNestingDepth ?? DEFAULT_MAX_NESTING_DEPTH,
+    };
+  }
+
   attach(target: NestedTarget): void {
     this.targets[target.kind] ??= target;
   }
@@ -31,48 +58,88 @@ export class BusDirectory implements NestedDispatchApi {
     if (this.targets[target.kind] === target) delete this.targets[target.kind];
   }
 
-  /** Serves a pool thread's nested call; answers plain data, never throws. */
+  /** Serves a pool thread's nested call; answers plain data no deeper than the thread can decode, never throws. */
   async dispatch(
     kind: MessageKind,
     name: string,
     input: unknown,
     metadata: Metadata,
     originThread: number,
+    depth: number,
   ): Promise<TaskOutcome> {
+    let outcome: TaskOutcome;
     try {
-      return {
-        ok: true,
-        v: await this.target(kind, name).executeNested(name, input, metadata, originThread),
-      };
+      const value = await this.nested(kind, name, input, metadata, originThread, depth, undefined);
+      outcome = { ok: true, v: value };
     } catch (err) {
-      return { ok: false, k: 'handler', e: serializeError(err) };
+      outcome = { ok: false, k: 'handler', e: serializeError(err) };
     }
+    // A value the thread could not decode would be dropped on its way, and the nested call never settle.
+    const tooDeep = exceedsDepth(outcome.ok ? outcome.v : outcome.e, this.limits.maxDepth);
+    if (!tooDeep) return outcome;
+    const what = outcome.ok ? 'result' : 'error';
+    return {
+      ok: false,
+      k: 'handler',
+      e: serializeError(
+        new CqrsError(
+          'NOT_CLONEABLE',
+          `${name}: the ${what} is nested deeper than ${this.limits.maxDepth} levels (WorkerPool maxDepth) and cannot cross to the thread`,
+          { handler: name },
+        ),
+      ),
+    };
   }
 
-  private target(kind: MessageKind, name: string): NestedTarget {
-    const target = this.targets[kind];
-    if (target === undefined) {
-      throw new CqrsError('HANDLER_NOT_FOUND', `${name}: no ${kind} bus shares this pool`, { handler: name });
-    }
-    return target;
-  }
-
-  /** `ctx.commands` / `ctx.queries` of an inline handler: nested calls inherit the caller's metadata. */
-  client<K extends MessageKind>(kind: K, parentMetadata: Metadata): BusClient<K> {
+  /** `ctx.commands` / `ctx.queries` of an inline handler: nested calls inherit the caller's metadata and origin. */
+  client<K extends MessageKind>(
+    kind: K,
+    parentMetadata: Metadata,
+    originThread: number | undefined,
+    depth: number,
+  ): BusClient<K> {
     const execute = (
       target: Definition | string,
       input: unknown,
       options?: ExecuteOptions,
     ): Promise<unknown> => {
-      const name = typeof target === 'string' ? target : target.name;
+      const name = typeof target === 'string' ? target : String((target as Definition | null)?.name);
+      const bad = badExecuteOptions(options);
+      if (bad !== undefined) {
+        return Promise.reject(new CqrsError('VALIDATION', `${name}: ${bad}`, { handler: name }));
+      }
       const metadata =
         options?.metadata === undefined ? parentMetadata : { ...parentMetadata, ...options.metadata };
       try {
-        return this.target(kind, name).executeNested(name, input, metadata, undefined, options?.signal);
+        return this.nested(kind, name, input, metadata, originThread, depth, options?.signal);
       } catch (err) {
         return Promise.reject(err);
       }
     };
     return { execute } as BusClient<K>;
+  }
+
+  /** A nested call at `depth`, refused past the limit. Throws for a refusal before any bus took the call. */
+  private nested(
+    kind: MessageKind,
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+    originThread: number | undefined,
+    depth: number,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    const target = this.targets[kind];
+    if (target === undefined) {
+      throw new CqrsError('HANDLER_NOT_FOUND', `${name}: no ${kind} bus shares this pool`, { handler: name });
+    }
+    if (depth > this.limits.maxNestingDepth) {
+      throw new CqrsError(
+        'NESTING_TOO_DEEP',
+        `${name}: nested deeper than ${this.limits.maxNestingDepth} levels (WorkerPool maxNestingDepth): a handler calling itself, or a cycle of handlers?`,
+        { handler: name },
+      );
+    }
+    return target.executeNested(name, input, metadata, originThread, depth, signal);
   }
 }

@@ -14,7 +14,7 @@ import { abortErrorFor } from '../util/abortError.js';
 import type { CancelToken } from '../util/CancelToken.js';
 import { abortReason, canAbort, isAborted, onAbort as subscribeAbort } from '../util/callAbort.js';
 import { safeString } from '../util/safeString.js';
-import { BusDirectory } from './BusDirectory.js';
+import { BusDirectory, DEFAULT_MAX_NESTING_DEPTH } from './BusDirectory.js';
 import { moduleHref } from './inWorker.js';
 import { KillSwitch } from './KillSwitch.js';
 import type {
@@ -29,6 +29,7 @@ import { HELLO, LOGGER_FAILED, THREAD_ERROR } from './protocol.js';
 import type { BatchLimits } from './TaskScheduler.js';
 import { TaskScheduler } from './TaskScheduler.js';
 import { ThreadLinks } from './ThreadLinks.js';
+import { DEFAULT_MAX_DEPTH, exceedsDepth } from './valueDepth.js';
 
 /** Options of {@link WorkerPool}. */
 export interface WorkerPoolOptions {
@@ -81,6 +82,20 @@ export interface WorkerPoolOptions {
    * between calls; a lone call's round trip is a few µs slower (measured: 78 vs 74 µs medians, 1 in flight).
    */
   idleWait?: 'block' | 'loop';
+  /**
+   * The deepest nesting of a value that crosses a thread boundary — an input, a result, a nested call's input
+   * or result, a thrown value — counting the value itself as level 1; default 1000. A deeper one fails its
+   * own call with `NOT_CLONEABLE` before it is sent. Structured clone writes values its reader cannot read
+   * back (the receiving thread's stack overflows from ~1,750 levels of objects on Node 20): raise this only
+   * with a larger stack (`resourceLimits.stackSizeMb` for threads, `--stack-size` for the main thread).
+   */
+  maxDepth?: number;
+  /**
+   * The deepest chain of nested calls (`ctx.commands` / `ctx.queries`, a handler's own call being depth 1);
+   * default 32. A call deeper than this is refused at once with `NESTING_TOO_DEEP`: a handler that calls
+   * itself, or a cycle of handlers, fails fast instead of filling the pool.
+   */
+  maxNestingDepth?: number;
 }
 
 /** One handler execution handed to the pool. @internal */
@@ -97,6 +112,8 @@ export interface PoolTask {
   readonly cancelGraceMs: number | undefined;
   /** Run on this thread instead of the pool: it is the one awaiting this nested call. */
   readonly originThread: number | undefined;
+  /** The call's nesting depth (see `Call.depth`). */
+  readonly depth: number;
   /** The handler's metrics slot, or -1: the thread counts the call there when it finishes it. */
   readonly metricsSlot: number;
   /** The metrics layer's claim for this attempt, marked when the thread counted it. */
@@ -126,7 +143,7 @@ function positiveInt(name: string, value: unknown, min: number): number {
  */
 export class WorkerPool {
   /** @internal */
-  readonly directory = new BusDirectory();
+  readonly directory: BusDirectory;
   /** The metrics region every thread of this pool records into; buses on the pool allocate their slots here. @internal */
   readonly metrics: MetricsRegion;
   private readonly piscina: Piscina;
@@ -136,6 +153,7 @@ export class WorkerPool {
   private readonly links: ThreadLinks;
   private readonly cancelGraceMs: number;
   private readonly queueLimit: number;
+  private readonly maxDepth: number;
   private running = 0;
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -155,6 +173,13 @@ export class WorkerPool {
     this.cancelGraceMs = positiveInt('cancelGraceMs', options.cancelGraceMs ?? 1000, 0);
     const idleTimeout = positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? 60_000, 0);
     const batching = batchLimits(options.batching);
+    this.maxDepth = positiveInt('maxDepth', options.maxDepth ?? DEFAULT_MAX_DEPTH, 1);
+    const maxNestingDepth = positiveInt(
+      'maxNestingDepth',
+      options.maxNestingDepth ?? DEFAULT_MAX_NESTING_DEPTH,
+      0,
+    );
+    this.directory = new BusDirectory({ maxDepth: this.maxDepth, maxNestingDepth });
     const capacity = threads * perThread;
     this.cancelFlags = new CancelFlags(maxQueue + capacity * (batching?.maxSize ?? 1) + nestedSlotHeadroom);
     this.links = new ThreadLinks(this.directory);
@@ -171,6 +196,7 @@ export class WorkerPool {
       modules: this.modules.buffer,
       cancel: this.cancelFlags.buffer,
       metrics: this.metrics.buffer,
+      maxDepth: this.maxDepth,
       guard: idleWait === 'block',
       ...(options.threadLogger === undefined ? {} : { logger: this.threadLoggerRef(options.threadLogger) }),
     };
@@ -293,6 +319,9 @@ export class WorkerPool {
 
   /** Loads `exportName` of module `moduleId` in a thread and checks it handles `name`. @internal */
   async probe(moduleId: number, exportName: string, name: string): Promise<void> {
+    if (this.closing !== undefined) {
+      throw new CqrsError('CLOSED', `${name}: the worker pool is closed`, { handler: name });
+    }
     const task: TaskMessage = {
       m: moduleId,
       x: exportName,
@@ -302,6 +331,7 @@ export class WorkerPool {
       c: 0,
       g: 0,
       s: -1,
+      d: 0,
       probe: true,
     };
     const outcome = await this.post(task, undefined, undefined);
@@ -326,6 +356,16 @@ export class WorkerPool {
     }
     // Through callAbort, not `signal`: under a timeout there is only a cheap token (see CancelToken.ts).
     if (isAborted(task)) return Promise.reject(abortErrorFor(abortReason(task), task.name));
+    // A value the thread could not decode would be dropped there, and the call never settle (valueDepth.ts).
+    if (exceedsDepth(task.input, this.maxDepth) || exceedsDepth(task.metadata, this.maxDepth)) {
+      return Promise.reject(
+        new CqrsError(
+          'NOT_CLONEABLE',
+          `${task.name}: the input is nested deeper than ${this.maxDepth} levels (WorkerPool maxDepth) and cannot cross to a thread`,
+          { handler: task.name },
+        ),
+      );
+    }
     // Calls wait in the scheduler (see TaskScheduler.ts) while every thread is busy; maxQueue bounds that
     // wait. Nested tasks never queue.
     if (
@@ -354,6 +394,7 @@ export class WorkerPool {
       c: slot,
       g: gen,
       s: task.metricsSlot,
+      d: task.depth,
     };
     // Only a call that can be cancelled needs a way to terminate its thread.
     const abortable = canAbort(task);

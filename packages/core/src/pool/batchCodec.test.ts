@@ -12,6 +12,7 @@ const task = (overrides: Partial<TaskMessage>): TaskMessage => ({
   c: 0,
   g: 1,
   s: 0,
+  d: 0,
   ...overrides,
 });
 
@@ -21,7 +22,7 @@ describe('batchCodec', () => {
       task({ c: 5, g: 9 }),
       task({ m: 1, x: 'report', n: 'Report', k: 'query', s: 3, i: [1, 2], md: { correlationId: 'c-1' } }),
       task({ c: 7, g: 2, i: undefined }),
-      task({ s: -1, c: 8 }),
+      task({ s: -1, c: 8, d: 3 }),
     ];
     const message = structuredClone(encodeBatch(tasks));
     expect(message.h).toHaveLength(3);

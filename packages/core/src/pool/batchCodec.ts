@@ -9,6 +9,8 @@ import type { Metadata } from '../handler/HandlerContext.js';
 import type { BatchMessage, BatchOutcome, FailureKind, TaskMessage, TaskOutcome } from './protocol.js';
 
 const noMetadata: Metadata = Object.freeze({});
+/** Words per task in `w`: handler index, cancel slot, generation, nesting depth. */
+const WORDS = 4;
 
 function isEmpty(metadata: Metadata): boolean {
   for (const _ in metadata) return false;
@@ -18,7 +20,7 @@ function isEmpty(metadata: Metadata): boolean {
 /** Packs tasks (none of them a probe) into one message. */
 export function encodeBatch(tasks: readonly TaskMessage[]): BatchMessage {
   const h: [number, string, string, TaskMessage['k'] & string, number][] = [];
-  const w = new Int32Array(tasks.length * 3);
+  const w = new Int32Array(tasks.length * WORDS);
   const i: unknown[] = new Array(tasks.length);
   const md: (Metadata | 0)[] = new Array(tasks.length);
   let last = -1;
@@ -31,9 +33,10 @@ export function encodeBatch(tasks: readonly TaskMessage[]): BatchMessage {
       if (hi < 0) hi = h.push([task.m, task.x, task.n, task.k ?? 'command', task.s]) - 1;
     }
     last = hi;
-    w[t * 3] = hi;
-    w[t * 3 + 1] = task.c;
-    w[t * 3 + 2] = task.g;
+    w[t * WORDS] = hi;
+    w[t * WORDS + 1] = task.c;
+    w[t * WORDS + 2] = task.g;
+    w[t * WORDS + 3] = task.d;
     i[t] = task.i;
     md[t] = isEmpty(task.md) ? 0 : task.md;
   }
@@ -54,7 +57,7 @@ function sameHandler(handler: BatchMessage['h'][number], task: TaskMessage): boo
 export function decodeBatch(batch: BatchMessage): TaskMessage[] {
   const tasks: TaskMessage[] = new Array(batch.i.length);
   for (let t = 0; t < tasks.length; t++) {
-    const [m, x, n, k, s] = batch.h[batch.w[t * 3] as number] as BatchMessage['h'][number];
+    const [m, x, n, k, s] = batch.h[batch.w[t * WORDS] as number] as BatchMessage['h'][number];
     const metadata = batch.md[t];
     tasks[t] = {
       m,
@@ -63,9 +66,10 @@ export function decodeBatch(batch: BatchMessage): TaskMessage[] {
       k,
       i: batch.i[t],
       md: metadata === 0 || metadata === undefined ? noMetadata : metadata,
-      c: batch.w[t * 3 + 1] as number,
-      g: batch.w[t * 3 + 2] as number,
+      c: batch.w[t * WORDS + 1] as number,
+      g: batch.w[t * WORDS + 2] as number,
       s,
+      d: batch.w[t * WORDS + 3] as number,
     };
   }
   return tasks;

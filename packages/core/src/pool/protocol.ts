@@ -27,6 +27,8 @@ export interface TaskMessage {
   readonly g: number;
   /** Metrics slot of the handler, or -1 when the bus keeps no metrics. */
   readonly s: number;
+  /** Nesting depth of the call: 0 for a caller's own, one more per handler that made it (see BusDirectory). */
+  readonly d: number;
   /** Set for `ready()`'s probe: load and check the export, run nothing. */
   readonly probe?: true;
 }
@@ -40,7 +42,7 @@ export interface TaskMessage {
 export interface BatchMessage {
   /** The batch's distinct handlers: module index, export, name, kind, metrics slot. */
   readonly h: readonly (readonly [m: number, x: string, n: string, k: MessageKind, s: number])[];
-  /** Three words per task: its handler's index in `h`, its cancel slot and generation. */
+  /** Four words per task: its handler's index in `h`, its cancel slot and generation, its nesting depth. */
   readonly w: Int32Array;
   /** Inputs. */
   readonly i: readonly unknown[];
@@ -99,6 +101,7 @@ export interface NestedDispatchApi {
     input: unknown,
     metadata: Metadata,
     originThread: number,
+    depth: number,
   ): Promise<TaskOutcome>;
 }
 
@@ -107,6 +110,8 @@ export interface PoolWorkerData {
   readonly modules: SharedArrayBuffer;
   readonly cancel: SharedArrayBuffer;
   readonly metrics: SharedArrayBuffer;
+  /** `maxDepth`: the deepest nesting of a value the thread sends (results, nested inputs, errors). */
+  readonly maxDepth: number;
   /** `threadLogger`: its module's index in the module table and the export to use; absent when not set. */
   readonly logger?: { readonly m: number; readonly x: string };
   /**

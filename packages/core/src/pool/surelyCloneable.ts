@@ -4,6 +4,8 @@ import { types } from 'node:util';
 const BUDGET = 2_000;
 /** Deepest nesting it follows. */
 const MAX_DEPTH = 32;
+/** The deepest value {@link surelyCloneable} ever accepts, counting the value itself as level 1. @internal */
+export const SURELY_CLONEABLE_DEPTH = MAX_DEPTH + 1;
 
 /**
  * True when structured clone certainly accepts `value`: primitives (symbols excepted), plain objects and

@@ -42,13 +42,14 @@ function forgedPool() {
     modules: modules.buffer,
     cancel: cancel.buffer,
     metrics: metrics.buffer,
+    maxDepth: 1000,
     guard: false,
   };
   const p = new Piscina({ filename: hostPath, minThreads: 1, maxThreads: 1, atomics: 'async', workerData });
   piscina = p;
   const post = async (m: unknown, x: string, n: string): Promise<TaskOutcome> => {
     const slot = cancel.acquire();
-    const task = { m, x, n, i: {}, md: {}, c: slot, g: cancel.generation(slot), s: -1 } as TaskMessage;
+    const task = { m, x, n, i: {}, md: {}, c: slot, g: cancel.generation(slot), s: -1, d: 0 } as TaskMessage;
     try {
       return (await p.run(task)) as TaskOutcome;
     } finally {
