@@ -8,7 +8,7 @@ import type { Middleware } from '@cqrs-pool/core';
 import { defineQuery, inWorker, isCqrsError, QueryBus, timeout, WorkerPool } from '@cqrs-pool/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { DeepNested, DeepResult, Echo } from '../fixtures/reliabilityMessages.js';
+import { DeepNested, DeepResult, Echo, ThrowDeep } from '../fixtures/reliabilityMessages.js';
 import { fixtureUrl } from '../fixtureUrl.js';
 import { rejectionWith } from '../rejectionWith.js';
 
@@ -41,6 +41,7 @@ function setup(options: ConstructorParameters<typeof WorkerPool>[0] = {}, middle
   queries.registerHandler(DeepResult, inWorker(handlers, 'deepResult'));
   queries.registerHandler(DeepNested, inWorker(handlers, 'deepNested'));
   queries.registerHandler(Echo, inWorker(handlers, 'echo'));
+  queries.registerHandler(ThrowDeep, inWorker(handlers, 'throwDeep'));
   queries.registerHandler(InlineDeep, ({ depth }) => nestedObject(depth));
   return { pool, queries };
 }
@@ -125,6 +126,21 @@ describe('a value nested too deep to cross a thread boundary', () => {
     // A nested worker handler's result takes the run port back to the thread: the same bound holds there.
     const viaWorker = await queries.execute(DeepNested, { name: 'DeepResult', depth: 2_500, inputDepth: 0 });
     expect(viaWorker).toMatchObject({ ok: false, code: 'NOT_CLONEABLE' });
+  });
+
+  it('thrown by a worker handler fails its call with HANDLER_FAILED, the cause describing it', async () => {
+    const { pool: p, queries } = setup();
+    for (const depth of [1_200, 1_600, 5_000]) {
+      const err = await rejectionWith(queries.execute(ThrowDeep, { depth }), 'HANDLER_FAILED');
+      expect(String((err.cause as Error | string | undefined) ?? '')).not.toBe('');
+    }
+    await expect(queries.execute(DeepResult, { depth: 2 })).resolves.toEqual(nestedObject(2));
+    expect(p.threads).toBe(1);
+    expect(queries.getMetrics().handlers.ThrowDeep).toMatchObject({
+      executions: 3,
+      failures: 3,
+      inFlight: 0,
+    });
   });
 
   it('follows options.maxDepth, which is checked', async () => {
