@@ -58,5 +58,10 @@ export { inWorker } from './pool/inWorker.js';
 export type { WorkerPoolOptions } from './pool/WorkerPool.js';
 export { WorkerPool } from './pool/WorkerPool.js';
 export type { CircuitState } from './shared/breakerState.js';
-export type { HandlerMetrics, LatencySummary, MetricsSnapshot } from './shared/MetricsRegion.js';
+export type {
+  HandlerMetrics,
+  LatencySummary,
+  MetricsSnapshot,
+  OrderingMetrics,
+} from './shared/MetricsRegion.js';
 export { callSignal } from './util/callAbort.js';

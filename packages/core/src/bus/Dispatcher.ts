@@ -19,6 +19,9 @@ import type { WorkerPool } from '../pool/WorkerPool.js';
 import type { MetricsSnapshot } from '../shared/MetricsRegion.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
 import { inlineTerminal } from './inlineTerminal.js';
+import type { KeyOrderSink, OrderTicket } from './KeyOrder.js';
+import { KeyOrder } from './KeyOrder.js';
+import { OrderingTable } from './OrderingTable.js';
 import { recordingLayer } from './recordingLayer.js';
 import type { WorkerRoute } from './workerTerminal.js';
 import { workerTerminal } from './workerTerminal.js';
@@ -50,9 +53,23 @@ export interface BusOptions {
 }
 
 /** Options of `registerHandler`. */
-export interface RegisterOptions {
+export interface RegisterOptions<D extends Definition = Definition> {
   /** Applied to this handler only, inside the bus-wide middleware. */
   middleware?: readonly Middleware[];
+  /**
+   * Per-key order: calls whose key is equal (a string or a number, compared with `===`) start in the order
+   * `execute` was called and never overlap, on any thread; calls with other keys, or `undefined`, run in
+   * parallel as before. Computed from the raw input, before any middleware (validation included): it must
+   * not throw for the inputs callers send (a throw or a key of another type refuses the call with
+   * `VALIDATION`). See the README's "Per-key order".
+   */
+  orderingKey?: (input: InputOf<D>, metadata: Metadata) => string | number | undefined;
+  /**
+   * Handlers registered with the same group name (on any bus of the same pool) share their keys: a call of
+   * one waits for a call of another with the same key — two commands on one aggregate (`Deposit` and
+   * `Withdraw` of an account). Default: the handler's own key space.
+   */
+  orderingGroup?: string;
 }
 
 /**
@@ -88,8 +105,16 @@ interface Registration {
   /** No middleware: the terminal settles the call with the bus itself (see inlineTerminal.ts). */
   readonly direct: boolean;
   readonly worker: WorkerRoute | undefined;
+  /** Per-key order: the key of a call and the lanes it waits in; undefined without `orderingKey`. */
+  readonly ordering: Ordering | undefined;
   /** Set by `ready()` when the worker export cannot be loaded: calls fail with it at once. */
   broken: CqrsError | undefined;
+}
+
+interface Ordering {
+  readonly keyOf: (input: unknown, metadata: Metadata) => unknown;
+  readonly order: KeyOrder;
+  readonly sink: KeyOrderSink;
 }
 
 const OPEN = 0;
@@ -112,6 +137,8 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   private readonly stacks: boolean;
   /** `options.logger`, or the no-op logger: the base of inline handlers' `ctx.logger`. */
   private readonly logger: Logger;
+  /** Ordering groups and the count of calls waiting for their key: the pool's, shared by its buses, or the bus's own. */
+  private readonly orderingTable: OrderingTable;
   /** Where this bus records: its pool's region, or its own; set at the first recorded registration. */
   private recorder: MetricsRegion | undefined;
   private state = OPEN;
@@ -153,6 +180,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     }
     this.logger = options.logger ?? noopLogger;
     this.directory = this.pool?.directory ?? new BusDirectory();
+    this.orderingTable = this.pool?.ordering ?? new OrderingTable();
     this.directory.attach(this);
   }
 
@@ -165,7 +193,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   registerHandler<D extends Definition<K>>(
     definition: D,
     handler: HandlerFor<D>,
-    options: RegisterOptions = {},
+    options: RegisterOptions<D> = {},
   ): void {
     if (this.state !== OPEN) throw new CqrsError('CLOSED', 'registerHandler: the bus is closed');
     const name = checkDefinition(definition, this.kind);
@@ -177,6 +205,32 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       ...checkMiddleware(options.middleware ?? [], `${name}: options.middleware`, this.kind),
     ];
     const placement = middleware.findIndex(isMetricsPlacement);
+    const { orderingKey, orderingGroup } = options;
+    if (orderingKey !== undefined && typeof orderingKey !== 'function') {
+      throw new CqrsError(
+        'INVALID_REGISTRATION',
+        `${name}: options.orderingKey must be a function (input, metadata) => string | number | undefined`,
+        { handler: name },
+      );
+    }
+    if (orderingGroup !== undefined && (typeof orderingGroup !== 'string' || orderingGroup === '')) {
+      throw new CqrsError(
+        'INVALID_REGISTRATION',
+        `${name}: options.orderingGroup must be a non-empty string`,
+        {
+          handler: name,
+        },
+      );
+    }
+    if (orderingGroup !== undefined && orderingKey === undefined) {
+      throw new CqrsError(
+        'INVALID_REGISTRATION',
+        `${name}: options.orderingGroup needs options.orderingKey`,
+        {
+          handler: name,
+        },
+      );
+    }
     let inline: HandlerFn<Definition> | undefined;
     if (isWorkerHandlerRef(handler)) {
       if (this.pool === undefined) {
@@ -208,8 +262,13 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     const region = this.metricsOn || placement >= 0 ? this.useRegion() : undefined;
     const metricsSlot = region === undefined ? -1 : this.allocateSlot(region, name);
     // With no middleware nothing can refuse a call before the handler: the terminal then owns it whole
-    // (recording and settling), and `dispatch` adds no continuation of its own.
-    const direct = middleware.length === 0;
+    // (recording and settling), and `dispatch` adds no continuation of its own. A keyed call needs one (its
+    // place is given up when it settles), so it is never direct.
+    const direct = middleware.length === 0 && orderingKey === undefined;
+    const ordering =
+      orderingKey === undefined
+        ? undefined
+        : this.ordering(orderingKey as Ordering['keyOf'], orderingGroup, region, metricsSlot);
     const settled = direct ? this.settled : undefined;
     let terminal: Next;
     let worker: Registration['worker'];
@@ -232,8 +291,36 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       metricsSlot,
       outermostSlot,
       worker,
+      ordering,
       broken: undefined,
     });
+  }
+
+  /** The key function, lanes and wait reporting of a handler registered with `orderingKey`. */
+  private ordering(
+    keyOf: Ordering['keyOf'],
+    group: string | undefined,
+    region: MetricsRegion | undefined,
+    slot: number,
+  ): Ordering {
+    const table = this.orderingTable;
+    // A handler's own key space is a group nobody else can name.
+    const order = group === undefined ? new KeyOrder() : table.group(group);
+    const sink: KeyOrderSink = {
+      startWaiting: () => {
+        if (!table.startWaiting()) return false;
+        if (slot >= 0) region?.addKeyWaiting(slot, 1);
+        return true;
+      },
+      stopWaiting: () => {
+        table.stopWaiting();
+        if (slot >= 0) region?.addKeyWaiting(slot, -1);
+      },
+      granted: (waitedMs) => {
+        if (slot >= 0) region?.recordKeyWait(slot, waitedMs * 1000);
+      },
+    };
+    return { keyOf, order, sink };
   }
 
   /**
@@ -313,6 +400,14 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     }
     const slot = registration.outermostSlot;
     const region = this.recorder as MetricsRegion;
+    // Per-key order: the call takes its place in its key's lane now, as it enters the bus (KeyOrder.ts).
+    let order: OrderTicket | undefined;
+    let refused: CqrsError | undefined;
+    if (registration.ordering !== undefined) {
+      const placed = this.place(registration.ordering, name, input, metadata);
+      if (placed instanceof CqrsError) refused = placed;
+      else order = placed;
+    }
     const call: Call = {
       name,
       kind: this.kind,
@@ -325,17 +420,25 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       cancelGraceMs: undefined,
       cancel: undefined,
       ticket: slot < 0 ? undefined : { claimed: false, settledBy: undefined },
+      order,
     };
     if (slot >= 0) region.incrementInFlight(slot);
     // Counted before the chain runs: a direct terminal may settle the call synchronously.
     this.inFlight++;
     let pending: Promise<unknown>;
-    try {
-      pending = registration.chain(call);
-    } catch (err) {
-      // A middleware that throws instead of rejecting must not escape as a synchronous throw.
-      pending = Promise.reject(err);
-      if (registration.direct) this.settled();
+    if (refused !== undefined) pending = Promise.reject(refused);
+    else {
+      try {
+        pending = registration.chain(call);
+      } catch (err) {
+        // A middleware that throws instead of rejecting must not escape as a synchronous throw.
+        pending = Promise.reject(err);
+        if (registration.direct) this.settled();
+      }
+    }
+    if (order !== undefined) {
+      const release = (): void => order.settle();
+      pending.then(release, release);
     }
     // Stacks are cut in a reaction attached here, before the caller can attach its own, so the caller only
     // ever sees the cut error. With stacks kept (the default) this costs nothing.
@@ -373,6 +476,41 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       },
     );
     return pending;
+  }
+
+  /**
+   * The place of a keyed call in its lane: its ticket, undefined for a call without a key, or the error that
+   * refuses it (a key function that throws or returns something else than a string or a number; no room to
+   * wait in the pool's queue).
+   */
+  private place(
+    ordering: Ordering,
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+  ): OrderTicket | CqrsError | undefined {
+    let key: unknown;
+    try {
+      key = ordering.keyOf(input, metadata);
+    } catch (err) {
+      return new CqrsError('VALIDATION', `${name}: orderingKey threw: ${errorText(err)}`, {
+        cause: err,
+        handler: name,
+      });
+    }
+    if (key === undefined) return undefined;
+    if (typeof key !== 'string' && typeof key !== 'number') {
+      return new CqrsError(
+        'VALIDATION',
+        `${name}: orderingKey must return a string, a number or undefined, got ${typeof key}`,
+        { handler: name },
+      );
+    }
+    const ticket = ordering.order.enter(key, ordering.sink);
+    if (ticket !== undefined) return ticket;
+    return new CqrsError('OVERLOADED', `${name}: the pool's queue is full (calls waiting for their key)`, {
+      handler: name,
+    });
   }
 
   /** A call refused before any chain ran: rejected at once, its stack cut when the bus hides stacks. */
@@ -447,7 +585,14 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     }
     const region = this.recorder;
     if (region === undefined) return { executions: 0, failures: 0, inFlight: 0, handlers: {} };
-    return region.snapshotOf(entries);
+    const snapshot = region.snapshotOf(entries);
+    for (const [name, registration] of this.handlers) {
+      const figures = snapshot.handlers[name];
+      if (registration.ordering !== undefined && figures !== undefined) {
+        figures.ordering = region.orderingMetrics(registration.metricsSlot);
+      }
+    }
+    return snapshot;
   }
 
   /** The handler → slot mapping of this bus and its region, read by exporters on scrape. @internal */
@@ -509,6 +654,14 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
 
   protected registeredNames(): string[] {
     return [...this.handlers.keys()];
+  }
+}
+
+function errorText(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err);
+  } catch {
+    return 'an unreadable error';
   }
 }
 

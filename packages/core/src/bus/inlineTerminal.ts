@@ -2,7 +2,7 @@ import type { CqrsError } from '../errors/CqrsError.js';
 import type { HandlerFn } from '../handler/handle.js';
 import type { Logger } from '../handler/Logger.js';
 import type { Definition } from '../messages/Definition.js';
-import type { Next } from '../middleware/Middleware.js';
+import type { Call, Next } from '../middleware/Middleware.js';
 import type { BusDirectory } from '../pool/BusDirectory.js';
 import { MAIN_STRIPE } from '../shared/layout.js';
 import type { MetricsRegion } from '../shared/MetricsRegion.js';
@@ -10,6 +10,7 @@ import { abortErrorFor, raceCallAbort } from '../util/abortError.js';
 import { abortReason, canAbort, isAborted, onAbort } from '../util/callAbort.js';
 import { handlerFailed } from './handlerFailed.js';
 import { InlineContext } from './InlineContext.js';
+import type { OrderTicket } from './KeyOrder.js';
 
 /**
  * The end of an inline handler's chain: runs the handler on the main thread, turns what it throws into
@@ -43,7 +44,12 @@ export function inlineTerminal(
     countAttempt(region, slot, settled, -1, failure);
     throw failure;
   };
-  return (call) => {
+  const terminal: Next = (call) => {
+    // Per-key order: a keyed call runs at its turn (KeyOrder.ts). Until then it waits here, after the
+    // middleware; at its turn — or when it aborts — it comes through again, to run or to be refused here.
+    if (call.order !== undefined && !call.order.holding && !isAborted(call)) {
+      return waitTurn(terminal, call, name);
+    }
     // This attempt is counted here, once, whatever becomes of it; claiming the metrics layer's pass keeps
     // the layer from counting the call again. A retry inside the layer sends every attempt on one pass, so
     // the pass cannot stand for the attempt (the second attempt would go uncounted).
@@ -71,7 +77,7 @@ export function inlineTerminal(
     }
     let result: unknown;
     try {
-      result = fn(call.input, new InlineContext(call, directory, logger));
+      result = runHandler(fn, call, directory, logger);
     } catch (err) {
       const failure = handlerFailed(name, err);
       countAttempt(recorder, slot, settled, ranFrom, failure);
@@ -127,6 +133,7 @@ export function inlineTerminal(
       );
     });
   };
+  return terminal;
 }
 
 /** The same without metrics: nothing to count, so no closure or continuation beyond what the call needs. */
@@ -148,14 +155,17 @@ function plainInlineTerminal(
           settled();
           return value;
         };
-  return (call) => {
+  const terminal: Next = (call) => {
+    if (call.order !== undefined && !call.order.holding && !isAborted(call)) {
+      return waitTurn(terminal, call, name);
+    }
     if (isAborted(call)) {
       settled?.();
       return Promise.reject(abortErrorFor(abortReason(call), name));
     }
     let result: unknown;
     try {
-      result = fn(call.input, new InlineContext(call, directory, logger));
+      result = runHandler(fn, call, directory, logger);
     } catch (err) {
       settled?.();
       return Promise.reject(handlerFailed(name, err));
@@ -172,6 +182,36 @@ function plainInlineTerminal(
     if (settled !== undefined) raced.then(settled, settled);
     return raced;
   };
+  return terminal;
+}
+
+/**
+ * Calls the handler. A keyed call holds its key until the handler's own outcome — not the caller's, which a
+ * timeout or an abort can end first while an inline handler, which cannot be stopped, runs on.
+ */
+function runHandler(fn: HandlerFn<Definition>, call: Call, directory: BusDirectory, logger: Logger): unknown {
+  const order = call.order;
+  if (order === undefined) return fn(call.input, new InlineContext(call, directory, logger));
+  order.begin();
+  let result: unknown;
+  try {
+    result = fn(call.input, new InlineContext(call, directory, logger));
+  } catch (err) {
+    order.end();
+    throw err;
+  }
+  const end = (): void => order.end();
+  Promise.resolve(result).then(end, end);
+  return result;
+}
+
+/**
+ * Waits for a keyed call's turn, then runs `terminal` for it once more: to run the handler, or — when it
+ * aborted while it waited — to refuse it there, counted like any abort.
+ */
+function waitTurn(terminal: Next, call: Call, name: string): Promise<unknown> {
+  const again = (): Promise<unknown> => terminal(call);
+  return (call.order as OrderTicket).turn(call, name)?.then(again, again) ?? again();
 }
 
 /**

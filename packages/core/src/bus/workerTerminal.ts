@@ -12,7 +12,8 @@ export interface WorkerRoute {
  * The end of a worker handler's chain: hands the call to the pool and counts each attempt the thread did not
  * count itself (aborted, overloaded, crashed). `brokenBy` tells whether `ready()` found the export broken.
  * `settled`: as for `inlineTerminal`, given when the chain has no middleware: this terminal then owns the
- * whole call (recording, in flight, telling the bus it settled).
+ * whole call (recording, in flight, telling the bus it settled). A keyed call (`call.order`) waits here for
+ * its turn and holds its key until the pool is done with the handler.
  * @internal
  */
 export function workerTerminal(
@@ -50,33 +51,47 @@ export function workerTerminal(
       end(broken, true, false);
       return Promise.reject(broken);
     }
-    const ticket = recorded ? { claimed: false, settledBy: undefined } : undefined;
-    const running = pool.run({
-      metricsSlot: ticket === undefined ? -1 : metricsSlot,
-      ticket,
-      moduleId: worker.moduleId,
-      exportName: worker.exportName,
-      name,
-      kind: call.kind,
-      input: call.input,
-      metadata: call.metadata,
-      // Not `call.signal` under a timeout: reading it would make an AbortSignal (see CancelToken.ts).
-      signal: call.cancel === undefined ? call.signal : undefined,
-      cancel: call.cancel,
-      cancelGraceMs: call.cancelGraceMs,
-      originThread: call.originThread,
-      depth: call.depth,
+    const run = (): Promise<unknown> => {
+      const order = call.order;
+      order?.begin();
+      const ticket = recorded ? { claimed: false, settledBy: undefined } : undefined;
+      const running = pool.run({
+        metricsSlot: ticket === undefined ? -1 : metricsSlot,
+        ticket,
+        moduleId: worker.moduleId,
+        exportName: worker.exportName,
+        name,
+        kind: call.kind,
+        input: call.input,
+        metadata: call.metadata,
+        // Not `call.signal` under a timeout: reading it would make an AbortSignal (see CancelToken.ts).
+        signal: call.cancel === undefined ? call.signal : undefined,
+        cancel: call.cancel,
+        cancelGraceMs: call.cancelGraceMs,
+        originThread: call.originThread,
+        depth: call.depth,
+        // The key is held until the thread is done, also past a timeout (a handler in its grace period).
+        done: order === undefined ? undefined : () => order.end(),
+      });
+      if (ticket === undefined && !ownsCall) return running;
+      return running.then(
+        (value) => {
+          end(undefined, false, ticket?.claimed === true);
+          return value;
+        },
+        (err: unknown) => {
+          end(err, true, ticket?.claimed === true);
+          throw err;
+        },
+      );
+    };
+    // Per-key order: a keyed call runs at its turn (KeyOrder.ts); until then it waits here, after the
+    // middleware, so a timeout or an abort ends the wait.
+    const turn = call.order?.turn(call, name);
+    if (turn === undefined) return run();
+    return turn.then(run, (err: unknown) => {
+      end(err, true, false);
+      throw err;
     });
-    if (ticket === undefined && !ownsCall) return running;
-    return running.then(
-      (value) => {
-        end(undefined, false, ticket?.claimed === true);
-        return value;
-      },
-      (err: unknown) => {
-        end(err, true, ticket?.claimed === true);
-        throw err;
-      },
-    );
   };
 }

@@ -1,3 +1,4 @@
+import type { OrderTicket } from '../bus/KeyOrder.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { Definition, MessageKind } from '../messages/Definition.js';
 import type { MetricsRegion } from '../shared/MetricsRegion.js';
@@ -33,6 +34,11 @@ export interface Call {
    * first read.
    */
   readonly cancel: CancelToken | undefined;
+  /**
+   * @internal The call's place in the lane of its ordering key (handlers registered with `orderingKey`): the
+   * terminal waits for its turn before running the handler, and reports when the handler ends.
+   */
+  readonly order: OrderTicket | undefined;
   /** @internal Set by the metrics layer: claimed by the handler's terminal, which counts each attempt itself; the layer counts a pass nobody claimed. */
   readonly ticket: CallTicket | undefined;
 }

@@ -38,6 +38,7 @@ function callOf(
     cancelGraceMs: undefined,
     cancel: undefined,
     ticket: undefined,
+    order: undefined,
   };
 }
 

@@ -16,6 +16,7 @@ const call: Call = {
   cancelGraceMs: undefined,
   cancel: undefined,
   ticket: undefined,
+  order: undefined,
 };
 
 const chainContext = {

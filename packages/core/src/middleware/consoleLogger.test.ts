@@ -127,6 +127,7 @@ describe('consoleLogger', () => {
       cancelGraceMs: undefined,
       cancel: undefined,
       ticket: undefined,
+      order: undefined,
     };
     await run(call);
     expect(out.lines).toHaveLength(1);

@@ -25,5 +25,6 @@ export function newCall(
     cancelGraceMs: undefined,
     cancel: undefined,
     ticket: undefined,
+    order: undefined,
   };
 }

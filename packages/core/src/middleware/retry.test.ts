@@ -28,6 +28,7 @@ function call(fields: Partial<Call> = {}): Call {
     cancelGraceMs: undefined,
     cancel: undefined,
     ticket: undefined,
+    order: undefined,
     ...fields,
   };
 }

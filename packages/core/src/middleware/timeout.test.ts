@@ -38,6 +38,7 @@ function call(fields: Partial<Call> = {}): Call {
     cancelGraceMs: undefined,
     cancel: undefined,
     ticket: undefined,
+    order: undefined,
     ...fields,
   };
 }

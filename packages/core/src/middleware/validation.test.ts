@@ -51,6 +51,7 @@ function setup(definition: Definition, options?: Parameters<typeof validation>[0
     cancelGraceMs: undefined,
     cancel: undefined,
     ticket,
+    order: undefined,
   });
   return {
     run,

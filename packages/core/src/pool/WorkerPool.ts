@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ResourceLimits } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { OrderingTable } from '../bus/OrderingTable.js';
 import { CqrsError, isCqrsError } from '../errors/CqrsError.js';
 import { deserializeError } from '../errors/serialize.js';
 import type { Metadata } from '../handler/HandlerContext.js';
@@ -112,6 +113,11 @@ export interface PoolTask {
   readonly cancelGraceMs: number | undefined;
   /** Run on this thread instead of the pool: it is the one awaiting this nested call. */
   readonly originThread: number | undefined;
+  /**
+   * Called once when the pool is done with the task — its handler returned or threw, its thread is gone, or
+   * it never started — which may be after the call settled (a cancelled handler in its grace period).
+   */
+  readonly done: (() => void) | undefined;
   /** The call's nesting depth (see `Call.depth`). */
   readonly depth: number;
   /** The handler's metrics slot, or -1: the thread counts the call there when it finishes it. */
@@ -146,6 +152,11 @@ export class WorkerPool {
   readonly directory: BusDirectory;
   /** The metrics region every thread of this pool records into; buses on the pool allocate their slots here. @internal */
   readonly metrics: MetricsRegion;
+  /**
+   * Per-key order of the buses on this pool: ordering groups, and the calls waiting for their key, which
+   * count against `maxQueue` with the calls waiting for a thread. @internal
+   */
+  readonly ordering: OrderingTable;
   private readonly piscina: Piscina;
   private readonly scheduler: TaskScheduler;
   private readonly modules = new ModuleTable(moduleTableBytes);
@@ -180,6 +191,7 @@ export class WorkerPool {
       0,
     );
     this.directory = new BusDirectory({ maxDepth: this.maxDepth, maxNestingDepth });
+    this.ordering = new OrderingTable(() => this.queueLimit - this.queueSize - this.ordering.waiting);
     const capacity = threads * perThread;
     this.cancelFlags = new CancelFlags(maxQueue + capacity * (batching?.maxSize ?? 1) + nestedSlotHeadroom);
     this.links = new ThreadLinks(this.directory);
@@ -350,15 +362,17 @@ export class WorkerPool {
    */
   run(task: PoolTask): Promise<unknown> {
     if (this.closing !== undefined) {
-      return Promise.reject(
+      return refuse(
+        task,
         new CqrsError('CLOSED', `${task.name}: the worker pool is closed`, { handler: task.name }),
       );
     }
     // Through callAbort, not `signal`: under a timeout there is only a cheap token (see CancelToken.ts).
-    if (isAborted(task)) return Promise.reject(abortErrorFor(abortReason(task), task.name));
+    if (isAborted(task)) return refuse(task, abortErrorFor(abortReason(task), task.name));
     // A value the thread could not decode would be dropped there, and the call never settle (valueDepth.ts).
     if (exceedsDepth(task.input, this.maxDepth) || exceedsDepth(task.metadata, this.maxDepth)) {
-      return Promise.reject(
+      return refuse(
+        task,
         new CqrsError(
           'NOT_CLONEABLE',
           `${task.name}: the input is nested deeper than ${this.maxDepth} levels (WorkerPool maxDepth) and cannot cross to a thread`,
@@ -367,19 +381,21 @@ export class WorkerPool {
       );
     }
     // Calls wait in the scheduler (see TaskScheduler.ts) while every thread is busy; maxQueue bounds that
-    // wait. Nested tasks never queue.
+    // wait, together with the calls waiting for their ordering key. Nested tasks never queue.
     if (
       task.originThread === undefined &&
       this.scheduler.saturated &&
-      this.scheduler.waiting + this.piscina.queueSize >= this.queueLimit
+      this.scheduler.waiting + this.piscina.queueSize + this.ordering.waiting >= this.queueLimit
     ) {
-      return Promise.reject(
+      return refuse(
+        task,
         new CqrsError('OVERLOADED', `${task.name}: the pool's queue is full`, { handler: task.name }),
       );
     }
     const slot = this.cancelFlags.acquire();
     if (slot < 0) {
-      return Promise.reject(
+      return refuse(
+        task,
         new CqrsError('OVERLOADED', `${task.name}: too many calls in flight`, { handler: task.name }),
       );
     }
@@ -400,6 +416,7 @@ export class WorkerPool {
     const abortable = canAbort(task);
     const kill = !abortable || task.originThread !== undefined ? undefined : new KillSwitch();
     const execution = this.post(message, kill, task.originThread);
+    if (task.done !== undefined) execution.then(task.done, task.done);
     if (!abortable) {
       return execution.then(
         (outcome) => {
@@ -509,6 +526,12 @@ export class WorkerPool {
     })();
     return this.closing;
   }
+}
+
+/** A task refused before it was posted: its handler never runs, so the pool is done with it at once. */
+function refuse(task: PoolTask, err: CqrsError): Promise<never> {
+  task.done?.();
+  return Promise.reject(err);
 }
 
 function batchLimits(option: WorkerPoolOptions['batching']): BatchLimits | undefined {

@@ -2,18 +2,19 @@ import { availableParallelism } from 'node:os';
 import { isCqrsError } from '../errors/CqrsError.js';
 import { type CircuitState, circuitStateAt } from './breakerState.js';
 import { addWide, readWide } from './counters.js';
-import { BUCKETS, quantileFromCounts } from './histogram.js';
+import { BUCKETS, bucketIndex, bucketLowerBound, bucketUpperBound, quantileFromCounts } from './histogram.js';
 import {
   Breaker,
   HEADER_BYTES,
   Header,
   MAGIC,
   MAIN_STRIPE,
+  Main,
   RegionLayout,
   Stripe,
   VERSION,
 } from './layout.js';
-import { MetricsView } from './MetricsView.js';
+import { MAX_LATENCY_MICROS, MetricsView } from './MetricsView.js';
 
 /** Sizing of a metrics region. */
 export interface MetricsRegionOptions {
@@ -47,6 +48,16 @@ export interface HandlerMetrics {
    * the moment a pool thread's failure is on its way back this may sum to one less than `failures`.
    */
   failuresByCode: Record<string, number>;
+  /** Per-key order figures, for a handler registered with an `orderingKey`. */
+  ordering?: OrderingMetrics;
+}
+
+/** Per-key order figures of a handler registered with an `orderingKey`. */
+export interface OrderingMetrics {
+  /** Calls waiting now for their key (a call holding its key is not waiting). */
+  waiting: number;
+  /** How long calls waited for their key before their turn, in milliseconds (calls that never waited count as 0). */
+  wait: LatencySummary & { count: number };
 }
 
 /** The `getMetrics()` shape of API.md: bus totals and per-handler figures. */
@@ -177,6 +188,60 @@ export class MetricsRegion extends MetricsView {
     (this.ints[this.layout.stripeWord(slot, MAIN_STRIPE) + Stripe.inFlight] as number) -= 1;
   }
 
+  /** Calls of `slot` waiting for their ordering key: +1 when one starts waiting, -1 when it stops. Main thread only. */
+  addKeyWaiting(slot: number, delta: number): void {
+    (this.ints[this.layout.mainWord(slot) + Main.keyWaiting] as number) += delta;
+  }
+
+  /** One call of `slot` got its key after waiting `micros` (0 when it never waited). Main thread only. */
+  recordKeyWait(slot: number, micros: number): void {
+    const value = micros > 0 ? (micros < MAX_LATENCY_MICROS ? (micros + 0.5) | 0 : MAX_LATENCY_MICROS) : 0;
+    const base = this.layout.mainWord(slot);
+    addWide(this.words, base + Main.keyWaitHistogram + 2 * bucketIndex(value), 1);
+    addWide(this.words, base + Main.keyWaitSumMicros, value);
+  }
+
+  /** The key-wait histogram of `slot` (µs) and its sum, for exporters. @internal */
+  readKeyWait(slot: number): { counts: number[]; sumMicros: number; waiting: number } {
+    const base = this.layout.mainWord(slot);
+    const counts = new Array<number>(BUCKETS);
+    for (let b = 0; b < BUCKETS; b++) counts[b] = readWide(this.words, base + Main.keyWaitHistogram + 2 * b);
+    return {
+      counts,
+      sumMicros: readWide(this.words, base + Main.keyWaitSumMicros),
+      waiting: Atomics.load(this.ints, base + Main.keyWaiting),
+    };
+  }
+
+  /** The per-key order figures of `slot` (see {@link OrderingMetrics}). */
+  orderingMetrics(slot: number): OrderingMetrics {
+    const { counts, sumMicros, waiting } = this.readKeyWait(slot);
+    let count = 0;
+    let top = -1;
+    for (let b = 0; b < BUCKETS; b++) {
+      const n = counts[b] as number;
+      count += n;
+      if (n > 0) top = b;
+    }
+    const ms = (micros: number) => micros / 1000;
+    // No maximum is kept: the top quantile is the upper bound of the highest bucket used.
+    const max = top < 0 ? 0 : bucketTop(top);
+    return {
+      waiting,
+      wait:
+        count === 0
+          ? { count, mean: 0, p50: 0, p95: 0, p99: 0, max: 0 }
+          : {
+              count,
+              mean: ms(sumMicros / count),
+              p50: ms(quantileFromCounts(counts, 0.5, max)),
+              p95: ms(quantileFromCounts(counts, 0.95, max)),
+              p99: ms(quantileFromCounts(counts, 0.99, max)),
+              max: ms(max),
+            },
+    };
+  }
+
   /** The latency histogram of `slot` summed over stripes: `BUCKETS` counts of µs (see histogram.ts). */
   readHistogram(slot: number): number[] {
     const counts = new Array<number>(BUCKETS).fill(0);
@@ -281,6 +346,12 @@ export class MetricsRegion extends MetricsView {
     // fromEntries defines own properties: a handler named "__proto__" is a key like any other.
     return { executions, failures, inFlight, handlers: Object.fromEntries(handlers) };
   }
+}
+
+/** The largest value bucket `index` holds (its lower bound for the overflow bucket). */
+function bucketTop(index: number): number {
+  const upper = bucketUpperBound(index);
+  return upper === Number.POSITIVE_INFINITY ? bucketLowerBound(index) : upper - 1;
 }
 
 function positiveInteger(

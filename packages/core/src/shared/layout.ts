@@ -10,13 +10,15 @@
  *     +0       │ breaker line  state·gen │ failures tag·n │ probes tag·n │ successes tag·n │          │
  *              │               until tag │ · │ until µs (int64, bytes 24..31)                      │
  *     +128     │ limiter line  TAT ns (int64)                                                        │
- *     +256     │ stripe 0 (main thread)                                                              │
+ *     +256     │ main line     calls waiting for their key │ key-wait µs lo,hi │                         │
+ *     +384     │ key-wait histogram  101 buckets × (lo,hi), 7 lines (main thread only)               │
+ *     +1280    │ stripe 0 (main thread)                                                              │
  *              │   counters line  executions lo,hi │ failures lo,hi │ latency µs lo,hi │ max µs │      │
  *              │                  in-flight (stripe 0 only)                                          │
- *     +384     │   histogram      101 buckets × (lo,hi)  = 808 B, padded to 7 lines                  │
- *     +1280    │ stripe 1 (first pool-thread stripe) …                                               │
+ *     +1408    │   histogram      101 buckets × (lo,hi)  = 808 B, padded to 7 lines                  │
+ *     +2304    │ stripe 1 (first pool-thread stripe) …                                               │
  *     …        │ stripe S                                                                            │
- *   128 + H    ├─ handler 1 … (H = 256 + (S + 1) × 1024 bytes)                                       │
+ *   128 + H    ├─ handler 1 … (H = 1280 + (S + 1) × 1024 bytes)                                      │
  *              └─────────────────────────────────────────────────────────────────────────────────────┘
  *
  * Why this shape:
@@ -32,6 +34,8 @@
  * - The breaker line is read on every call by every thread and written only on failures and transitions;
  *   the limiter word is written on every admitted call, so it gets a line of its own rather than evicting
  *   the breaker line from every core's cache.
+ * - The main block holds what only the main thread measures (per-key order happens where calls enter the
+ *   bus): not striped, on lines of its own, so it never shares a line with a thread's stripe.
  * - Hot paths use fixed-length views taken over the buffer's current length, remapped when a slot lies
  *   beyond them, not length-tracking views: on Node 20 an `Atomics` operation through a length-tracking view
  *   of a growable buffer costs about 2.5× as much (~20 ns instead of ~8). A fixed view stays valid as the
@@ -44,7 +48,7 @@ export const LINE_BYTES = 128;
 /** Identifies a metrics region in its first word ("CQRS"). */
 export const MAGIC = 0x43_51_52_53;
 /** Bumped whenever anything below changes, so a mismatched thread bundle fails loudly. */
-export const VERSION = 1;
+export const VERSION = 2;
 /** The main thread always records into stripe 0. */
 export const MAIN_STRIPE = 0;
 
@@ -89,11 +93,22 @@ export const Stripe = {
   histogram: LINE_BYTES / 4,
 } as const;
 
+/** Word indices (32-bit) in a handler's main block, written by the main thread only. */
+export const Main = {
+  /** Calls of this handler waiting for their ordering key (a gauge). */
+  keyWaiting: 0,
+  /** Sum of the key waits recorded in the histogram below, in µs (wide: lo, hi). */
+  keyWaitSumMicros: 2,
+  /** First word of the key-wait histogram (as a stripe's latency histogram). */
+  keyWaitHistogram: LINE_BYTES / 4,
+} as const;
+
 export const HEADER_BYTES = LINE_BYTES;
-/** Breaker line + limiter line. */
-export const CONTROL_BYTES = 2 * LINE_BYTES;
-const LIMITER_BYTE = LINE_BYTES;
 const HISTOGRAM_BYTES = Math.ceil((BUCKETS * 8) / LINE_BYTES) * LINE_BYTES;
+/** Breaker line + limiter line + the main block (main line and key-wait histogram). */
+export const CONTROL_BYTES = 3 * LINE_BYTES + HISTOGRAM_BYTES;
+const LIMITER_BYTE = LINE_BYTES;
+const MAIN_BYTE = 2 * LINE_BYTES;
 /** Counters line + histogram lines. */
 export const STRIPE_BYTES = LINE_BYTES + HISTOGRAM_BYTES;
 export const STRIPE_WORDS = STRIPE_BYTES / 4;
@@ -146,6 +161,11 @@ export class RegionLayout {
   /** 64-bit word index of a handler's limiter word. */
   limiterIndex(slot: number): number {
     return (HEADER_BYTES + slot * this.handlerBytes + LIMITER_BYTE) / 8;
+  }
+
+  /** 32-bit word index of a handler's main block (add a `Main` index). */
+  mainWord(slot: number): number {
+    return (HEADER_BYTES + MAIN_BYTE) / 4 + slot * this.handlerWords;
   }
 
   /** 32-bit word index of a stripe's counters line (add a `Stripe` index). */
