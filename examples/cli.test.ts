@@ -13,6 +13,8 @@ const examples: [string, string | undefined][] = [
   ['simplified-demo/main', undefined],
   ['shutdown/main', undefined],
   ['production-demo/main', '--linger <seconds>'],
+  ['http-service/main', '--connections <n>'],
+  ['http-service/server', '--variant <inline|pool|piscina>'],
 ];
 
 /** Runs an example expecting a non-zero exit; returns its exit code and output. */
@@ -63,5 +65,18 @@ describe('options with values', () => {
     expect(notANumber.stderr).toBe('error: --rate must be a number >= 1, got "fast" (see --help)\n');
     const fraction = await failing([main, '--threads=1.5']);
     expect(fraction.stderr).toBe('error: --threads must be an integer >= 1, got "1.5" (see --help)\n');
+  });
+
+  it('names a variant that does not exist', async () => {
+    const server = await failing([built('http-service/server'), '--variant', 'cluster']);
+    expect(server.code).toBe(2);
+    expect(server.stderr).toBe(
+      'error: --variant must be one of inline, pool, piscina, got "cluster" (see --help)\n',
+    );
+    const main = await failing([built('http-service/main'), '--variants', 'pool,cluster']);
+    expect(main.code).toBe(2);
+    expect(main.stderr).toBe(
+      'error: --variants: unknown variant "cluster" (known: inline, pool, piscina) (see --help)\n',
+    );
   });
 });
