@@ -80,11 +80,16 @@ async function start(variant: Variant): Promise<{ child: ChildProcess; url: stri
   return { child, url };
 }
 
+/** SIGTERM, then the exit it should cause; a server still there 10 s later is killed and reported. */
 async function stop(child: ChildProcess): Promise<void> {
   const exited = once(child, 'exit');
   child.kill('SIGTERM');
-  const [code] = await exited;
-  if (code !== 0) throw new Error(`a server exited with code ${String(code)} on SIGTERM`);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const [code, signal] = await exited;
+  clearTimeout(timer);
+  if (code !== 0) {
+    throw new Error(`a server exited with ${signal === null ? `code ${String(code)}` : signal} on SIGTERM`);
+  }
 }
 
 const where: Record<Variant, string> = {

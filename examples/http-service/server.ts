@@ -32,29 +32,37 @@ const threads = numberOption('threads', args.threads, 1, true);
 const threadCount = `${threads} thread${threads === 1 ? '' : 's'}`;
 const port = numberOption('port', args.port, 0, true);
 
-const service = await createService({ variant, threads, logger: args.log });
-await service.app.listen({ host: args.host, port });
-const { address, port: bound } = service.app.server.address() as AddressInfo;
-const host = address.includes(':') ? `[${address}]` : address;
-// main.ts reads this line for the URL.
-console.log(
-  `listening http://${host}:${bound} (variant ${variant}, ${variant === 'inline' ? 'main thread' : threadCount})`,
-);
+const started = createService({ variant, threads, logger: args.log });
 
-let closing = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (closing) return;
-  closing = true;
-  await service.close();
-  console.log(`${signal}: closed`);
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
-}
+// Signals are handled from the start: one that arrives while the service starts closes it once started.
+let closing: Promise<void> | undefined;
 function onSignal(signal: NodeJS.Signals): void {
-  shutdown(signal).catch((err: unknown) => {
+  if (closing !== undefined) {
+    // A second signal while closing: the impatient way out, for a close that waits on something stuck.
+    console.error(`${signal} again: exiting without waiting`);
+    process.exit(1);
+  }
+  closing = started.then(async (service) => {
+    await service.close();
+    console.log(`${signal}: closed`);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  });
+  closing.catch((err: unknown) => {
     console.error('shutdown failed', err);
     process.exitCode = 1;
   });
 }
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
+
+const service = await started;
+if (closing === undefined) {
+  await service.app.listen({ host: args.host, port });
+  const { address, port: bound } = service.app.server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+  // main.ts reads this line for the URL.
+  console.log(
+    `listening http://${host}:${bound} (variant ${variant}, ${variant === 'inline' ? 'main thread' : threadCount})`,
+  );
+}
