@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { scryptSync } from 'node:crypto';
+import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -189,5 +190,36 @@ describe('examples/http-service, the demo', () => {
       /\npool\s+cqrs-pool, 1 thread\s+[1-9]\d*\s+[\d.]+\s+[\d.]+\s+0\s+[\d.]+\s+[\d.]+\s+[\d.]+\n/,
     );
     expect(stdout).not.toContain('probes failed');
+  });
+});
+
+describe('examples/http-service, the server alone', () => {
+  it('serves until SIGTERM, then closes gracefully and exits 0', async () => {
+    const server = fileURLToPath(new URL('../../dist/examples/http-service/server.js', import.meta.url));
+    const child = spawn(process.execPath, [server, '--variant', 'inline'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = once(child, 'exit');
+    let stdout = '';
+    child.stdout.setEncoding('utf8');
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: string) => {
+          stdout += chunk;
+          const found = /^listening (http:\/\/127\.0\.0\.1:\d+) \(variant inline, main thread\)$/m.exec(
+            stdout,
+          );
+          if (found?.[1] !== undefined) resolve(found[1]);
+        });
+        child.once('exit', (code) => reject(new Error(`exited (${code}) before listening: ${stdout}`)));
+      });
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      expect(code).toBe(0);
+      expect(stdout).toContain('SIGTERM: closed');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
