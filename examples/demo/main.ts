@@ -1,9 +1,16 @@
 // The basic flow: commands and queries, one handler in the pool, typed results, and the errors a caller meets.
-// Run it with `npm start` (or `node dist/examples/demo/main.js` after `npm run build`).
+// Run it with `npm run demo` (or `node dist/examples/demo/main.js` after `node build.mjs --fast`).
 
 import type { Middleware } from '@cqrs-pool/core';
 import { CommandBus, type CqrsError, inWorker, isCqrsError, QueryBus, WorkerPool } from '@cqrs-pool/core';
+import { parseCli } from '../cli.js';
 import { BuildUserReport, CreateUser, DeleteUser, GetUser, ListUsers, type User } from './messages.js';
+
+parseCli({
+  command: 'node dist/examples/demo/main.js',
+  summary: 'The basic flow: commands, queries, a handler in the pool, and each error a caller meets.',
+  options: {},
+});
 
 const users = new Map<number, User>();
 

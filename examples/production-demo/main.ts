@@ -1,13 +1,14 @@
 // The production demo: a CPU-heavy service with a realistic middleware stack, /metrics and /health, that
 // drives a bounded load against itself, survives a downstream outage (its circuit breaker opens, then closes),
-// scrapes its own /metrics, prints a final table, shuts down gracefully and exits 0 by itself.
-// Run it with `node dist/examples/production-demo/main.js [--duration 10] [--rate 200] [--threads N] [--port 0]`
-// after `node build.mjs --fast`. SIGINT / SIGTERM stop the load early and run the same clean ending.
+// scrapes its own /metrics, prints a final table, keeps serving /metrics a little longer (so a Prometheus
+// server scraping it sees the final counts), shuts down gracefully and exits 0 by itself.
+// Run it with `node dist/examples/production-demo/main.js [--duration 10] [--rate 200] [--threads N] [--port 0]
+// [--linger 2]` after `node build.mjs --fast` (`--help` lists the options). SIGINT / SIGTERM stop the load
+// early, or cut the linger short, and run the same clean ending.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import {
   type CircuitStateChange,
   CommandBus,
@@ -27,29 +28,43 @@ import {
 import { registerCqrsMetrics } from '@cqrs-pool/prometheus';
 import pino from 'pino';
 import { Registry } from 'prom-client';
+import { numberOption, parseCli } from '../cli.js';
 import { BuildReport, Downstream, HashPassword } from './messages.js';
 
 // ── Options ────────────────────────────────────────────────────────────────────────────────────────────────
-const { values: args } = parseArgs({
+const args = parseCli({
+  command: 'node dist/examples/production-demo/main.js',
+  summary:
+    'A CPU-heavy service with /metrics and /health on 127.0.0.1, under a bounded load with a downstream\n' +
+    'outage in the middle third; prints a final table, lingers, then shuts down gracefully.',
   options: {
-    threads: { type: 'string', default: String(availableParallelism()) },
-    duration: { type: 'string', default: '10' },
-    rate: { type: 'string', default: '200' },
-    port: { type: 'string', default: '0' },
+    duration: { type: 'string', value: 'seconds', default: '10', help: 'how long the load runs' },
+    rate: { type: 'string', value: 'calls/s', default: '200', help: 'calls issued per second' },
+    threads: {
+      type: 'string',
+      value: 'n',
+      default: String(availableParallelism()),
+      help: 'pool threads, one per core by default',
+    },
+    port: {
+      type: 'string',
+      value: 'port',
+      default: '0',
+      help: 'port of /metrics and /health; 0 = ephemeral',
+    },
+    linger: {
+      type: 'string',
+      value: 'seconds',
+      default: '2',
+      help: 'how long /metrics keeps serving after the final table, for a last scrape; 0 = none',
+    },
   },
 });
-function numberArg(name: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min) {
-    console.error(`--${name} must be a number >= ${min} (got ${JSON.stringify(value)})`);
-    process.exit(2);
-  }
-  return n;
-}
-const threads = Math.floor(numberArg('threads', args.threads, 1));
-const durationMs = numberArg('duration', args.duration, 1) * 1000;
-const rate = numberArg('rate', args.rate, 1);
-const port = Math.floor(numberArg('port', args.port, 0));
+const threads = numberOption('threads', args.threads, 1, true);
+const durationMs = numberOption('duration', args.duration, 1) * 1000;
+const rate = numberOption('rate', args.rate, 1);
+const port = numberOption('port', args.port, 0, true);
+const lingerMs = numberOption('linger', args.linger, 0) * 1000;
 /** The client never has more than a second's worth of calls outstanding; beyond that it sheds load. */
 const maxOutstanding = Math.max(10, Math.ceil(rate));
 // Short enough that the breaker probes (and closes) within the last third of even a short run.
@@ -230,10 +245,14 @@ function progress(): void {
 }
 
 const stop = new AbortController();
+/** Set while the ending lingers: a signal then cuts the linger short. */
+let cutLinger: ((signal: NodeJS.Signals) => void) | undefined;
 function onSignal(signal: NodeJS.Signals): void {
-  if (stop.signal.aborted) return;
-  console.log(`[${elapsed()}] ${signal}: stopping the load early`);
-  stop.abort();
+  if (cutLinger !== undefined) cutLinger(signal);
+  else if (!stop.signal.aborted) {
+    console.log(`[${elapsed()}] ${signal}: stopping the load early`);
+    stop.abort();
+  }
 }
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
@@ -290,6 +309,23 @@ for (const row of [header, ...rows]) {
   console.log(
     `  ${row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  ')}`,
   );
+}
+
+// A Prometheus server scrapes every 15 s or so: stopping right after the table would lose it the last counts.
+// Keep serving /metrics (and /health) a little longer; a signal ends the wait at once.
+if (lingerMs > 0 && !stop.signal.aborted) {
+  console.log(
+    `\nlingering ${lingerMs / 1000}s: ${url}/metrics still serves the final counts (--linger 0 skips this)`,
+  );
+  await new Promise<void>((resolve) => {
+    const done = setTimeout(resolve, lingerMs);
+    cutLinger = (signal) => {
+      console.log(`[${elapsed()}] ${signal}: linger cut short`);
+      clearTimeout(done);
+      resolve();
+    };
+  });
+  cutLinger = () => {};
 }
 
 // Graceful: stop serving, drain the buses, then stop the pool's threads. No process.exit().

@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ describe('examples/production-demo', () => {
     // execFile rejects on a non-zero exit code or when killed at the timeout (a hang fails the test).
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
-      [main, '--duration', '3', '--rate', '100', '--threads', '2'],
+      [main, '--duration', '3', '--rate', '100', '--threads', '2', '--linger', '0'],
       { timeout: 30_000 },
     );
     expect(stdout).toMatch(/serving http:\/\/127\.0\.0\.1:\d+\/metrics/);
@@ -42,6 +43,7 @@ describe('examples/production-demo', () => {
     expect(stdout).toMatch(/Downstream\s+query\s+[1-9]\d*\s+[1-9]\d*\s+.*closed/);
     expect(stdout).toMatch(/progress \[█{20}\] 100% calls=/);
     expect(stdout).toContain('closed buses and pool. Done.');
+    expect(stdout).not.toContain('lingering');
     // A worker handler's own log line (pino in its thread, through ctx.logger) carries the caller's correlation id.
     const threadLines = stderr
       .split('\n')
@@ -54,5 +56,44 @@ describe('examples/production-demo', () => {
       correlationId: expect.stringMatching(/^req-\d+$/),
       requestId: expect.any(Number),
     });
+  });
+
+  it('keeps serving the final counts on /metrics while it lingers, until a signal ends it cleanly', async () => {
+    // A linger far longer than the test may take: only the SIGTERM below can end it.
+    const child = spawn(
+      process.execPath,
+      [main, '--duration', '1', '--rate', '50', '--threads', '1', '--linger', '600'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = once(child, 'exit');
+    let stdout = '';
+    child.stdout.setEncoding('utf8');
+    const lingering = new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: string) => {
+        stdout += chunk;
+        if (stdout.includes('--linger 0 skips this')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`exited (${code}) before lingering:\n${stdout}`)));
+    });
+    try {
+      await lingering;
+      const url = /serving (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(stdout)?.[1];
+      expect(url).toBeDefined();
+      // The final table's count, and the same count on /metrics after the table was printed.
+      const inTable = /HashPassword\s+command\s+(\d+)\s/.exec(stdout)?.[1];
+      expect(Number(inTable)).toBeGreaterThan(0);
+      const response = await fetch(`${url}/metrics`);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toContain(
+        `cqrs_executions_total{handler="HashPassword",kind="command"} ${inTable}\n`,
+      );
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/SIGTERM: linger cut short/);
+      expect(stdout).toContain('closed buses and pool. Done.');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

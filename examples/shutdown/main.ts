@@ -3,7 +3,14 @@
 // pool, and exits 0 by itself — no process.exit(), so a handle left open would show as a hang.
 // Run it with `node dist/examples/shutdown/main.js` after `node build.mjs --fast`, then press Ctrl-C.
 import { CommandBus, inWorker, isCqrsError, QueryBus, validation, WorkerPool } from '@cqrs-pool/core';
+import { parseCli } from '../cli.js';
 import { Digest, Health } from './handlers.js';
+
+parseCli({
+  command: 'node dist/examples/shutdown/main.js',
+  summary: 'Serves a steady trickle of calls until SIGINT or SIGTERM, then drains them and exits 0.',
+  options: {},
+});
 
 const pool = new WorkerPool({ threads: 2, maxQueue: 1_000 });
 const commands = new CommandBus({ pool, middleware: [validation()] });

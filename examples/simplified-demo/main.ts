@@ -13,6 +13,7 @@ import {
   WorkerPool,
 } from '@cqrs-pool/core';
 import pino from 'pino';
+import { parseCli } from '../cli.js';
 import {
   CreateProduct,
   CreateUser,
@@ -24,6 +25,12 @@ import {
   type Product,
   type User,
 } from './messages.js';
+
+parseCli({
+  command: 'node dist/examples/simplified-demo/main.js',
+  summary: 'A small e-commerce flow: users, products, orders, a cached query and its invalidation.',
+  options: {},
+});
 
 // ── State (main thread) ────────────────────────────────────────────────────────────────────────────────────
 const users = new Map<number, User>();

@@ -1,3 +1,6 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { CqrsRuntime } from '@cqrs-pool/core';
 import { createFromConfig, defineQuery, inWorker, isCqrsError, loadConfig } from '@cqrs-pool/core';
@@ -57,6 +60,38 @@ describe('createFromConfig', () => {
     const started = performance.now();
     await rejectionWith(runtime.queries.execute(Slow, {}), 'TIMEOUT');
     expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('builds from a YAML file with durations: the bus timeout and the cache ttl apply', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cqrs-config-'));
+    const file = join(dir, 'service.yaml');
+    await writeFile(
+      file,
+      [
+        'pool:',
+        '  threads: 1',
+        'query_bus:',
+        '  timeout: 50ms',
+        '  enable_retry: false',
+        'middleware:',
+        '  caching:',
+        '    ttl: 10m',
+        '',
+      ].join('\n'),
+    );
+    runtime = createFromConfig(await loadConfig(file));
+    expect(runtime.config.query_bus.timeout_ms).toBe(50);
+    // A query that never settles by itself: only the timeout from the file can end it.
+    runtime.queries.registerHandler(Slow, () => new Promise(() => {}));
+    await rejectionWith(runtime.queries.execute(Slow, {}), 'TIMEOUT');
+    let runs = 0;
+    runtime.queries.registerHandler(Lookup, ({ id }) => {
+      runs++;
+      return id;
+    });
+    await runtime.queries.execute(Lookup, { id: 3 });
+    await runtime.queries.execute(Lookup, { id: 3 });
+    expect(runs).toBe(1);
   });
 
   it('caches queries and exposes the cache for invalidation', async () => {

@@ -1,98 +1,128 @@
 import { z } from 'zod';
+import { duration, mergeDurations } from './durationFields.js';
 
-// The configuration file, shaped like go-cqrs's configs/*.json: a section per bus choosing which middleware it
-// gets, and a section per middleware with its parameters. Every object is strict, so a misspelt field fails
-// loudly, naming itself, instead of being ignored.
+// The configuration file, shaped like go-cqrs's configs: a section per bus choosing which middleware it gets,
+// and a section per middleware with its parameters. Every object is strict, so a misspelt field fails
+// loudly, naming itself, instead of being ignored. Each time field comes in two spellings, `x_ms: 30000` and
+// `x: 30s` (see durationFields.ts); the parsed configuration holds `x_ms` only.
 
 const positiveInt = z.number().int().min(1);
 const nonNegativeInt = z.number().int().min(0);
 const positiveMs = z.number().positive().finite();
 
-const poolSection = z.strictObject({
-  /** Threads; default: the machine's available parallelism. */
-  threads: positiveInt.optional(),
-  min_threads: nonNegativeInt.optional(),
-  max_queue: nonNegativeInt.optional(),
-  idle_timeout_ms: nonNegativeInt.optional(),
-  cancel_grace_ms: nonNegativeInt.optional(),
-  /** V8 old-generation heap limit per thread, in MB. */
-  max_old_generation_mb: positiveInt.optional(),
-});
+const poolSection = z
+  .strictObject({
+    /** Threads; default: the machine's available parallelism. */
+    threads: positiveInt.optional(),
+    min_threads: nonNegativeInt.optional(),
+    max_queue: nonNegativeInt.optional(),
+    idle_timeout_ms: nonNegativeInt.optional(),
+    idle_timeout: duration(nonNegativeInt).optional(),
+    cancel_grace_ms: nonNegativeInt.optional(),
+    cancel_grace: duration(nonNegativeInt).optional(),
+    /** V8 old-generation heap limit per thread, in MB. */
+    max_old_generation_mb: positiveInt.optional(),
+  })
+  .transform(mergeDurations({ idle_timeout: 'optional', cancel_grace: 'optional' }));
 
-const busSection = z.strictObject({
+const busFields = {
   enable_metrics: z.boolean().default(true),
   enable_validation: z.boolean().default(true),
   enable_logging: z.boolean().default(true),
   enable_rate_limit: z.boolean().default(true),
   enable_circuit_breaker: z.boolean().default(true),
   enable_retry: z.boolean().default(false),
-  /** Per-call timeout of this bus, in ms; absent: no timeout middleware on this bus. */
+  /** Per-call timeout of this bus; absent: no timeout middleware on this bus. */
   timeout_ms: positiveMs.optional(),
-});
-
-const querySection = busSection.extend({
-  enable_caching: z.boolean().default(true),
-  enable_retry: z.boolean().default(true),
-});
+  timeout: duration(positiveMs).optional(),
+};
+const busSection = z.strictObject(busFields).transform(mergeDurations({ timeout: 'optional' }));
+const querySection = z
+  .strictObject({
+    ...busFields,
+    enable_caching: z.boolean().default(true),
+    enable_retry: z.boolean().default(true),
+  })
+  .transform(mergeDurations({ timeout: 'optional' }));
 
 const middlewareSection = z.strictObject({
   timeout: z
-    .strictObject({ enabled: z.boolean().default(true), grace_ms: nonNegativeInt.optional() })
-    .default({ enabled: true }),
+    .strictObject({
+      enabled: z.boolean().default(true),
+      grace_ms: nonNegativeInt.optional(),
+      grace: duration(nonNegativeInt).optional(),
+    })
+    .transform(mergeDurations({ grace: 'optional' }))
+    .prefault({}),
   circuit_breaker: z
     .strictObject({
       enabled: z.boolean().default(true),
       failure_threshold: positiveInt.default(5),
-      reset_after_ms: positiveMs.default(30_000),
+      reset_after_ms: positiveMs.optional(),
+      reset_after: duration(positiveMs).optional(),
       half_open_probes: positiveInt.default(1),
     })
-    .default({ enabled: false, failure_threshold: 5, reset_after_ms: 30_000, half_open_probes: 1 }),
+    .transform(mergeDurations({ reset_after: 30_000 }))
+    .prefault({ enabled: false }),
   rate_limit: z
     .strictObject({
       enabled: z.boolean().default(true),
       limit: positiveInt,
-      window_ms: positiveMs,
+      window_ms: positiveMs.optional(),
+      window: duration(positiveMs).optional(),
       burst: positiveInt.optional(),
       key: z.enum(['handler', 'bus']).default('handler'),
     })
+    .transform(mergeDurations({ window: 'required' }))
     .optional(),
   caching: z
-    .strictObject({ enabled: z.boolean().default(true), ttl_ms: positiveMs, max: positiveInt.default(1000) })
+    .strictObject({
+      enabled: z.boolean().default(true),
+      ttl_ms: positiveMs.optional(),
+      ttl: duration(positiveMs).optional(),
+      max: positiveInt.default(1000),
+    })
+    .transform(mergeDurations({ ttl: 'required' }))
     .optional(),
   retry: z
     .strictObject({
       enabled: z.boolean().default(true),
       max_retries: nonNegativeInt.default(3),
-      base_delay_ms: nonNegativeInt.default(50),
-      max_delay_ms: nonNegativeInt.default(2000),
+      base_delay_ms: nonNegativeInt.optional(),
+      base_delay: duration(nonNegativeInt).optional(),
+      max_delay_ms: nonNegativeInt.optional(),
+      max_delay: duration(nonNegativeInt).optional(),
       jitter: z.boolean().default(true),
       on_commands: z.boolean().default(false),
     })
+    .transform(mergeDurations({ base_delay: 50, max_delay: 2_000 }))
     .optional(),
   validation: z
     .strictObject({ enabled: z.boolean().default(true), output: z.boolean().default(false) })
-    .default({ enabled: true, output: false }),
+    .prefault({}),
   logging: z
     .strictObject({
       enabled: z.boolean().default(true),
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
       include_input: z.boolean().default(false),
       slow_ms: positiveMs.optional(),
+      slow: duration(positiveMs).optional(),
     })
-    .default({ enabled: true, level: 'info', include_input: false }),
+    .transform(mergeDurations({ slow: 'optional' }))
+    .prefault({}),
 });
 
 /** The schema of a configuration file. */
 export const configSchema = z.strictObject({
   /** Free text: which environment this file is for. */
   environment: z.string().optional(),
-  pool: poolSection.default({}),
-  command_bus: busSection.default(busSection.parse({})),
-  query_bus: querySection.default(querySection.parse({})),
-  middleware: middlewareSection.default(middlewareSection.parse({})),
+  pool: poolSection.prefault({}),
+  command_bus: busSection.prefault({}),
+  query_bus: querySection.prefault({}),
+  middleware: middlewareSection.prefault({}),
 });
 
 /** A configuration as written in a file (fields with defaults may be left out). */
 export type CqrsConfigInput = z.input<typeof configSchema>;
-/** A validated configuration, defaults filled in. */
+/** A validated configuration, defaults filled in; every time field in milliseconds (`*_ms`). */
 export type CqrsConfig = z.output<typeof configSchema>;
