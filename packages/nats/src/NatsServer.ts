@@ -128,7 +128,7 @@ export class NatsServer {
       input = this.codec.decode(msg.data);
     } catch (decodeErr) {
       this.counts.malformed++;
-      const text = decodeErr instanceof Error ? decodeErr.message : String(decodeErr);
+      const text = messageOf(decodeErr);
       this.refuse(msg, new CqrsError('VALIDATION', `${name}: malformed request: ${text}`, { handler: name }));
       return;
     }
@@ -146,37 +146,51 @@ export class NatsServer {
       );
       options = { metadata, signal: controller.signal };
     }
-    this.bus.execute(name, input, options).then(
+    let pending: Promise<unknown>;
+    try {
+      pending = this.bus.execute(name, input, options);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    // Neither continuation may throw: they run detached, where a throw would be an unhandled rejection (the
+    // end of the process), and the call would stay in flight for good.
+    pending.then(
       (value) => {
         clearTimeout(deadline);
-        let body: Uint8Array;
+        this.settle(msg, name, true, value);
+      },
+      (callErr: unknown) => {
+        clearTimeout(deadline);
+        this.settle(msg, name, false, callErr);
+      },
+    );
+  }
+
+  /** Answers a call that ran, with its result or its error, and counts it; never throws. */
+  private settle(msg: Msg, name: string, ok: boolean, outcome: unknown): void {
+    let succeeded = false;
+    try {
+      if (ok) {
+        let body: Uint8Array | undefined;
         try {
-          body = this.codec.encode(value);
+          body = this.codec.encode(outcome);
         } catch (encodeErr) {
           this.answer(
             msg,
             STATUS_ERROR,
-            encodeError(
-              new CqrsError(
-                'NOT_CLONEABLE',
-                `${name}: the result cannot be encoded (${this.codec.name}): ${(encodeErr as Error).message}`,
-                { handler: name },
-              ),
-              this.codec,
-            ),
+            encodeError(cannotEncode(name, this.codec, encodeErr), this.codec),
+            name,
           );
-          this.done(false);
-          return;
         }
-        this.answer(msg, STATUS_OK, body);
-        this.done(true);
-      },
-      (callErr: unknown) => {
-        clearTimeout(deadline);
-        this.answer(msg, STATUS_ERROR, encodeError(callErr, this.codec));
-        this.done(false);
-      },
-    );
+        if (body !== undefined) succeeded = this.answer(msg, STATUS_OK, body, name);
+      } else {
+        this.answer(msg, STATUS_ERROR, encodeError(outcome, this.codec), name);
+      }
+    } catch {
+      // Not expected (encodeError and answer never throw); nothing is left to answer with.
+    } finally {
+      this.done(succeeded);
+    }
   }
 
   private refuse(msg: Msg, err: CqrsError): void {
@@ -184,13 +198,29 @@ export class NatsServer {
     this.answer(msg, STATUS_ERROR, encodeError(err, this.codec));
   }
 
-  private answer(msg: Msg, status: string, body: Uint8Array): void {
+  /**
+   * Sends a reply; never throws. A reply too large for the connection (NATS `max_payload`) is replaced by a
+   * short error reply — `NOT_CLONEABLE` for a result — so the caller learns at once rather than at its
+   * timeout. Returns whether the reply went out as given.
+   */
+  private answer(msg: Msg, status: string, body: Uint8Array, name = '', last = false): boolean {
     const h = headers();
     h.set(WireHeaders.STATUS, status);
     try {
       msg.respond(body, { headers: h });
-    } catch {
-      // The connection closed under us: the caller's timeout (or its connection's loss) ends its wait.
+      return true;
+    } catch (err) {
+      // A closed connection answers nothing more: the caller's timeout (or its connection's loss) ends its
+      // wait. Otherwise the reply itself was refused, most likely for its size.
+      if (last || this.connection.isClosed()) return false;
+      const what = status === STATUS_OK ? 'result' : 'error';
+      const replacement = new CqrsError(
+        status === STATUS_OK ? 'NOT_CLONEABLE' : 'HANDLER_FAILED',
+        `${name}: the ${what} cannot be sent (${body.byteLength} bytes): ${messageOf(err)}`,
+        { handler: name },
+      );
+      this.answer(msg, STATUS_ERROR, encodeError(replacement, this.codec), name, true);
+      return false;
     }
   }
 
@@ -198,6 +228,22 @@ export class NatsServer {
     if (succeeded) this.counts.succeeded++;
     else this.counts.failed++;
     if (--this.counts.inFlight === 0) this.drained?.();
+  }
+}
+
+function cannotEncode(name: string, codec: Codec, err: unknown): CqrsError {
+  return new CqrsError(
+    'NOT_CLONEABLE',
+    `${name}: the result cannot be encoded (${codec.name}): ${messageOf(err)}`,
+    { handler: name },
+  );
+}
+
+function messageOf(err: unknown): string {
+  try {
+    return err instanceof Error ? String(err.message) : String(err);
+  } catch {
+    return 'unprintable error';
   }
 }
 

@@ -5,7 +5,8 @@ import type { Codec } from './Codec.js';
 
 /**
  * A call's error as a reply body: core's plain-data form (as errors cross threads), encoded by the codec.
- * Should a field of the error defeat the codec, the error goes without its fields rather than not at all.
+ * Never throws: should a field of the error defeat the codec, the error goes without its fields; should even
+ * that fail, as a fixed JSON body with its code and message.
  * @internal
  */
 export function encodeError(err: unknown, codec: Codec): Uint8Array {
@@ -13,18 +14,36 @@ export function encodeError(err: unknown, codec: Codec): Uint8Array {
   try {
     return codec.encode(serialized);
   } catch {
-    const bare: SerializedError =
-      serialized.t === 'error'
-        ? {
-            t: 'error',
-            name: serialized.name,
-            message: serialized.message,
-            code: codeOf(serialized.code),
-            // Kept, so a CqrsError is still rebuilt as one with its code.
-            ...(serialized.cqrs === undefined ? {} : { cqrs: {} }),
-          }
-        : { t: 'value', value: String(serialized.value) };
+    // below: the same error without its fields
+  }
+  const bare: SerializedError =
+    serialized.t === 'error'
+      ? {
+          t: 'error',
+          name: serialized.name,
+          message: serialized.message,
+          code: codeOf(serialized.code),
+          // Kept, so a CqrsError is still rebuilt as one with its code.
+          ...(serialized.cqrs === undefined ? {} : { cqrs: {} }),
+        }
+      : { t: 'value', value: describeValue(serialized.value) };
+  try {
     return codec.encode(bare);
+  } catch {
+    // below: plain JSON, which any codec of ours reads
+  }
+  try {
+    return Buffer.from(JSON.stringify(bare), 'utf8');
+  } catch {
+    return Buffer.from('{"t":"error","name":"Error","message":"the error cannot be encoded"}', 'utf8');
+  }
+}
+
+function describeValue(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return '[a thrown value that cannot be encoded]';
   }
 }
 
