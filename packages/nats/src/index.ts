@@ -8,4 +8,4 @@ export type { RemoteOptions } from './remote.js';
 export { remote } from './remote.js';
 export { serve } from './serve.js';
 export { DEFAULT_PREFIX, subjectFor } from './subjects.js';
-export { taggedJson } from './taggedJson.js';
+export { createTaggedJson, taggedJson } from './taggedJson.js';
