@@ -1,9 +1,10 @@
 import type { CommandBus, Definition, Metadata, QueryBus } from '@cqrs-pool/core';
-import { CqrsError } from '@cqrs-pool/core';
+import { CqrsError, isCqrsError } from '@cqrs-pool/core';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { headers } from '@nats-io/transport-node';
 import type { Codec } from './Codec.js';
 import { decodeMetadata } from './metadataHeader.js';
+import type { MetadataFilter, MetadataPolicy } from './metadataPolicy.js';
 import { subjectFor } from './subjects.js';
 import { encodeError } from './wireError.js';
 import { STATUS_ERROR, STATUS_OK, WireHeaders } from './wireHeaders.js';
@@ -23,6 +24,29 @@ export interface ServeOptions {
    * `retry()` can try again, likely on another node). Default 1024. The bus's pool bounds its own queue too.
    */
   maxInFlight?: number;
+  /**
+   * Which of the metadata a caller sent reaches the handlers: `{ allow: [...] }`, `{ drop: [...] }` or a
+   * function (see {@link MetadataPolicy}). Default: all of it. Over NATS, metadata is whatever the caller
+   * wrote — a `role` or `user` in it is a claim, not a fact: authorization rests on NATS accounts and subject
+   * permissions, and this option keeps claims you do not trust from reaching middleware that would believe them.
+   */
+  metadata?: MetadataPolicy;
+  /**
+   * Whether error replies carry stack traces (the error's, its causes' and those in its fields). Default
+   * `false`: stacks show the server's file paths and code to every caller. `true` for trusted callers only.
+   */
+  stacks?: boolean;
+}
+
+/** @internal What {@link serve} checked and hands to the server. */
+export interface ServerConfig {
+  readonly codec: Codec;
+  readonly maxInFlight: number;
+  readonly metadataFilter: MetadataFilter | undefined;
+  readonly stacks: boolean;
+  readonly names: readonly string[];
+  readonly prefix: string;
+  readonly queue: string;
 }
 
 /** What a {@link NatsServer} has done since it started. */
@@ -33,7 +57,10 @@ export interface NatsServerStats {
   succeeded: number;
   /** Answered with an error (the bus's, or a refusal here). */
   failed: number;
-  /** Unreadable (bad body, bad headers) or without a reply subject; answered with `VALIDATION` when possible. */
+  /**
+   * Unreadable (bad body, bad headers, beyond the codec's limits) or without a reply subject; answered with
+   * `VALIDATION` when there is a reply subject. Counted in `failed` too when answered.
+   */
   malformed: number;
   /** Calls running now. */
   inFlight: number;
@@ -60,22 +87,24 @@ export class NatsServer {
   private stopping: Promise<void> | undefined;
   private drained: (() => void) | undefined;
 
+  private readonly codec: Codec;
+
   /** @internal Use {@link serve}. */
   constructor(
     private readonly connection: NatsConnection,
     private readonly bus: Bus,
-    private readonly codec: Codec,
-    private readonly maxInFlight: number,
-    names: readonly string[],
-    prefix: string,
-    queue: string,
+    private readonly config: ServerConfig,
   ) {
+    this.codec = config.codec;
     const subjects: string[] = [];
-    for (const name of names) {
-      const subject = subjectFor(prefix, bus.kind, name);
+    for (const name of config.names) {
+      const subject = subjectFor(config.prefix, bus.kind, name);
       subjects.push(subject);
       this.subscriptions.push(
-        connection.subscribe(subject, { queue, callback: (err, msg) => this.onRequest(name, err, msg) }),
+        connection.subscribe(subject, {
+          queue: config.queue,
+          callback: (err, msg) => this.onRequest(name, err, msg),
+        }),
       );
     }
     this.subjects = subjects;
@@ -110,10 +139,10 @@ export class NatsServer {
       this.counts.malformed++;
       return;
     }
-    if (this.counts.inFlight >= this.maxInFlight) {
+    if (this.counts.inFlight >= this.config.maxInFlight) {
       this.refuse(
         msg,
-        new CqrsError('OVERLOADED', `${name}: ${this.maxInFlight} calls in flight on this node`, {
+        new CqrsError('OVERLOADED', `${name}: ${this.config.maxInFlight} calls in flight on this node`, {
           handler: name,
         }),
       );
@@ -131,6 +160,22 @@ export class NatsServer {
       const text = messageOf(decodeErr);
       this.refuse(msg, new CqrsError('VALIDATION', `${name}: malformed request: ${text}`, { handler: name }));
       return;
+    }
+    const filter = this.config.metadataFilter;
+    if (filter !== undefined) {
+      try {
+        metadata = filter(metadata, { name, subject: msg.subject, headers: msg.headers });
+      } catch (refusal) {
+        this.refuse(
+          msg,
+          isCqrsError(refusal)
+            ? refusal
+            : new CqrsError('VALIDATION', `${name}: metadata refused: ${messageOf(refusal)}`, {
+                handler: name,
+              }),
+        );
+        return;
+      }
     }
     this.counts.inFlight++;
     // Past the caller's own deadline nobody reads the reply: the handler is told to stop (ctx.signal). A
@@ -178,13 +223,13 @@ export class NatsServer {
           this.answer(
             msg,
             STATUS_ERROR,
-            encodeError(cannotEncode(name, this.codec, encodeErr), this.codec),
+            encodeError(cannotEncode(name, this.codec, encodeErr), this.codec, this.config.stacks),
             name,
           );
         }
         if (body !== undefined) succeeded = this.answer(msg, STATUS_OK, body, name);
       } else {
-        this.answer(msg, STATUS_ERROR, encodeError(outcome, this.codec), name);
+        this.answer(msg, STATUS_ERROR, encodeError(outcome, this.codec, this.config.stacks), name);
       }
     } catch {
       // Not expected (encodeError and answer never throw); nothing is left to answer with.
@@ -195,7 +240,7 @@ export class NatsServer {
 
   private refuse(msg: Msg, err: CqrsError): void {
     this.counts.failed++;
-    this.answer(msg, STATUS_ERROR, encodeError(err, this.codec));
+    this.answer(msg, STATUS_ERROR, encodeError(err, this.codec, this.config.stacks));
   }
 
   /**
@@ -219,7 +264,7 @@ export class NatsServer {
         `${name}: the ${what} cannot be sent (${body.byteLength} bytes): ${messageOf(err)}`,
         { handler: name },
       );
-      this.answer(msg, STATUS_ERROR, encodeError(replacement, this.codec), name, true);
+      this.answer(msg, STATUS_ERROR, encodeError(replacement, this.codec, this.config.stacks), name, true);
       return false;
     }
   }

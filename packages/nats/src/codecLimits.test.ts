@@ -80,7 +80,7 @@ describe('codec limits (tagged JSON)', () => {
         expect(encodes).toBe(decodes);
         seen[encodes ? 'accepted' : 'refused']++;
       }),
-      { numRuns: 500 },
+      { numRuns: 3000 },
     );
     // Both sides of the limit were exercised.
     expect(seen.refused).toBeGreaterThan(20);

@@ -1,5 +1,8 @@
 // `@cqrs-pool/nats`: remote command and query execution over NATS request/reply with queue groups.
 export type { Codec } from './Codec.js';
+export type { CodecLimits } from './codecLimits.js';
+export { DEFAULT_LIMITS } from './codecLimits.js';
+export type { MetadataFilter, MetadataPolicy, MetadataRequest } from './metadataPolicy.js';
 export type { NatsServerStats, ServeOptions } from './NatsServer.js';
 export { NatsServer } from './NatsServer.js';
 export type { RemoteClientOptions } from './RemoteClient.js';

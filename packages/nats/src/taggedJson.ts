@@ -216,11 +216,14 @@ class Reviver {
         break;
       case 'o':
         if (Array.isArray(v)) {
+          // Revived as a whole, like a Map's entries: the entry arrays count as levels, as when encoding.
+          const entries = this.revive(v, depth + 1) as unknown[];
           const out: Record<string, unknown> = {};
-          for (const entry of v) {
-            if (!Array.isArray(entry) || typeof entry[0] !== 'string')
+          for (const entry of entries) {
+            if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string') {
               throw new TypeError('malformed $t:o entry');
-            setField(out, entry[0], this.revive(entry[1], depth + 3));
+            }
+            setField(out, entry[0], entry[1]);
           }
           return out;
         }
