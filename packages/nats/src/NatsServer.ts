@@ -185,8 +185,14 @@ export class NatsServer {
     let options: { metadata: Metadata; signal?: AbortSignal } = { metadata };
     if (timeoutMs !== undefined) {
       const controller = new AbortController();
+      // A CqrsError as the reason: the bus settles with it as it is (TIMEOUT), as with its own timeout().
       deadline = setTimeout(
-        () => controller.abort(new Error(`the caller's deadline (${timeoutMs} ms) passed`)),
+        () =>
+          controller.abort(
+            new CqrsError('TIMEOUT', `${name}: the caller's deadline (${timeoutMs} ms) passed`, {
+              handler: name,
+            }),
+          ),
         timeoutMs,
       );
       options = { metadata, signal: controller.signal };
