@@ -148,6 +148,20 @@ export class NatsServer {
       );
       return;
     }
+    const codecId = this.codec.id;
+    const asked = msg.headers?.get(WireHeaders.CODEC);
+    if (codecId !== undefined && asked !== undefined && asked !== '' && asked !== codecId) {
+      // A body in another codec could decode to something else entirely (a plain-JSON `{"$t":…}` read as a
+      // tag): refused unread. The refusal has no field any codec of ours would read differently.
+      this.counts.malformed++;
+      this.refuse(
+        msg,
+        new CqrsError('VALIDATION', `${name}: this node speaks ${codecId}, the request is ${asked}`, {
+          handler: name,
+        }),
+      );
+      return;
+    }
     let input: unknown;
     let metadata: Metadata;
     let timeoutMs: number | undefined;
@@ -257,6 +271,7 @@ export class NatsServer {
   private answer(msg: Msg, status: string, body: Uint8Array, name = '', last = false): boolean {
     const h = headers();
     h.set(WireHeaders.STATUS, status);
+    if (this.codec.id !== undefined) h.set(WireHeaders.CODEC, this.codec.id);
     try {
       msg.respond(body, { headers: h });
       return true;

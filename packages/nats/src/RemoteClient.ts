@@ -133,6 +133,7 @@ export class RemoteClient {
       );
     }
     const h = headers();
+    if (this.codec.id !== undefined) h.set(WireHeaders.CODEC, this.codec.id);
     h.set(WireHeaders.METADATA, encodeMetadata(metadata));
     h.set(WireHeaders.TIMEOUT_MS, String(this.timeoutMs));
     const traceparent = metadata[WireHeaders.TRACEPARENT];
@@ -245,7 +246,23 @@ export class RemoteClient {
       return;
     }
     if (h?.get(WireHeaders.STATUS) === STATUS_ERROR) {
+      // Whatever codec it names: an error envelope our codecs cannot read becomes NOT_CLONEABLE there.
       this.settle(id, undefined, decodeError(msg.data, this.codec, name));
+      return;
+    }
+    const replied = h?.get(WireHeaders.CODEC);
+    if (this.codec.id !== undefined && replied !== undefined && replied !== '' && replied !== this.codec.id) {
+      this.settle(
+        id,
+        undefined,
+        new CqrsError(
+          'NOT_CLONEABLE',
+          `${name}: the reply is in ${replied}, this client speaks ${this.codec.id}`,
+          {
+            handler: name,
+          },
+        ),
+      );
       return;
     }
     let value: unknown;

@@ -5,6 +5,8 @@ export { DEFAULT_LIMITS } from './codecLimits.js';
 export type { MetadataFilter, MetadataPolicy, MetadataRequest } from './metadataPolicy.js';
 export type { NatsServerStats, ServeOptions } from './NatsServer.js';
 export { NatsServer } from './NatsServer.js';
+export type { PlainJsonLimits } from './plainJson.js';
+export { createPlainJson, plainJson } from './plainJson.js';
 export type { RemoteClientOptions } from './RemoteClient.js';
 export { RemoteClient } from './RemoteClient.js';
 export type { RemoteOptions } from './remote.js';

@@ -39,6 +39,7 @@ export function createTaggedJson(limits?: CodecLimits): Codec {
   const resolved = resolveLimits(limits, 'createTaggedJson: limits');
   return {
     name: 'tagged-json',
+    id: 'tagged-json/1',
     encode(value: unknown): Uint8Array {
       return Buffer.from(JSON.stringify(value, replacerFor(resolved)) ?? 'null', 'utf8');
     },
