@@ -1,10 +1,14 @@
 import type { CommandBus, Definition, Metadata, QueryBus } from '@cqrs-pool/core';
 import { CqrsError, isCqrsError } from '@cqrs-pool/core';
+import type { Service, Endpoint as ServiceEndpoint } from '@nats-io/services';
+import { Svcm } from '@nats-io/services';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { headers } from '@nats-io/transport-node';
 import type { Codec } from './Codec.js';
 import { decodeMetadata } from './metadataHeader.js';
 import type { MetadataFilter, MetadataPolicy } from './metadataPolicy.js';
+import type { ResolvedService, ServiceOptions } from './microService.js';
+import { endpointName } from './microService.js';
 import { subjectFor } from './subjects.js';
 import { encodeError } from './wireError.js';
 import { STATUS_ERROR, STATUS_OK, WireHeaders } from './wireHeaders.js';
@@ -36,6 +40,20 @@ export interface ServeOptions {
    * `false`: stacks show the server's file paths and code to every caller. `true` for trusted callers only.
    */
   stacks?: boolean;
+  /**
+   * Registers the node as a NATS micro service, so that `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS` (and `nats
+   * micro ls|info|stats`) list it with its endpoints — one per handler — and their figures. Default: on, as
+   * `'cqrs-pool'` version `'0.0.0'`; `false` to stay unlisted. Needs the right to subscribe to `$SRV.>`; when
+   * registration fails the node serves on, unlisted (see {@link NatsServer.registrationError}).
+   */
+  service?: ServiceOptions | false;
+}
+
+/** A node registered as a NATS micro service: what `$SRV.PING` answers for it. */
+export interface RegisteredService {
+  readonly name: string;
+  readonly id: string;
+  readonly version: string;
 }
 
 /** @internal What {@link serve} checked and hands to the server. */
@@ -47,6 +65,7 @@ export interface ServerConfig {
   readonly names: readonly string[];
   readonly prefix: string;
   readonly queue: string;
+  readonly service: ResolvedService | undefined;
 }
 
 /** What a {@link NatsServer} has done since it started. */
@@ -68,6 +87,19 @@ export interface NatsServerStats {
 
 type Bus = CommandBus | QueryBus;
 
+/** One served handler: its subject and its own counts (the server's are their sums). */
+interface Endpoint {
+  readonly name: string;
+  readonly subject: string;
+  readonly counts: NatsServerStats;
+}
+
+type Count = keyof NatsServerStats;
+
+function zeroCounts(): NatsServerStats {
+  return { received: 0, succeeded: 0, failed: 0, malformed: 0, inFlight: 0 };
+}
+
 /**
  * One bus's handlers served on NATS, made by {@link serve}. Each request is decoded, run with
  * `bus.execute(name, input, { metadata, signal })` — through the bus's middleware and, for `inWorker`
@@ -76,16 +108,19 @@ type Bus = CommandBus | QueryBus;
 export class NatsServer {
   /** The subjects served, one per handler. */
   readonly subjects: readonly string[];
+  /**
+   * The node as a NATS micro service: resolves with its name, id and version once registered, or with
+   * `undefined` when it is not (the option `service: false`, or registration failed). Never rejects.
+   */
+  readonly service: Promise<RegisteredService | undefined>;
   private readonly subscriptions: Subscription[] = [];
-  private readonly counts: NatsServerStats = {
-    received: 0,
-    succeeded: 0,
-    failed: 0,
-    malformed: 0,
-    inFlight: 0,
-  };
+  private readonly endpoints: readonly Endpoint[];
+  private readonly counts: NatsServerStats = zeroCounts();
   private stopping: Promise<void> | undefined;
   private drained: (() => void) | undefined;
+  private active: Service | undefined;
+  private failedRegistration: Error | undefined;
+  private snapshot: ReturnType<Bus['getMetrics']> | undefined;
 
   private readonly codec: Codec;
 
@@ -96,18 +131,135 @@ export class NatsServer {
     private readonly config: ServerConfig,
   ) {
     this.codec = config.codec;
-    const subjects: string[] = [];
-    for (const name of config.names) {
-      const subject = subjectFor(config.prefix, bus.kind, name);
-      subjects.push(subject);
+    this.endpoints = config.names.map((name) => ({
+      name,
+      subject: subjectFor(config.prefix, bus.kind, name),
+      counts: zeroCounts(),
+    }));
+    this.subjects = this.endpoints.map((e) => e.subject);
+    // Our own subscriptions first, at once: `serve(); await nc.flush()` must find the node serving. The micro
+    // service's take over once it is registered (below).
+    this.subscribeAll();
+    this.service = config.service === undefined ? Promise.resolve(undefined) : this.register(config.service);
+  }
+
+  /** Why registering as a micro service failed, if it did: the node serves on, unlisted. */
+  get registrationError(): Error | undefined {
+    return this.failedRegistration;
+  }
+
+  /**
+   * Registers the micro service, its endpoints taking the place of our own subscriptions. The services
+   * library subscribes each endpoint itself (no endpoint is only listed), so the handover has both
+   * subscriptions in the queue group for a moment — each request still goes to one of them, and both run it
+   * the same way — then ours are drained.
+   */
+  private async register(options: ResolvedService): Promise<RegisteredService | undefined> {
+    const kind = this.bus.kind;
+    // NATS refuses a subscription its permissions forbid with an error on the connection; the services
+    // library does not see those of its $SRV subscriptions (it would answer nothing, and seem registered).
+    const statuses = this.connection.status();
+    const refused: string[] = [];
+    void (async () => {
+      for await (const status of statuses) {
+        const err =
+          status.type === 'error' ? (status.error as { operation?: unknown; subject?: unknown }) : {};
+        if (
+          err.operation === 'subscription' &&
+          typeof err.subject === 'string' &&
+          err.subject.startsWith('$SRV.')
+        ) {
+          refused.push(String((status as { error: Error }).error.message));
+        }
+      }
+    })().catch(() => undefined);
+    let service: Service | undefined;
+    try {
+      // The library is built against its own copy of nats-core's types; the connection is the same protocol.
+      service = await new Svcm(this.connection as unknown as ConstructorParameters<typeof Svcm>[0]).add({
+        name: options.name,
+        version: options.version,
+        description: options.description ?? `cqrs-pool ${kind} handlers`,
+        metadata: {
+          ...options.metadata,
+          'cqrs.kind': kind,
+          'cqrs.prefix': this.config.prefix,
+          'cqrs.queue': this.config.queue,
+          ...(this.codec.id === undefined ? {} : { 'cqrs.codec': this.codec.id }),
+        },
+        queue: this.config.queue,
+        statsHandler: (endpoint) => Promise.resolve(this.statsOf(endpoint)),
+      });
+      const taken = new Set<string>();
+      for (const endpoint of this.endpoints) {
+        service.addEndpoint(endpointName(endpoint.name, taken), {
+          subject: endpoint.subject,
+          queue: this.config.queue,
+          metadata: { 'cqrs.message': endpoint.name, 'cqrs.kind': kind },
+          handler: (err, msg) => this.onRequest(endpoint, err, msg as unknown as Msg),
+        });
+      }
+      // NATS sends the refusal of a subscription before the PONG of this flush; the status iterator hands it
+      // over on a later turn of the event loop.
+      await this.connection.flush();
+      await new Promise((resolve) => setImmediate(resolve));
+      if (refused.length > 0) throw new Error(`not listed as a micro service: ${refused[0]}`);
+      if (service.isStopped) throw (await service.stopped) ?? new Error('the micro service stopped at once');
+    } catch (err) {
+      this.failedRegistration = err instanceof Error ? err : new Error(String(err));
+      // Its endpoints leave the queue group; our own subscriptions, still there, serve on.
+      await service?.stop().catch(() => undefined);
+      return undefined;
+    } finally {
+      (statuses as { stop?: () => void }).stop?.();
+    }
+    this.active = service;
+    const own = this.subscriptions.splice(0);
+    await Promise.all(own.map((s) => s.drain().catch(() => undefined)));
+    // Stopped later by an error (a subscription failing): serve on, on our own subscriptions.
+    void service.stopped.then((err) => {
+      if (err === null || this.stopping !== undefined || this.connection.isClosed()) return;
+      this.failedRegistration = err;
+      this.active = undefined;
+      try {
+        this.subscribeAll();
+      } catch {
+        // The connection closed meanwhile: nothing to serve on.
+      }
+    });
+    const identity = service.ping();
+    return { name: identity.name, id: identity.id, version: identity.version };
+  }
+
+  /** An endpoint's `data` in `$SRV.STATS`: this node's counts for it, and its handler's shared-memory metrics. */
+  private statsOf(serviceEndpoint: ServiceEndpoint): unknown {
+    const endpoint = this.endpoints.find((e) => e.subject === serviceEndpoint.subject);
+    if (endpoint === undefined) return null;
+    // One snapshot for all the endpoints of one STATS request (the library asks endpoint by endpoint).
+    if (this.snapshot === undefined) {
+      this.snapshot = this.bus.getMetrics();
+      setImmediate(() => {
+        this.snapshot = undefined;
+      });
+    }
+    const handler = this.snapshot.handlers[endpoint.name];
+    return { requests: { ...endpoint.counts }, ...(handler === undefined ? {} : { handler }) };
+  }
+
+  private subscribeAll(): void {
+    for (const endpoint of this.endpoints) {
       this.subscriptions.push(
-        connection.subscribe(subject, {
-          queue: config.queue,
-          callback: (err, msg) => this.onRequest(name, err, msg),
+        this.connection.subscribe(endpoint.subject, {
+          queue: this.config.queue,
+          callback: (err, msg) => this.onRequest(endpoint, err, msg),
         }),
       );
     }
-    this.subjects = subjects;
+  }
+
+  private count(endpoint: Endpoint, what: Count, by = 1): void {
+    this.counts[what] += by;
+    endpoint.counts[what] += by;
   }
 
   /** A copy of the counts so far. */
@@ -122,25 +274,33 @@ export class NatsServer {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      // drain(): unsubscribe, and still deliver what the NATS server had sent before it saw that.
-      await Promise.all(this.subscriptions.map((s) => s.drain().catch(() => undefined)));
+      // A registration under way finishes first, so that nothing subscribes after the drain.
+      await this.service;
+      // drain(): unsubscribe, and still deliver what the NATS server had sent before it saw that. The
+      // service's stop() drains its endpoints' and its $SRV subscriptions.
+      await Promise.all([
+        ...this.subscriptions.map((s) => s.drain().catch(() => undefined)),
+        this.active?.stop().catch(() => undefined),
+      ]);
       if (this.counts.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
       if (!this.connection.isClosed()) await this.connection.flush().catch(() => undefined);
     })();
     return this.stopping;
   }
 
-  private onRequest(name: string, err: Error | null, msg: Msg): void {
+  private onRequest(endpoint: Endpoint, err: Error | null, msg: Msg): void {
     if (err !== null) return;
-    this.counts.received++;
+    const name = endpoint.name;
+    this.count(endpoint, 'received');
     if (msg.reply === undefined || msg.reply === '') {
       // A plain publish, not a request: there is no one to answer, and running a command nobody awaits
       // would hide it from every caller's metrics and errors.
-      this.counts.malformed++;
+      this.count(endpoint, 'malformed');
       return;
     }
     if (this.counts.inFlight >= this.config.maxInFlight) {
       this.refuse(
+        endpoint,
         msg,
         new CqrsError('OVERLOADED', `${name}: ${this.config.maxInFlight} calls in flight on this node`, {
           handler: name,
@@ -153,8 +313,9 @@ export class NatsServer {
     if (codecId !== undefined && asked !== undefined && asked !== '' && asked !== codecId) {
       // A body in another codec could decode to something else entirely (a plain-JSON `{"$t":…}` read as a
       // tag): refused unread. The refusal has no field any codec of ours would read differently.
-      this.counts.malformed++;
+      this.count(endpoint, 'malformed');
       this.refuse(
+        endpoint,
         msg,
         new CqrsError('VALIDATION', `${name}: this node speaks ${codecId}, the request is ${asked}`, {
           handler: name,
@@ -170,9 +331,13 @@ export class NatsServer {
       timeoutMs = timeoutOf(msg.headers);
       input = this.codec.decode(msg.data);
     } catch (decodeErr) {
-      this.counts.malformed++;
+      this.count(endpoint, 'malformed');
       const text = messageOf(decodeErr);
-      this.refuse(msg, new CqrsError('VALIDATION', `${name}: malformed request: ${text}`, { handler: name }));
+      this.refuse(
+        endpoint,
+        msg,
+        new CqrsError('VALIDATION', `${name}: malformed request: ${text}`, { handler: name }),
+      );
       return;
     }
     const filter = this.config.metadataFilter;
@@ -181,6 +346,7 @@ export class NatsServer {
         metadata = filter(metadata, { name, subject: msg.subject, headers: msg.headers });
       } catch (refusal) {
         this.refuse(
+          endpoint,
           msg,
           isCqrsError(refusal)
             ? refusal
@@ -191,7 +357,7 @@ export class NatsServer {
         return;
       }
     }
-    this.counts.inFlight++;
+    this.count(endpoint, 'inFlight');
     // Past the caller's own deadline nobody reads the reply: the handler is told to stop (ctx.signal). A
     // timer cleared when the call settles, not AbortSignal.timeout(), whose timer would outlive every call
     // by the whole deadline (at thousands of calls a second, that many live timers).
@@ -222,17 +388,18 @@ export class NatsServer {
     pending.then(
       (value) => {
         clearTimeout(deadline);
-        this.settle(msg, name, true, value);
+        this.settle(endpoint, msg, true, value);
       },
       (callErr: unknown) => {
         clearTimeout(deadline);
-        this.settle(msg, name, false, callErr);
+        this.settle(endpoint, msg, false, callErr);
       },
     );
   }
 
   /** Answers a call that ran, with its result or its error, and counts it; never throws. */
-  private settle(msg: Msg, name: string, ok: boolean, outcome: unknown): void {
+  private settle(endpoint: Endpoint, msg: Msg, ok: boolean, outcome: unknown): void {
+    const name = endpoint.name;
     let succeeded = false;
     try {
       if (ok) {
@@ -254,12 +421,14 @@ export class NatsServer {
     } catch {
       // Not expected (encodeError and answer never throw); nothing is left to answer with.
     } finally {
-      this.done(succeeded);
+      this.count(endpoint, succeeded ? 'succeeded' : 'failed');
+      this.count(endpoint, 'inFlight', -1);
+      if (this.counts.inFlight === 0) this.drained?.();
     }
   }
 
-  private refuse(msg: Msg, err: CqrsError): void {
-    this.counts.failed++;
+  private refuse(endpoint: Endpoint, msg: Msg, err: CqrsError): void {
+    this.count(endpoint, 'failed');
     this.answer(msg, STATUS_ERROR, encodeError(err, this.codec, this.config.stacks));
   }
 
@@ -288,12 +457,6 @@ export class NatsServer {
       this.answer(msg, STATUS_ERROR, encodeError(replacement, this.codec, this.config.stacks), name, true);
       return false;
     }
-  }
-
-  private done(succeeded: boolean): void {
-    if (succeeded) this.counts.succeeded++;
-    else this.counts.failed++;
-    if (--this.counts.inFlight === 0) this.drained?.();
   }
 }
 

@@ -2,6 +2,7 @@ import type { CommandBus, QueryBus } from '@cqrs-pool/core';
 import { CqrsError } from '@cqrs-pool/core';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { metadataFilterOf } from './metadataPolicy.js';
+import { resolveService } from './microService.js';
 import type { ServeOptions } from './NatsServer.js';
 import { NatsServer } from './NatsServer.js';
 import { checkPrefix, DEFAULT_PREFIX } from './subjects.js';
@@ -73,7 +74,9 @@ export function serve(
       `serve: options.stacks must be a boolean, got ${String(stacks)}`,
     );
   }
+  const service = resolveService(options.service, 'serve: options.service');
   return new NatsServer(connection, bus, {
+    service,
     codec,
     maxInFlight,
     metadataFilter,
