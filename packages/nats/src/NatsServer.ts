@@ -1,89 +1,16 @@
-import type { CommandBus, Definition, Metadata, QueryBus } from '@cqrs-pool/core';
+import type { CommandBus, Metadata, QueryBus } from '@cqrs-pool/core';
 import { CqrsError, isCqrsError } from '@cqrs-pool/core';
-import type { Service, Endpoint as ServiceEndpoint } from '@nats-io/services';
-import { Svcm } from '@nats-io/services';
-import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Service } from '@nats-io/services';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { headers } from '@nats-io/transport-node';
 import type { Codec } from './Codec.js';
-import { decodeMetadata } from './metadataHeader.js';
-import type { MetadataFilter, MetadataPolicy } from './metadataPolicy.js';
-import type { ResolvedService, ServiceOptions } from './microService.js';
-import { endpointName } from './microService.js';
+import type { ResolvedService } from './microService.js';
+import { startMicroService } from './microService.js';
+import { metadataOf, timeoutOf } from './requestHeaders.js';
+import type { NatsServerStats, RegisteredService, ServerConfig } from './ServeOptions.js';
 import { subjectFor } from './subjects.js';
 import { encodeError } from './wireError.js';
 import { STATUS_ERROR, STATUS_OK, WireHeaders } from './wireHeaders.js';
-
-/** Options of {@link serve}. */
-export interface ServeOptions {
-  /** Subject prefix: handlers are served on `<prefix>.cmd.<Name>` / `<prefix>.qry.<Name>`. Default `'cqrs'`. */
-  prefix?: string;
-  /** The NATS queue group: each request goes to one member. Default `'cqrs-pool'`. */
-  queue?: string;
-  /** Serve only these handlers (names or definitions). Default: every handler registered on the bus now. */
-  handlers?: readonly (string | Definition)[];
-  /** Decodes inputs and encodes results and errors. Default `taggedJson`. Must match the callers'. */
-  codec?: Codec;
-  /**
-   * Calls this node runs at once; a request beyond is answered at once with `OVERLOADED` (the caller's
-   * `retry()` can try again, likely on another node). Default 1024. The bus's pool bounds its own queue too.
-   */
-  maxInFlight?: number;
-  /**
-   * Which of the metadata a caller sent reaches the handlers: `{ allow: [...] }`, `{ drop: [...] }` or a
-   * function (see {@link MetadataPolicy}). Default: all of it. Over NATS, metadata is whatever the caller
-   * wrote — a `role` or `user` in it is a claim, not a fact: authorization rests on NATS accounts and subject
-   * permissions, and this option keeps claims you do not trust from reaching middleware that would believe them.
-   */
-  metadata?: MetadataPolicy;
-  /**
-   * Whether error replies carry stack traces (the error's, its causes' and those in its fields). Default
-   * `false`: stacks show the server's file paths and code to every caller. `true` for trusted callers only.
-   */
-  stacks?: boolean;
-  /**
-   * Registers the node as a NATS micro service, so that `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS` (and `nats
-   * micro ls|info|stats`) list it with its endpoints — one per handler — and their figures. Default: on, as
-   * `'cqrs-pool'` version `'0.0.0'`; `false` to stay unlisted. Needs the right to subscribe to `$SRV.>`; when
-   * registration fails the node serves on, unlisted (see {@link NatsServer.registrationError}).
-   */
-  service?: ServiceOptions | false;
-}
-
-/** A node registered as a NATS micro service: what `$SRV.PING` answers for it. */
-export interface RegisteredService {
-  readonly name: string;
-  readonly id: string;
-  readonly version: string;
-}
-
-/** @internal What {@link serve} checked and hands to the server. */
-export interface ServerConfig {
-  readonly codec: Codec;
-  readonly maxInFlight: number;
-  readonly metadataFilter: MetadataFilter | undefined;
-  readonly stacks: boolean;
-  readonly names: readonly string[];
-  readonly prefix: string;
-  readonly queue: string;
-  readonly service: ResolvedService | undefined;
-}
-
-/** What a {@link NatsServer} has done since it started. */
-export interface NatsServerStats {
-  /** Requests received. */
-  received: number;
-  /** Answered with a result. */
-  succeeded: number;
-  /** Answered with an error (the bus's, or a refusal here). */
-  failed: number;
-  /**
-   * Unreadable (bad body, bad headers, beyond the codec's limits) or without a reply subject; answered with
-   * `VALIDATION` when there is a reply subject. Counted in `failed` too when answered.
-   */
-  malformed: number;
-  /** Calls running now. */
-  inFlight: number;
-}
 
 type Bus = CommandBus | QueryBus;
 
@@ -155,63 +82,24 @@ export class NatsServer {
    * the same way — then ours are drained.
    */
   private async register(options: ResolvedService): Promise<RegisteredService | undefined> {
-    const kind = this.bus.kind;
-    // NATS refuses a subscription its permissions forbid with an error on the connection; the services
-    // library does not see those of its $SRV subscriptions (it would answer nothing, and seem registered).
-    const statuses = this.connection.status();
-    const refused: string[] = [];
-    void (async () => {
-      for await (const status of statuses) {
-        const err =
-          status.type === 'error' ? (status.error as { operation?: unknown; subject?: unknown }) : {};
-        if (
-          err.operation === 'subscription' &&
-          typeof err.subject === 'string' &&
-          err.subject.startsWith('$SRV.')
-        ) {
-          refused.push(String((status as { error: Error }).error.message));
-        }
-      }
-    })().catch(() => undefined);
-    let service: Service | undefined;
+    let service: Service;
     try {
-      // The library is built against its own copy of nats-core's types; the connection is the same protocol.
-      service = await new Svcm(this.connection as unknown as ConstructorParameters<typeof Svcm>[0]).add({
-        name: options.name,
-        version: options.version,
-        description: options.description ?? `cqrs-pool ${kind} handlers`,
-        metadata: {
-          ...options.metadata,
-          'cqrs.kind': kind,
-          'cqrs.prefix': this.config.prefix,
-          'cqrs.queue': this.config.queue,
-          ...(this.codec.id === undefined ? {} : { 'cqrs.codec': this.codec.id }),
-        },
+      service = await startMicroService(this.connection, {
+        options,
+        kind: this.bus.kind,
+        prefix: this.config.prefix,
         queue: this.config.queue,
-        statsHandler: (endpoint) => Promise.resolve(this.statsOf(endpoint)),
-      });
-      const taken = new Set<string>();
-      for (const endpoint of this.endpoints) {
-        service.addEndpoint(endpointName(endpoint.name, taken), {
+        codecId: this.codec.id,
+        endpoints: this.endpoints.map((endpoint) => ({
+          name: endpoint.name,
           subject: endpoint.subject,
-          queue: this.config.queue,
-          metadata: { 'cqrs.message': endpoint.name, 'cqrs.kind': kind },
-          handler: (err, msg) => this.onRequest(endpoint, err, msg as unknown as Msg),
-        });
-      }
-      // NATS sends the refusal of a subscription before the PONG of this flush; the status iterator hands it
-      // over on a later turn of the event loop.
-      await this.connection.flush();
-      await new Promise((resolve) => setImmediate(resolve));
-      if (refused.length > 0) throw new Error(`not listed as a micro service: ${refused[0]}`);
-      if (service.isStopped) throw (await service.stopped) ?? new Error('the micro service stopped at once');
+          handle: (err: Error | null, msg: Msg) => this.onRequest(endpoint, err, msg),
+        })),
+        stats: (subject) => this.statsOf(subject),
+      });
     } catch (err) {
       this.failedRegistration = err instanceof Error ? err : new Error(String(err));
-      // Its endpoints leave the queue group; our own subscriptions, still there, serve on.
-      await service?.stop().catch(() => undefined);
       return undefined;
-    } finally {
-      (statuses as { stop?: () => void }).stop?.();
     }
     this.active = service;
     const own = this.subscriptions.splice(0);
@@ -232,8 +120,8 @@ export class NatsServer {
   }
 
   /** An endpoint's `data` in `$SRV.STATS`: this node's counts for it, and its handler's shared-memory metrics. */
-  private statsOf(serviceEndpoint: ServiceEndpoint): unknown {
-    const endpoint = this.endpoints.find((e) => e.subject === serviceEndpoint.subject);
+  private statsOf(subject: string): unknown {
+    const endpoint = this.endpoints.find((e) => e.subject === subject);
     if (endpoint === undefined) return null;
     // One snapshot for all the endpoints of one STATS request (the library asks endpoint by endpoint).
     if (this.snapshot === undefined) {
@@ -416,7 +304,12 @@ export class NatsServer {
         }
         if (body !== undefined) succeeded = this.answer(msg, STATUS_OK, body, name);
       } else {
-        this.answer(msg, STATUS_ERROR, encodeError(outcome, this.codec, this.config.stacks), name);
+        this.answer(
+          msg,
+          STATUS_ERROR,
+          encodeError(asCqrsError(outcome, name), this.codec, this.config.stacks),
+          name,
+        );
       }
     } catch {
       // Not expected (encodeError and answer never throw); nothing is left to answer with.
@@ -460,6 +353,22 @@ export class NatsServer {
   }
 }
 
+/**
+ * The top-level error of a reply is a CqrsError, whatever the bus rejected with (a custom middleware may
+ * reject with anything): clients in other languages rely on its `code` and `cqrs` keys.
+ */
+function asCqrsError(err: unknown, name: string): unknown {
+  let known = false;
+  try {
+    known = isCqrsError(err);
+  } catch {
+    // A proxy that throws on every read: wrapped below.
+  }
+  return known
+    ? err
+    : new CqrsError('HANDLER_FAILED', `${name} failed: ${messageOf(err)}`, { cause: err, handler: name });
+}
+
 function cannotEncode(name: string, codec: Codec, err: unknown): CqrsError {
   return new CqrsError(
     'NOT_CLONEABLE',
@@ -474,24 +383,4 @@ function messageOf(err: unknown): string {
   } catch {
     return 'unprintable error';
   }
-}
-
-function metadataOf(h: MsgHdrs | undefined): Metadata {
-  const header = h?.get(WireHeaders.METADATA);
-  const metadata = header === undefined || header === '' ? {} : decodeMetadata(header);
-  // A caller that is not `remote()` may carry only the standard trace headers.
-  const traceparent = h?.get(WireHeaders.TRACEPARENT);
-  if (traceparent === undefined || traceparent === '' || metadata[WireHeaders.TRACEPARENT] !== undefined)
-    return metadata;
-  const tracestate = h?.get(WireHeaders.TRACESTATE);
-  return Object.freeze({ ...metadata, traceparent, ...(tracestate ? { tracestate } : {}) });
-}
-
-function timeoutOf(h: MsgHdrs | undefined): number | undefined {
-  const header = h?.get(WireHeaders.TIMEOUT_MS);
-  if (header === undefined || header === '') return undefined;
-  const ms = Number(header);
-  if (!Number.isInteger(ms) || ms <= 0 || ms > 2 ** 31 - 1)
-    throw new TypeError(`bad ${WireHeaders.TIMEOUT_MS} header '${header}'`);
-  return ms;
 }

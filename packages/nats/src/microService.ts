@@ -1,4 +1,8 @@
+import type { MessageKind } from '@cqrs-pool/core';
 import { CqrsError } from '@cqrs-pool/core';
+import type { Service } from '@nats-io/services';
+import { Svcm } from '@nats-io/services';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 
 /**
  * The `service` option of `serve`: how the node presents itself as a NATS micro service (the `$SRV.PING`,
@@ -80,4 +84,88 @@ export function endpointName(messageName: string, taken: Set<string>): string {
   for (let n = 2; taken.has(name); n++) name = `${base}_${n}`;
   taken.add(name);
   return name;
+}
+
+/** @internal What {@link startMicroService} registers. */
+export interface MicroServiceSpec {
+  readonly options: ResolvedService;
+  readonly kind: MessageKind;
+  readonly prefix: string;
+  readonly queue: string;
+  readonly codecId: string | undefined;
+  readonly endpoints: readonly {
+    readonly name: string;
+    readonly subject: string;
+    readonly handle: (err: Error | null, msg: Msg) => void;
+  }[];
+  /** An endpoint's `data` in `$SRV.STATS`, by its subject. */
+  readonly stats: (subject: string) => unknown;
+}
+
+/**
+ * Registers a NATS micro service whose endpoints — subscribed by the services library in the queue group —
+ * hand each request to `handle`. Resolves once NATS has accepted every subscription.
+ * @throws Error when NATS refuses one (permissions) or the service stops at once; it is then stopped.
+ * @internal
+ */
+export async function startMicroService(
+  connection: NatsConnection,
+  spec: MicroServiceSpec,
+): Promise<Service> {
+  // NATS refuses a subscription its permissions forbid with an error on the connection; the services
+  // library does not see those of its $SRV subscriptions (it would answer nothing, and seem registered).
+  const statuses = connection.status();
+  const refused: string[] = [];
+  void (async () => {
+    for await (const status of statuses) {
+      if (status.type !== 'error') continue;
+      const err = status.error as Error & { operation?: unknown; subject?: unknown };
+      if (
+        err.operation === 'subscription' &&
+        typeof err.subject === 'string' &&
+        err.subject.startsWith('$SRV.')
+      ) {
+        refused.push(err.message);
+      }
+    }
+  })().catch(() => undefined);
+  let service: Service | undefined;
+  try {
+    // The library is built against its own copy of nats-core's types; the connection is the same protocol.
+    service = await new Svcm(connection as unknown as ConstructorParameters<typeof Svcm>[0]).add({
+      name: spec.options.name,
+      version: spec.options.version,
+      description: spec.options.description ?? `cqrs-pool ${spec.kind} handlers`,
+      metadata: {
+        ...spec.options.metadata,
+        'cqrs.kind': spec.kind,
+        'cqrs.prefix': spec.prefix,
+        'cqrs.queue': spec.queue,
+        ...(spec.codecId === undefined ? {} : { 'cqrs.codec': spec.codecId }),
+      },
+      queue: spec.queue,
+      statsHandler: (endpoint) => Promise.resolve(spec.stats(endpoint.subject)),
+    });
+    const taken = new Set<string>();
+    for (const endpoint of spec.endpoints) {
+      service.addEndpoint(endpointName(endpoint.name, taken), {
+        subject: endpoint.subject,
+        queue: spec.queue,
+        metadata: { 'cqrs.message': endpoint.name, 'cqrs.kind': spec.kind },
+        handler: (err, msg) => endpoint.handle(err, msg as unknown as Msg),
+      });
+    }
+    // NATS sends the refusal of a subscription before the PONG of this flush; the status iterator hands it
+    // over on a later turn of the event loop.
+    await connection.flush();
+    await new Promise((resolve) => setImmediate(resolve));
+    if (refused.length > 0) throw new Error(`not listed as a micro service: ${refused[0]}`);
+    if (service.isStopped) throw (await service.stopped) ?? new Error('the micro service stopped at once');
+    return service;
+  } catch (err) {
+    await service?.stop().catch(() => undefined);
+    throw err;
+  } finally {
+    (statuses as { stop?: () => void }).stop?.();
+  }
 }

@@ -3,8 +3,8 @@ import { CqrsError } from '@cqrs-pool/core';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { metadataFilterOf } from './metadataPolicy.js';
 import { resolveService } from './microService.js';
-import type { ServeOptions } from './NatsServer.js';
 import { NatsServer } from './NatsServer.js';
+import type { ServeOptions } from './ServeOptions.js';
 import { checkPrefix, DEFAULT_PREFIX } from './subjects.js';
 import { taggedJson } from './taggedJson.js';
 

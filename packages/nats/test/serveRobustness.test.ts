@@ -97,6 +97,34 @@ describe.skipIf(nats === undefined)('a serving node under hostile handlers and v
     await Promise.all(servers.map((s) => s.stop()));
   });
 
+  it('answers a rejection that is no CqrsError (a custom middleware) as HANDLER_FAILED with it as cause', async () => {
+    const own = `${prefix}.plain`;
+    const rejections: Record<string, unknown> = { error: new TypeError('plain'), text: 'oops' };
+    const bus = new QueryBus({
+      middleware: [() => (call) => Promise.reject(rejections[(call.input as { what: string }).what])],
+    });
+    bus.registerHandler(WhichThread, () => 0);
+    const server = serve(serverConn, bus, { prefix: own });
+    await serverConn.flush();
+    for (const [what, cause] of [
+      ['error', { t: 'error', name: 'TypeError', message: 'plain' }],
+      ['text', { t: 'value', value: 'oops' }],
+    ] as const) {
+      const reply = await clientConn.request(`${own}.qry.WhichThread`, taggedJson.encode({ what }), {
+        timeout: 5_000,
+      });
+      expect(replyError(reply), what).toMatchObject({
+        t: 'error',
+        name: 'CqrsError',
+        code: 'HANDLER_FAILED',
+        message: `WhichThread failed: ${what === 'error' ? 'plain' : 'oops'}`,
+        cqrs: { handler: 'WhichThread' },
+        cause,
+      });
+    }
+    await server.stop();
+  });
+
   describe('deep and costly values, on a node with a 2-thread pool', () => {
     const own = `${prefix}.deep`;
     let pool: WorkerPool;
