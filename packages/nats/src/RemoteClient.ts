@@ -27,10 +27,17 @@ export interface RemoteClientOptions {
   timeoutMs?: number;
   /** Encodes inputs and decodes results and errors. Default {@link taggedJson}. Must match the servers'. */
   codec?: Codec;
+  /**
+   * Where replies come back: this client subscribes to `<inboxPrefix>.<unique>.*`. Default: the connection's
+   * own `inboxPrefix` option (`connect({ inboxPrefix })`), else `_INBOX`. Give each caller's NATS user a
+   * prefix of its own and the subscribe permission for it only, so no caller can read another's replies.
+   */
+  inboxPrefix?: string;
 }
 
 interface Pending {
   readonly name: string;
+  readonly subject: string;
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: unknown) => void;
   readonly timer: NodeJS.Timeout;
@@ -55,9 +62,12 @@ export class RemoteClient {
   readonly timeoutMs: number;
   /** The codec of inputs, results and errors (`options.codec`). */
   readonly codec: Codec;
+  /** The reply inbox prefix (`options.inboxPrefix`, or the connection's). */
+  readonly inboxPrefix: string;
   private readonly pending = new Map<string, Pending>();
   private inbox: string | undefined;
   private subscription: Subscription | undefined;
+  private statuses: AsyncIterable<unknown> | undefined;
   private nextId = 0;
   private closed = false;
 
@@ -78,6 +88,12 @@ export class RemoteClient {
       throw new CqrsError('INVALID_REGISTRATION', 'RemoteClient: options.codec must have encode and decode');
     }
     this.codec = codec;
+    // The connection's own option, when it was given one (not part of NatsConnection's type, but kept there).
+    const own = (connection as { options?: { inboxPrefix?: unknown } }).options?.inboxPrefix;
+    this.inboxPrefix = checkPrefix(
+      options.inboxPrefix ?? (typeof own === 'string' && own !== '' ? own : '_INBOX'),
+      'RemoteClient: options.inboxPrefix',
+    );
   }
 
   /** Requests waiting for their reply. */
@@ -117,6 +133,7 @@ export class RemoteClient {
       );
     }
     const h = headers();
+    if (this.codec.id !== undefined) h.set(WireHeaders.CODEC, this.codec.id);
     h.set(WireHeaders.METADATA, encodeMetadata(metadata));
     h.set(WireHeaders.TIMEOUT_MS, String(this.timeoutMs));
     const traceparent = metadata[WireHeaders.TRACEPARENT];
@@ -134,7 +151,7 @@ export class RemoteClient {
       }, this.timeoutMs);
       const onAbort =
         signal === undefined ? undefined : () => this.settle(id, undefined, abortError(signal, name));
-      this.pending.set(id, { name, resolve, reject, timer, signal, onAbort });
+      this.pending.set(id, { name, subject, resolve, reject, timer, signal, onAbort });
       if (onAbort !== undefined) signal?.addEventListener('abort', onAbort, { once: true });
       try {
         this.connection.publish(subject, body, { reply: `${this.replyInbox()}.${id}`, headers: h });
@@ -149,6 +166,8 @@ export class RemoteClient {
     this.closed = true;
     this.subscription?.unsubscribe();
     this.subscription = undefined;
+    // nats.js's status iterators have stop(); without it the watcher ends at the next status or the close.
+    (this.statuses as { stop?: () => void } | undefined)?.stop?.();
     for (const id of [...this.pending.keys()]) {
       const name = this.pending.get(id)?.name ?? '';
       this.settle(
@@ -161,15 +180,47 @@ export class RemoteClient {
 
   private replyInbox(): string {
     if (this.inbox === undefined) {
-      const inbox = createInbox();
+      const inbox = createInbox(this.inboxPrefix);
       this.subscription = this.connection.subscribe(`${inbox}.*`, {
         callback: (err, msg) => this.onReply(err, msg),
       });
       this.inbox = inbox;
       // A closed connection answers nothing more: end what waits at once, not at each timer.
       void this.connection.closed().then(() => this.failAll('the NATS connection is closed'));
+      void this.watchPermissions();
     }
     return this.inbox;
+  }
+
+  /**
+   * NATS refuses a publish its permissions forbid with an error on the connection, not on the request: the
+   * requests to that subject would wait for their timeout. They are ended at once instead.
+   */
+  private async watchPermissions(): Promise<void> {
+    const statuses = this.connection.status();
+    this.statuses = statuses;
+    try {
+      for await (const status of statuses) {
+        if (this.closed) return;
+        if (status.type !== 'error') continue;
+        const err = status.error as { operation?: unknown; subject?: unknown };
+        if (err.operation !== 'publish' || typeof err.subject !== 'string') continue;
+        for (const [id, entry] of [...this.pending]) {
+          if (entry.subject !== err.subject) continue;
+          this.settle(
+            id,
+            undefined,
+            new CqrsError(
+              'UNAVAILABLE',
+              `${entry.name}: NATS refused the request: no permission to publish to ${err.subject}`,
+              { handler: entry.name, cause: status.error },
+            ),
+          );
+        }
+      }
+    } catch {
+      // The connection is closed: closed() above ends what waits.
+    }
   }
 
   private onReply(err: Error | null, msg: Msg): void {
@@ -195,7 +246,23 @@ export class RemoteClient {
       return;
     }
     if (h?.get(WireHeaders.STATUS) === STATUS_ERROR) {
+      // Whatever codec it names: an error envelope our codecs cannot read becomes NOT_CLONEABLE there.
       this.settle(id, undefined, decodeError(msg.data, this.codec, name));
+      return;
+    }
+    const replied = h?.get(WireHeaders.CODEC);
+    if (this.codec.id !== undefined && replied !== undefined && replied !== '' && replied !== this.codec.id) {
+      this.settle(
+        id,
+        undefined,
+        new CqrsError(
+          'NOT_CLONEABLE',
+          `${name}: the reply is in ${replied}, this client speaks ${this.codec.id}`,
+          {
+            handler: name,
+          },
+        ),
+      );
       return;
     }
     let value: unknown;

@@ -1,8 +1,10 @@
 import type { CommandBus, QueryBus } from '@cqrs-pool/core';
 import { CqrsError } from '@cqrs-pool/core';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { ServeOptions } from './NatsServer.js';
+import { metadataFilterOf } from './metadataPolicy.js';
+import { resolveService } from './microService.js';
 import { NatsServer } from './NatsServer.js';
+import type { ServeOptions } from './ServeOptions.js';
 import { checkPrefix, DEFAULT_PREFIX } from './subjects.js';
 import { taggedJson } from './taggedJson.js';
 
@@ -12,9 +14,10 @@ import { taggedJson } from './taggedJson.js';
  * goes to one of them and runs through that node's bus — its middleware, its worker pool, its metrics.
  * Call it once per bus. Handlers registered after `serve` are not served.
  *
- * A request that cannot be read (bad body or headers) is answered with `VALIDATION`; one beyond
- * `maxInFlight` with `OVERLOADED`; a failed call with the bus's error, as plain data. Nothing a caller sends
- * can crash the node.
+ * A request that cannot be read (bad body or headers, beyond the codec's limits) is answered with
+ * `VALIDATION`; one beyond `maxInFlight` with `OVERLOADED`; one whose metadata `options.metadata` refuses with
+ * that refusal; a failed call with the bus's error, as plain data, without stack traces unless
+ * `options.stacks`. Nothing a caller sends can crash the node.
  *
  * @example
  * ```ts
@@ -63,7 +66,25 @@ export function serve(
       );
     }
   }
-  return new NatsServer(connection, bus, codec, maxInFlight, [...new Set(names)], prefix, queue);
+  const metadataFilter = metadataFilterOf(options.metadata, 'serve: options.metadata');
+  const stacks = options.stacks ?? false;
+  if (typeof stacks !== 'boolean') {
+    throw new CqrsError(
+      'INVALID_REGISTRATION',
+      `serve: options.stacks must be a boolean, got ${String(stacks)}`,
+    );
+  }
+  const service = resolveService(options.service, 'serve: options.service');
+  return new NatsServer(connection, bus, {
+    service,
+    codec,
+    maxInFlight,
+    metadataFilter,
+    stacks,
+    names: [...new Set(names)],
+    prefix,
+    queue,
+  });
 }
 
 function registeredNames(bus: CommandBus | QueryBus): string[] {

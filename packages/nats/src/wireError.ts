@@ -2,29 +2,61 @@ import { CqrsError, isCqrsError } from '@cqrs-pool/core';
 import type { SerializedError } from '@cqrs-pool/core/internal';
 import { deserializeError, markForwarded, serializeError } from '@cqrs-pool/core/internal';
 import type { Codec } from './Codec.js';
+import { withoutStacks } from './withoutStacks.js';
 
 /**
  * A call's error as a reply body: core's plain-data form (as errors cross threads), encoded by the codec.
- * Should a field of the error defeat the codec, the error goes without its fields rather than not at all.
+ * Never throws: should a field of the error defeat the codec, the error goes without its fields; should even
+ * that fail, as a fixed JSON body with its code and message. `stacks: false` removes every stack trace (the
+ * error's, its causes', and those of errors in its fields).
  * @internal
  */
-export function encodeError(err: unknown, codec: Codec): Uint8Array {
-  const serialized = serializeError(err);
+export function encodeError(err: unknown, codec: Codec, stacks = true): Uint8Array {
+  let serialized = serializeError(err);
+  if (!stacks) {
+    try {
+      serialized = withoutStacks(serialized);
+    } catch {
+      serialized = bare(serialized);
+    }
+  }
   try {
     return codec.encode(serialized);
   } catch {
-    const bare: SerializedError =
-      serialized.t === 'error'
-        ? {
-            t: 'error',
-            name: serialized.name,
-            message: serialized.message,
-            code: codeOf(serialized.code),
-            // Kept, so a CqrsError is still rebuilt as one with its code.
-            ...(serialized.cqrs === undefined ? {} : { cqrs: {} }),
-          }
-        : { t: 'value', value: String(serialized.value) };
-    return codec.encode(bare);
+    // below: the same error without its fields
+  }
+  const plain = bare(serialized);
+  try {
+    return codec.encode(plain);
+  } catch {
+    // below: plain JSON, which any codec of ours reads
+  }
+  try {
+    return Buffer.from(JSON.stringify(plain), 'utf8');
+  } catch {
+    return Buffer.from('{"t":"error","name":"Error","message":"the error cannot be encoded"}', 'utf8');
+  }
+}
+
+/** The error's name, message and code only (no stack, fields or cause). */
+function bare(serialized: SerializedError): SerializedError {
+  if (serialized.t === 'value') return { t: 'value', value: describeValue(serialized.value) };
+  const code = codeOf(serialized.code);
+  return {
+    t: 'error',
+    name: serialized.name,
+    message: serialized.message,
+    ...(code === undefined ? {} : { code }),
+    // Kept, so a CqrsError is still rebuilt as one with its code.
+    ...(serialized.cqrs === undefined ? {} : { cqrs: {} }),
+  };
+}
+
+function describeValue(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return '[a thrown value that cannot be encoded]';
   }
 }
 

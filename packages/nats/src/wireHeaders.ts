@@ -10,6 +10,8 @@ export const WireHeaders = {
   TIMEOUT_MS: 'Cqrs-Timeout-Ms',
   /** On a reply: `ok` (the body is the result) or `error` (the body is the error, serialized). */
   STATUS: 'Cqrs-Status',
+  /** On requests and replies: the body's codec and wire version (`Codec.id`), e.g. `tagged-json/1`. */
+  CODEC: 'Cqrs-Codec',
   /** W3C trace context, copied from the metadata so that NATS-aware tracing sees it too. */
   TRACEPARENT: 'traceparent',
   TRACESTATE: 'tracestate',

@@ -222,6 +222,26 @@ describe.skipIf(nats === undefined)('remote() and serve() over a real nats-serve
     );
   });
 
+  it('a deadline that passes on the server answers TIMEOUT (not ABORTED), and the handler is told to stop', async () => {
+    const timeouts = () => served.queries.getMetrics().handlers.Slow?.failuresByCode?.TIMEOUT ?? 0;
+    const before = timeouts();
+    const h = headers();
+    h.set('Cqrs-Timeout-Ms', '150');
+    // The raw caller waits longer than the deadline it sent: it reads what the server answers at the deadline.
+    const reply = await clientConn.request(`${prefix}.qry.Slow`, taggedJson.encode({ ms: 4_002 }), {
+      timeout: 5_000,
+      headers: h,
+    });
+    expect(reply.headers?.get('Cqrs-Status')).toBe('error');
+    expect(taggedJson.decode(reply.data)).toMatchObject({
+      t: 'error',
+      code: 'TIMEOUT',
+      message: "Slow: the caller's deadline (150 ms) passed",
+    });
+    expect(slowAborted).toContain(4_002);
+    expect(timeouts()).toBe(before + 1);
+  });
+
   it('the caller’s abort settles the call with ABORTED promptly and frees its in-flight slot', async () => {
     const client = new RemoteClient(clientConn, { prefix });
     const { queries } = callerBuses([], client);

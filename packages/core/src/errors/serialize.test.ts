@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import type { HostileErrorKind } from '../../test/fixtures/hostileErrors.js';
+import { hostileErrorKinds, hostileErrors } from '../../test/fixtures/hostileErrors.js';
 import { CqrsError, isCqrsError } from './CqrsError.js';
 import type { SerializedError } from './serialize.js';
 import { deserializeError, serializeError } from './serialize.js';
@@ -145,5 +147,54 @@ describe('serializeError / deserializeError', () => {
     const err = Object.assign(new Error('odd code'), { code: () => 1 });
     const rebuilt = acrossThreads(err) as Error & { code?: unknown };
     expect(rebuilt.code).toMatch(/^\[not cloneable: function/);
+  });
+
+  it('never throw, whatever the error does, and describe what cannot be read', () => {
+    const boom = '[unreadable: Error: boom]';
+    const expected: Record<HostileErrorKind, Record<string, unknown>> = {
+      throwingGetter: { name: 'Error', message: 'getter', detail: boom },
+      proxyError: { name: boom, message: boom, stack: boom, code: boom },
+      untouchableError: {},
+      proxyField: { message: 'proxy field', payload: '[not cloneable: Proxy]' },
+      unprintableName: { name: boom, message: 'bad name' },
+      unprintableMessage: { name: 'Error', message: boom },
+      throwingCause: { message: 'cause getter', cause: boom },
+      throwingStack: { message: 'stack getter', stack: boom },
+      throwingCode: { message: 'code getter', code: boom },
+      throwsUntouchable: { message: 'throws a proxy', detail: '[unreadable: a value that cannot be read]' },
+      thrownProxy: {},
+    };
+    for (const kind of hostileErrorKinds) {
+      let serialized: SerializedError | undefined;
+      expect(() => {
+        serialized = serializeError(hostileErrors[kind]());
+      }, kind).not.toThrow();
+      // What a thread posts and what NATS encodes: plain data, cloneable and printable.
+      expect(() => structuredClone(serialized), kind).not.toThrow();
+      expect(() => JSON.stringify(serialized), kind).not.toThrow();
+      const rebuilt = deserializeError(structuredClone(serialized as SerializedError));
+      if (kind === 'untouchableError' || kind === 'thrownProxy') {
+        expect(rebuilt, kind).toBe('[not cloneable: Proxy]');
+        continue;
+      }
+      expect(rebuilt, kind).toBeInstanceOf(Error);
+      expect(rebuilt, kind).toMatchObject(expected[kind]);
+    }
+  });
+
+  it('keep a CqrsError a CqrsError when its details cannot be read', () => {
+    const err = new CqrsError('VALIDATION', 'bad', { handler: 'Op' });
+    Object.defineProperty(err, 'issues', {
+      get() {
+        throw new TypeError('no issues');
+      },
+    });
+    const rebuilt = deserializeError(structuredClone(serializeError(err)));
+    expect(isCqrsError(rebuilt, 'VALIDATION')).toBe(true);
+    expect(rebuilt).toMatchObject({
+      message: 'bad',
+      handler: 'Op',
+      issues: ['[unreadable: TypeError: no issues]'],
+    });
   });
 });
