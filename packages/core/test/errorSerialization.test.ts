@@ -5,7 +5,7 @@
  */
 import { CommandBus, inWorker, QueryBus, WorkerPool } from '@cqrs-pool/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hostileErrorKinds } from './fixtures/hostileErrors.js';
+import { hostileErrorKinds, hostileErrors } from './fixtures/hostileErrors.js';
 import { ThrowHostile, WhichThread } from './fixtures/hostileMessages.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
@@ -62,5 +62,24 @@ describe('a worker handler throwing an error that resists serialization', () => 
     expect(pool.threads).toBe(1);
     await commands.close();
     await queries.close();
+  });
+});
+
+describe('an inline handler throwing an error that resists reading', () => {
+  it('fails with HANDLER_FAILED for every kind, and the call is counted and ends', async () => {
+    const commands = new CommandBus();
+    commands.registerHandler(ThrowHostile, ({ kind }) => {
+      throw hostileErrors[kind]();
+    });
+    for (const kind of hostileErrorKinds) {
+      const err = await rejectionWith(commands.execute(ThrowHostile, { kind }), 'HANDLER_FAILED');
+      expect(err.handler, kind).toBe('ThrowHostile');
+    }
+    expect(commands.getMetrics().handlers.ThrowHostile).toMatchObject({
+      executions: hostileErrorKinds.length,
+      failures: hostileErrorKinds.length,
+      inFlight: 0,
+    });
+    expect(commands.pending).toBe(0);
   });
 });
