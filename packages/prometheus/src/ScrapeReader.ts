@@ -16,6 +16,8 @@ export interface HandlerFigures {
   readonly counts: number[];
   /** Sum of the timed latencies, µs. */
   sumMicros: number;
+  /** Per-key order (a handler registered with `orderingKey`): calls waiting now, and the key-wait histogram. */
+  keyWait: { waiting: number; readonly counts: number[]; sumMicros: number } | undefined;
 }
 
 /** The pool's gauges at a scrape. */
@@ -65,12 +67,13 @@ export class ScrapeReader {
     for (const bus of this.buses) {
       const { kind, region, handlers } = bus.metricsSources();
       if (region === undefined) continue;
-      for (const { name, slot, recorded } of handlers) {
+      for (const { name, slot, recorded, ordered } of handlers) {
         // As getMetrics(): handlers whose calls are not counted have no series.
         if (!recorded) continue;
         // Executions before the histogram, as handlerMetrics reads them: a call counted has its latency.
         const figures = region.handlerMetrics(slot);
         const latency = region.readLatency(slot);
+        const keyWait = ordered ? region.readKeyWait(slot) : undefined;
         const key = `${kind}:${name}`;
         const known = byKey.get(key);
         if (known === undefined) {
@@ -84,6 +87,7 @@ export class ScrapeReader {
             circuit: figures.circuit,
             counts: latency.counts,
             sumMicros: latency.sumMicros,
+            keyWait,
           });
           continue;
         }
@@ -97,6 +101,16 @@ export class ScrapeReader {
         if (severity[figures.circuit] > severity[known.circuit]) known.circuit = figures.circuit;
         for (let b = 0; b < BUCKETS; b++) known.counts[b] = (known.counts[b] ?? 0) + (latency.counts[b] ?? 0);
         known.sumMicros += latency.sumMicros;
+        if (keyWait !== undefined) {
+          if (known.keyWait === undefined) known.keyWait = keyWait;
+          else {
+            known.keyWait.waiting += keyWait.waiting;
+            known.keyWait.sumMicros += keyWait.sumMicros;
+            for (let b = 0; b < BUCKETS; b++) {
+              known.keyWait.counts[b] = (known.keyWait.counts[b] ?? 0) + (keyWait.counts[b] ?? 0);
+            }
+          }
+        }
       }
     }
     const pool = this.pool;

@@ -1,13 +1,20 @@
 import { Histogram, type HistogramConfiguration } from 'prom-client';
 import { cumulativeCounts, type LatencyBuckets } from './latencyBuckets.js';
-import type { ScrapeReader } from './ScrapeReader.js';
+import type { HandlerFigures, ScrapeReader } from './ScrapeReader.js';
 
 type HistogramData = Awaited<ReturnType<Histogram<string>['get']>>;
 type HistogramValue = HistogramData['values'][number];
 
+/** Which shared histogram of a handler a {@link SharedLatencyHistogram} publishes; undefined: none for it. */
+export type HistogramSource = (
+  figures: HandlerFigures,
+) => { counts: number[]; sumMicros: number } | undefined;
+
+const handlerLatency: HistogramSource = (figures) => figures;
+
 /**
- * `<prefix>latency_seconds{handler,kind}`: a prom-client Histogram whose values are the shared histogram's,
- * read on scrape. prom-client's Histogram can only `observe` one sample at a time, so this subclass answers
+ * `<prefix>latency_seconds{handler,kind}` (or another histogram of µs the region keeps per handler, such as
+ * the key wait): a prom-client Histogram whose values are the shared histogram's, read on scrape. prom-client's Histogram can only `observe` one sample at a time, so this subclass answers
  * `get()` (and `getForPromString()`, which the registry prefers) itself, in the shape Histogram produces:
  * cumulative `_bucket{le}` series, `_sum` in seconds and `_count` — so the exposition says `histogram` and
  * aggregates like any other. Samples passed to `observe` are ignored: the shared memory is the only source.
@@ -20,6 +27,7 @@ export class SharedLatencyHistogram extends Histogram<'handler' | 'kind'> {
     config: HistogramConfiguration<'handler' | 'kind'>,
     private readonly reader: ScrapeReader,
     private readonly buckets: LatencyBuckets,
+    private readonly source: HistogramSource = handlerLatency,
   ) {
     super({ ...config, buckets: [...buckets.le] });
     this.metricName = config.name;
@@ -39,10 +47,12 @@ export class SharedLatencyHistogram extends Histogram<'handler' | 'kind'> {
     const values: HistogramValue[] = [];
     const bucketName = `${this.metricName}_bucket`;
     for (const figures of this.reader.read().handlers) {
+      const histogram = this.source(figures);
+      if (histogram === undefined) continue;
       const labels = { handler: figures.handler, kind: figures.kind };
-      const cumulative = cumulativeCounts(figures.counts, this.buckets);
+      const cumulative = cumulativeCounts(histogram.counts, this.buckets);
       let count = 0;
-      for (const n of figures.counts) count += n;
+      for (const n of histogram.counts) count += n;
       this.buckets.le.forEach((le, i) => {
         values.push({
           labels: { ...labels, le } as HistogramValue['labels'],
@@ -55,7 +65,7 @@ export class SharedLatencyHistogram extends Histogram<'handler' | 'kind'> {
         value: count,
         metricName: bucketName,
       });
-      values.push({ labels, value: figures.sumMicros / 1e6, metricName: `${this.metricName}_sum` });
+      values.push({ labels, value: histogram.sumMicros / 1e6, metricName: `${this.metricName}_sum` });
       values.push({ labels, value: count, metricName: `${this.metricName}_count` });
     }
     return {

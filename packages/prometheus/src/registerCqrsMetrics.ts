@@ -54,6 +54,9 @@ type Label = (typeof labelNames)[number];
  *   handlers are timed on every call of their first 1024, then one call in 8), so `_count` may be below
  *   `cqrs_executions_total`; `_sum / _count` is their mean.
  * - `cqrs_circuit_state{handler,kind}` — gauge, 0 closed, 1 half-open, 2 open (`CIRCUIT_STATE_VALUES`).
+ * - `cqrs_key_waiting{handler,kind}` — gauge, calls waiting for their ordering key; and
+ *   `cqrs_key_wait_seconds{handler,kind}` — histogram of how long calls waited for their key (0 for a call
+ *   that had it at once): handlers registered with `orderingKey` only.
  * - `cqrs_pool_threads`, `cqrs_pool_queue_size`, `cqrs_pool_max_queue`, `cqrs_pool_utilization`,
  *   `cqrs_pool_in_flight` — gauges, with `pool` only.
  *
@@ -147,6 +150,35 @@ export function registerCqrsMetrics(options: CqrsMetricsOptions): () => void {
       buckets,
     );
     names.push(latencyName);
+    const keyWaitingName = `${prefix}key_waiting`;
+    new Gauge({
+      name: keyWaitingName,
+      help: 'Calls waiting for their ordering key (handlers with orderingKey)',
+      labelNames,
+      registers,
+      collect(): void {
+        this.reset();
+        for (const figures of reader.read().handlers) {
+          if (figures.keyWait !== undefined) {
+            this.set({ handler: figures.handler, kind: figures.kind }, figures.keyWait.waiting);
+          }
+        }
+      },
+    });
+    names.push(keyWaitingName);
+    const keyWaitName = `${prefix}key_wait_seconds`;
+    new SharedLatencyHistogram(
+      {
+        name: keyWaitName,
+        help: 'Time calls waited for their ordering key, seconds (handlers with orderingKey)',
+        labelNames,
+        registers,
+      },
+      reader,
+      buckets,
+      (figures) => figures.keyWait,
+    );
+    names.push(keyWaitName);
     if (pool !== undefined) {
       poolGauge('pool_threads', 'Worker threads alive', (p) => p.threads);
       poolGauge('pool_queue_size', 'Calls waiting for a worker thread', (p) => p.queueSize);

@@ -127,6 +127,8 @@ describe('registerCqrsMetrics on a /metrics endpoint', () => {
       cqrs_in_flight: 'gauge',
       cqrs_circuit_state: 'gauge',
       cqrs_latency_seconds: 'histogram',
+      cqrs_key_waiting: 'gauge',
+      cqrs_key_wait_seconds: 'histogram',
       cqrs_pool_threads: 'gauge',
       cqrs_pool_queue_size: 'gauge',
       cqrs_pool_max_queue: 'gauge',
@@ -247,7 +249,7 @@ describe('registerCqrsMetrics on a /metrics endpoint', () => {
 
   it('unregisters its metrics, and refuses a taken name without touching the registry', async () => {
     expect(() => registerCqrsMetrics({ registry, buses: [queries] })).toThrow(/already been registered/);
-    expect(registry.getMetricsAsArray()).toHaveLength(10);
+    expect(registry.getMetricsAsArray()).toHaveLength(12);
     const remove = registerCqrsMetrics({ registry, buses: [queries], prefix: 'other_' });
     expect((await scrape()).value('other_executions_total', at('Lookup', 'query'))).toBe(3);
     remove();

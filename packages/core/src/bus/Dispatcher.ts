@@ -86,7 +86,13 @@ export interface MetricsSources {
    * `recorded` tells whether its calls are counted there (false with `metrics: false`, where a breaker may
    * still keep its state in the slot).
    */
-  readonly handlers: readonly { readonly name: string; readonly slot: number; readonly recorded: boolean }[];
+  readonly handlers: readonly {
+    readonly name: string;
+    readonly slot: number;
+    readonly recorded: boolean;
+    /** Registered with an `orderingKey`: its key-wait figures are kept in the slot's main block. */
+    readonly ordered: boolean;
+  }[];
 }
 
 /** What `registerHandler` accepts: an inline function, an `inWorker()` reference, or a `handle()` value run inline. */
@@ -601,7 +607,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     const handlers = [...this.handlers].map(([name, registration]) => {
       const recorded = registration.metricsSlot >= 0;
       const slot = recorded ? registration.metricsSlot : (region?.slotOf(`${this.kind}:${name}`) ?? -1);
-      return { name, slot, recorded };
+      return { name, slot, recorded, ordered: registration.ordering !== undefined };
     });
     return { kind: this.kind, region, handlers };
   }
