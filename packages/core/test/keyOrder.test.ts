@@ -100,6 +100,32 @@ describe('per-key order', () => {
     },
   );
 
+  it('holds with metrics off and with middleware, inline and in a thread', async () => {
+    pool = new WorkerPool({ threads: 2 });
+    const plain = new CommandBus({ pool, metrics: false });
+    const wrapped = new CommandBus({ pool, middleware: [(next) => (call) => next(call)] });
+    for (const bus of [plain, wrapped]) {
+      bus.registerHandler(Step, inWorker(handlers, 'stepInThread'), { orderingKey: byKey });
+      bus.registerHandler(StepInline, (input) => step(input, false), { orderingKey: byKey });
+    }
+    for (const bus of [plain, wrapped]) {
+      const calls = 40;
+      const log = stepLog(calls);
+      const keys = Array.from({ length: calls }, (_, i) => ['a', 'b'][i % 2] as Key);
+      const defs = keys.map((_, seq) => (seq < calls / 2 ? Step : StepInline));
+      await Promise.all(
+        keys.map((key, seq) => bus.execute(defs[seq] ?? Step, { key, seq, log, ms: seq % 3 })),
+      );
+      expect(
+        checkOrder(
+          log,
+          keys.map((key, seq) => `${defs[seq]?.name}/${key}`),
+        ),
+      ).toBe(calls);
+      expect(bus.pending).toBe(0);
+    }
+  });
+
   it('lets other keys run in parallel while a key waits: a blocked key holds no thread of the others', async () => {
     const commands = setup({ threads: 2 });
     const control = newControl();

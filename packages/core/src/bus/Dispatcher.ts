@@ -268,9 +268,10 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     const region = this.metricsOn || placement >= 0 ? this.useRegion() : undefined;
     const metricsSlot = region === undefined ? -1 : this.allocateSlot(region, name);
     // With no middleware nothing can refuse a call before the handler: the terminal then owns it whole
-    // (recording and settling), and `dispatch` adds no continuation of its own. A keyed call needs one (its
-    // place is given up when it settles), so it is never direct.
-    const direct = middleware.length === 0 && orderingKey === undefined;
+    // (recording, settling, giving a keyed call's place up), and `dispatch` adds no continuation of its own.
+    // The inline terminal without metrics leaves a keyed call's place to `dispatch`.
+    const direct =
+      middleware.length === 0 && (orderingKey === undefined || region !== undefined || inline === undefined);
     const ordering =
       orderingKey === undefined
         ? undefined
@@ -432,19 +433,21 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     // Counted before the chain runs: a direct terminal may settle the call synchronously.
     this.inFlight++;
     let pending: Promise<unknown>;
-    if (refused !== undefined) pending = Promise.reject(refused);
-    else {
+    if (refused !== undefined) {
+      pending = Promise.reject(refused);
+      // No terminal will count it: a direct registration's recording is done here.
+      if (registration.direct) this.refusedDirect(registration, refused);
+    } else {
       try {
         pending = registration.chain(call);
       } catch (err) {
         // A middleware that throws instead of rejecting must not escape as a synchronous throw.
         pending = Promise.reject(err);
-        if (registration.direct) this.settled();
+        if (registration.direct) {
+          order?.settle();
+          this.settled();
+        }
       }
-    }
-    if (order !== undefined) {
-      const release = (): void => order.settle();
-      pending.then(release, release);
     }
     // Stacks are cut in a reaction attached here, before the caller can attach its own, so the caller only
     // ever sees the cut error. With stacks kept (the default) this costs nothing.
@@ -454,17 +457,27 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     }
     const ticket = call.ticket;
     if (ticket === undefined) {
-      pending.then(this.settled, this.stacks ? this.settled : this.settledStripped);
+      if (order === undefined) pending.then(this.settled, this.stacks ? this.settled : this.settledStripped);
+      else {
+        const release = (err?: unknown): void => {
+          order.settle();
+          if (err !== undefined && !this.stacks) stripStacks(err);
+          this.settled();
+        };
+        pending.then(() => release(), release);
+      }
       return pending;
     }
     // A middleware settled and counted the call already (a cache hit outermost in the chain): end it now.
     if (ticket.settledBy === pending) {
       region.decrementInFlight(slot);
+      order?.settle();
       this.settled();
       return pending;
     }
     // The outermost metrics layer, folded in here: in flight −1, and count what no handler counted
-    // (refusals, aborts, crashes) — see recordingLayer.ts for the same logic as a placeable layer.
+    // (refusals, aborts, crashes) — see recordingLayer.ts for the same logic as a placeable layer. A keyed
+    // call gives its place up here too.
     const settle = (failed: boolean, err?: unknown): void => {
       region.decrementInFlight(slot);
       if (!ticket.claimed) {
@@ -472,6 +485,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
         region.recordCount(slot, failed);
         if (failed) region.recordFailureCode(slot, err);
       }
+      order?.settle();
       this.settled();
     };
     pending.then(
@@ -517,6 +531,16 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     return new CqrsError('OVERLOADED', `${name}: the pool's queue is full (calls waiting for their key)`, {
       handler: name,
     });
+  }
+
+  /** A keyed call of a direct registration refused before its terminal (see `place`): counted here. */
+  private refusedDirect(registration: Registration, err: CqrsError): void {
+    const region = this.recorder;
+    if (region !== undefined && registration.metricsSlot >= 0) {
+      region.recordCount(registration.metricsSlot, true);
+      region.recordFailureCode(registration.metricsSlot, err);
+    }
+    this.settled();
   }
 
   /** A call refused before any chain ran: rejected at once, its stack cut when the bus hides stacks. */

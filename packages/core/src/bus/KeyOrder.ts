@@ -1,4 +1,3 @@
-import type { CqrsError } from '../errors/CqrsError.js';
 import { abortErrorFor } from '../util/abortError.js';
 import type { Abortable } from '../util/callAbort.js';
 import { abortReason, isAborted, onAbort } from '../util/callAbort.js';
@@ -9,16 +8,7 @@ export type OrderingKey = string | number;
 const WAITING = 0;
 const HOLDING = 1;
 const LEFT = 2;
-
-/** The calls of one key: the one holding it, then the ones waiting, in the order they entered. */
-interface Lane {
-  readonly key: OrderingKey;
-  holder: OrderTicket | undefined;
-  readonly queue: OrderTicket[];
-  head: number;
-  /** Tickets in `queue` from `head` on that have not left. */
-  waiting: number;
-}
+const DONE = 3;
 
 /** Where a {@link KeyOrder} reports waits: the ordering table (bounds, totals) and the handler's metrics. */
 export interface KeyOrderSink {
@@ -38,17 +28,19 @@ export interface KeyOrderSink {
  */
 export class OrderTicket {
   state: number = WAITING;
+  /** The ticket that entered next with the same key: the lane is a list from the holder to the last. */
+  next: OrderTicket | undefined = undefined;
   /** When it started waiting (performance.now()), for the wait-time metric. */
   waitingSince = 0;
   /** Handler executions of this call in progress (retries run one after another, so 0 or 1). */
   private running = 0;
   private settled = false;
-  private wake: (() => void) | undefined;
+  private wake: (() => void) | undefined = undefined;
 
   constructor(
     private readonly order: KeyOrder,
-    readonly lane: Lane,
-    private readonly sink: KeyOrderSink | undefined,
+    readonly key: OrderingKey,
+    readonly sink: KeyOrderSink | undefined,
   ) {}
 
   /**
@@ -62,7 +54,7 @@ export class OrderTicket {
     return new Promise<void>((resolve, reject) => {
       const unsubscribe = onAbort(call, () => {
         this.wake = undefined;
-        reject(abortErrorFor(abortReason(call), name) satisfies CqrsError);
+        reject(abortErrorFor(abortReason(call), name));
       });
       this.wake = () => {
         unsubscribe();
@@ -81,43 +73,40 @@ export class OrderTicket {
     if (--this.running === 0 && this.settled) this.order.leave(this);
   }
 
-  /** The call settled at the bus (its caller has its answer). */
+  /** The call settled at the bus (its caller has its answer). Idempotent. */
   settle(): void {
+    if (this.settled) return;
     this.settled = true;
     if (this.running === 0) this.order.leave(this);
-  }
-
-  /** It is this ticket's turn: @internal, called by its KeyOrder. */
-  grant(waited: boolean): void {
-    this.state = HOLDING;
-    if (waited) {
-      this.sink?.stopWaiting();
-      this.sink?.granted(performance.now() - this.waitingSince);
-    } else this.sink?.granted(0);
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  /** Left while waiting: @internal. */
-  drop(): void {
-    this.state = LEFT;
-    this.sink?.stopWaiting();
   }
 
   get holding(): boolean {
     return this.state === HOLDING;
   }
 
-  get left(): boolean {
-    return this.state === LEFT;
+  /** It is this ticket's turn. @internal, called by its KeyOrder. */
+  grant(waited: boolean): void {
+    this.state = HOLDING;
+    if (!waited) {
+      this.sink?.granted(0);
+      return;
+    }
+    this.sink?.stopWaiting();
+    this.sink?.granted(performance.now() - this.waitingSince);
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
   }
 }
 
 /**
  * The lanes of one ordering group (a handler's calls, or the handlers that share an `orderingGroup`): per
- * key, at most one call holds the key at a time and the others wait in the order they entered. A lane exists
- * only while some call of its key is in flight, so a million distinct keys leave nothing behind.
+ * key, at most one call holds the key at a time and the others wait in the order they entered.
+ *
+ * A lane is a list of tickets from the one holding the key to the last that entered; the map keeps only
+ * the last ticket of each key, and only while some call of the key is in flight — a million distinct keys
+ * leave nothing behind, and a call whose key is free costs one map lookup and one store on entry and one
+ * delete on leaving.
  *
  * Calls take their place when they enter the bus, before any middleware, so the order is the order of
  * `execute`; they wait for their turn at the handler's terminal, after the middleware, so a timeout bounds
@@ -126,69 +115,56 @@ export class OrderTicket {
  * @internal
  */
 export class KeyOrder {
-  private readonly lanes = new Map<OrderingKey, Lane>();
+  /** The last ticket of each key with a call in flight. */
+  private readonly tails = new Map<OrderingKey, OrderTicket>();
 
-  /** Lanes with a call in flight (for tests and metrics). */
+  /** Keys with a call in flight. */
   get size(): number {
-    return this.lanes.size;
+    return this.tails.size;
   }
 
   /**
-   * Takes a place for a call of `key`: the key at once when its lane is idle, else a place at the back.
-   * Returns undefined when the call must wait and the sink refuses (the pool's queue is full).
+   * Takes a place for a call of `key`: the key at once when no call of it is in flight, else a place at the
+   * back. Returns undefined when the call must wait and the sink refuses (the pool's queue is full).
    */
   enter(key: OrderingKey, sink: KeyOrderSink | undefined): OrderTicket | undefined {
-    let lane = this.lanes.get(key);
-    if (lane === undefined) {
-      lane = { key, holder: undefined, queue: [], head: 0, waiting: 0 };
-      this.lanes.set(key, lane);
-    }
-    const ticket = new OrderTicket(this, lane, sink);
-    if (lane.holder === undefined && lane.waiting === 0) {
-      lane.holder = ticket;
+    const tail = this.tails.get(key);
+    const ticket = new OrderTicket(this, key, sink);
+    if (tail === undefined) {
+      this.tails.set(key, ticket);
       ticket.grant(false);
       return ticket;
     }
     if (sink !== undefined && !sink.startWaiting()) return undefined;
     ticket.waitingSince = performance.now();
-    lane.queue.push(ticket);
-    lane.waiting++;
+    tail.next = ticket;
+    this.tails.set(key, ticket);
     return ticket;
   }
 
-  /** `ticket`'s call is done with its key (or never had it): the next waiting call of the lane gets it. */
+  /** `ticket`'s call is done with its key, or gave its place up while it waited. */
   leave(ticket: OrderTicket): void {
-    const lane = ticket.lane;
-    if (ticket.holding) {
-      lane.holder = undefined;
-      this.passOn(lane);
-    } else if (!ticket.left) {
-      ticket.drop();
-      lane.waiting--;
-      // Its entry stays in the queue, skipped when reached; cleared out once the lane empties.
-      if (lane.holder === undefined) this.passOn(lane);
+    if (ticket.state === WAITING) {
+      // Stays linked, skipped when the turn reaches it.
+      ticket.state = LEFT;
+      ticket.sink?.stopWaiting();
+      return;
     }
-    if (lane.holder === undefined && lane.waiting === 0 && this.lanes.get(lane.key) === lane) {
-      this.lanes.delete(lane.key);
+    if (ticket.state !== HOLDING) return;
+    ticket.state = DONE;
+    let next = ticket.next;
+    ticket.next = undefined;
+    while (next !== undefined && next.state === LEFT) {
+      const after: OrderTicket | undefined = next.next;
+      next.next = undefined;
+      next = after;
     }
-  }
-
-  private passOn(lane: Lane): void {
-    while (lane.head < lane.queue.length) {
-      const next = lane.queue[lane.head] as OrderTicket;
-      lane.queue[lane.head++] = undefined as unknown as OrderTicket;
-      if (next.left) continue;
-      lane.waiting--;
-      // Drop the consumed front once it is most of the array: amortised O(1) per call.
-      if (lane.head > 64 && lane.head * 2 > lane.queue.length) {
-        lane.queue.splice(0, lane.head);
-        lane.head = 0;
-      }
-      lane.holder = next;
+    if (next !== undefined) {
       next.grant(true);
       return;
     }
-    lane.queue.length = 0;
-    lane.head = 0;
+    // Nobody waits: the lane ends, unless a later ticket (one that left) is still its tail.
+    const tail = this.tails.get(ticket.key);
+    if (tail === ticket || tail?.state === LEFT) this.tails.delete(ticket.key);
   }
 }

@@ -47,9 +47,10 @@ export function inlineTerminal(
   const terminal: Next = (call) => {
     // Per-key order: a keyed call runs at its turn (KeyOrder.ts). Until then it waits here, after the
     // middleware; at its turn — or when it aborts — it comes through again, to run or to be refused here.
-    if (call.order !== undefined && !call.order.holding && !isAborted(call)) {
-      return waitTurn(terminal, call, name);
-    }
+    // It holds its key until its handler's own outcome (an inline handler runs on past a timeout), and, when
+    // this terminal owns the call, gives its place up as it ends the call.
+    const order = call.order;
+    if (order !== undefined && !order.holding && !isAborted(call)) return waitTurn(terminal, call, name);
     // This attempt is counted here, once, whatever becomes of it; claiming the metrics layer's pass keeps
     // the layer from counting the call again. A retry inside the layer sends every attempt on one pass, so
     // the pass cannot stand for the attempt (the second attempt would go uncounted).
@@ -72,28 +73,32 @@ export function inlineTerminal(
     // Through callAbort, not `call.signal`: under a timeout, reading the signal would make one (~3.4 µs).
     if (isAborted(call)) {
       const failure = abortErrorFor(abortReason(call), name);
-      countAttempt(recorder, slot, settled, -1, failure);
+      countAttempt(recorder, slot, settled, -1, failure, order);
       return Promise.reject(failure);
     }
+    order?.begin();
     let result: unknown;
     try {
-      result = runHandler(fn, call, directory, logger);
+      result = fn(call.input, new InlineContext(call, directory, logger));
     } catch (err) {
+      order?.end();
       const failure = handlerFailed(name, err);
-      countAttempt(recorder, slot, settled, ranFrom, failure);
+      countAttempt(recorder, slot, settled, ranFrom, failure, order);
       return Promise.reject(failure);
     }
     if (!canAbort(call)) {
-      if (!timed && recorder !== undefined)
+      if (!timed && recorder !== undefined && order === undefined)
         return Promise.resolve(result).then(untimedSuccess, untimedFailure);
       return Promise.resolve(result).then(
         (value) => {
-          countAttempt(recorder, slot, settled, ranFrom, undefined);
+          order?.end();
+          countAttempt(recorder, slot, settled, ranFrom, undefined, order);
           return value;
         },
         (err: unknown) => {
+          order?.end();
           const failure = handlerFailed(name, err);
-          countAttempt(recorder, slot, settled, ranFrom, failure);
+          countAttempt(recorder, slot, settled, ranFrom, failure, order);
           throw failure;
         },
       );
@@ -107,7 +112,7 @@ export function inlineTerminal(
         if (decided) return;
         decided = true;
         const failure = abortErrorFor(abortReason(call), name);
-        countAttempt(recorder, slot, settled, -1, failure);
+        countAttempt(recorder, slot, settled, -1, failure, order);
         reject(failure);
       };
       // The handler itself may have aborted it.
@@ -117,17 +122,20 @@ export function inlineTerminal(
       Promise.resolve(result).then(
         (value) => {
           unsubscribe();
+          // The key is held until the handler's own end, also when the abort decided the call first.
+          order?.end();
           if (decided) return;
           decided = true;
-          countAttempt(recorder, slot, settled, ranFrom, undefined);
+          countAttempt(recorder, slot, settled, ranFrom, undefined, order);
           resolve(value);
         },
         (err: unknown) => {
           unsubscribe();
+          order?.end();
           if (decided) return;
           decided = true;
           const failure = handlerFailed(name, err);
-          countAttempt(recorder, slot, settled, ranFrom, failure);
+          countAttempt(recorder, slot, settled, ranFrom, failure, order);
           reject(failure);
         },
       );
@@ -225,6 +233,7 @@ function countAttempt(
   settled: (() => void) | undefined,
   startedAt: number,
   failure: CqrsError | undefined,
+  order?: OrderTicket,
 ): void {
   if (recorder !== undefined) {
     const failed = failure !== undefined;
@@ -234,6 +243,8 @@ function countAttempt(
   }
   if (settled !== undefined) {
     recorder?.decrementInFlight(slot);
+    // A keyed call this terminal owns settles here: its place goes to the next call once its handler ended.
+    order?.settle();
     settled();
   }
 }

@@ -38,6 +38,8 @@ export function workerTerminal(
       if (recorded && failed) region.recordFailureCode(metricsSlot, failure);
       if (ownsCall) {
         if (recorded) region.decrementInFlight(metricsSlot);
+        // A keyed call: its place goes to the next call once the pool is done with its handler too.
+        call.order?.settle();
         (settled as () => void)();
       }
     };

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { isCqrsError } from '../errors/CqrsError.js';
 import { type CircuitState, circuitStateAt } from './breakerState.js';
-import { addWide, readWide } from './counters.js';
+import { addWide, addWideLocal, readWide } from './counters.js';
 import { BUCKETS, bucketIndex, bucketLowerBound, bucketUpperBound, quantileFromCounts } from './histogram.js';
 import {
   Breaker,
@@ -197,8 +197,9 @@ export class MetricsRegion extends MetricsView {
   recordKeyWait(slot: number, micros: number): void {
     const value = micros > 0 ? (micros < MAX_LATENCY_MICROS ? (micros + 0.5) | 0 : MAX_LATENCY_MICROS) : 0;
     const base = this.layout.mainWord(slot);
-    addWide(this.words, base + Main.keyWaitHistogram + 2 * bucketIndex(value), 1);
-    addWide(this.words, base + Main.keyWaitSumMicros, value);
+    // The main block is written and read on the main thread only: no atomics needed.
+    addWideLocal(this.words, base + Main.keyWaitHistogram + 2 * bucketIndex(value), 1);
+    addWideLocal(this.words, base + Main.keyWaitSumMicros, value);
   }
 
   /** The key-wait histogram of `slot` (µs) and its sum, for exporters. @internal */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addWide, raiseMax, readWide } from './counters.js';
+import { addWide, addWideLocal, raiseMax, readWide } from './counters.js';
 
 function words(): Uint32Array {
   return new Uint32Array(new SharedArrayBuffer(16));
@@ -48,6 +48,20 @@ describe('wide counters', () => {
     w[0] = 3;
     w[1] = 2;
     expect(readWide(w, 0)).toBe(2 ** 32 + 3);
+  });
+
+  it('addWideLocal counts exactly what addWide counts', () => {
+    const atomic = words();
+    const local = words();
+    let seed = 777;
+    for (let i = 0; i < 100_000; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      const amount = seed % 2 ** 31;
+      addWide(atomic, 0, amount);
+      addWideLocal(local, 0, amount);
+    }
+    expect(readWide(local, 0)).toBe(readWide(atomic, 0));
+    expect([...local]).toEqual([...atomic]);
   });
 
   it('raiseMax only ever raises', () => {

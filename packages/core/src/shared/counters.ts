@@ -18,6 +18,17 @@ export function addWide(words: Uint32Array, index: number, amount: number): void
   if ((before + amount) >>> 31 !== before >>> 31) Atomics.add(words, index + 1, 1);
 }
 
+/**
+ * {@link addWide} without atomics, for words only the writing thread ever reads (the main block of the
+ * metrics region: written and read on the main thread alone) — it saves two locked instructions per add.
+ */
+export function addWideLocal(words: Uint32Array, index: number, amount: number): void {
+  const before = words[index] as number;
+  const after = (before + amount) >>> 0;
+  words[index] = after;
+  if (after >>> 31 !== before >>> 31) words[index + 1] = ((words[index + 1] as number) + 1) >>> 0;
+}
+
 /** Reads the wide counter at words `index`, `index + 1`, as a number (exact up to 2^53). */
 export function readWide(words: Uint32Array, index: number): number {
   for (;;) {
