@@ -5,15 +5,23 @@
 //   node build.mjs          everything
 //   node build.mjs --fast   JavaScript only (what the tests and demos need), no .d.ts
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
 
 const root = import.meta.dirname;
 const fast = process.argv.includes('--fast');
 const started = performance.now();
 
-const common = { platform: 'node', target: 'node20', format: 'esm', sourcemap: true, logLevel: 'warning' };
+// Source maps carry the sources' text (`sourcesContent`), so a debugger shows them wherever the package lands.
+const common = {
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  sourcemap: true,
+  sourcesContent: true,
+  logLevel: 'warning',
+};
 
 function packageDirs() {
   const dir = join(root, 'packages');
@@ -28,11 +36,37 @@ function packageDirs() {
 function entriesOf(pkgDir) {
   const { exports } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
   return Object.values(exports ?? {})
-    .filter((e) => typeof e === 'object' && e.source && e.import)
+    .filter((e) => typeof e === 'object' && e.source && e.default)
     .map((e) => ({
       in: join(pkgDir, e.source),
-      out: e.import.replace(/^\.\/dist\//, '').replace(/\.js$/, ''),
+      out: e.default.replace(/^\.\/dist\//, '').replace(/\.js$/, ''),
     }));
+}
+
+/**
+ * A package ships its `src` beside `dist`, so the paths its source maps name (what a stack trace shows under
+ * tsx or `--enable-source-maps`) exist where it is installed. The thread entry also bundles files from outside
+ * the package (workers/, comlink): those are written from the map's `sourcesContent` under `dist/sources/`
+ * and the map points there, instead of at paths that exist only in this repository.
+ */
+function keepMapSourcesInPackage(pkgDir) {
+  const dist = join(pkgDir, 'dist');
+  for (const file of readdirSync(dist).filter((f) => f.endsWith('.map'))) {
+    const mapPath = join(dist, file);
+    const map = JSON.parse(readFileSync(mapPath, 'utf8'));
+    let changed = false;
+    map.sources = map.sources.map((source, i) => {
+      const absolute = resolve(dist, source);
+      if (!relative(pkgDir, absolute).startsWith('..')) return source;
+      // npm never packs a folder named node_modules: a dependency's file goes under deps/.
+      const local = join('sources', relative(root, absolute).replace(/^node_modules\//, 'deps/'));
+      mkdirSync(dirname(join(dist, local)), { recursive: true });
+      writeFileSync(join(dist, local), map.sourcesContent[i]);
+      changed = true;
+      return local;
+    });
+    if (changed) writeFileSync(mapPath, JSON.stringify(map));
+  }
 }
 
 function listTs(dir) {
@@ -73,6 +107,7 @@ async function buildPackages() {
         bundle: true,
       });
     }
+    keepMapSourcesInPackage(pkgDir);
   }
 }
 
