@@ -69,15 +69,18 @@ function keepMapSourcesInPackage(pkgDir) {
   }
 }
 
+/**
+ * The TypeScript files under `dir` to bundle. A folder with a tsconfig.json of its own is a project of its
+ * own, run as TypeScript (test/fixtures/ts-service): left out.
+ */
 function listTs(dir) {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter(
-      (d) =>
-        d.isFile() && d.name.endsWith('.ts') && !d.name.endsWith('.d.ts') && !d.name.endsWith('.test.ts'),
-    )
+  const files = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+  const projects = files.filter((d) => d.name === 'tsconfig.json').map((d) => `${d.parentPath}/`);
+  return files
+    .filter((d) => d.name.endsWith('.ts') && !d.name.endsWith('.d.ts') && !d.name.endsWith('.test.ts'))
     .map((d) => join(d.parentPath, d.name))
-    .filter((p) => !p.includes(`${'/'}dist${'/'}`));
+    .filter((p) => !p.includes(`${'/'}dist${'/'}`) && !projects.some((project) => p.startsWith(project)));
 }
 
 async function buildPackages() {
