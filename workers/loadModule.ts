@@ -60,7 +60,9 @@ export async function loadModule(url: string): Promise<Namespace> {
     await registerTsx(url);
     if (!tsxState?.registered) throw err;
   }
-  return (await import(url)) as Namespace;
+  // Under another URL: Node 22 keeps the failed module of a graph that failed to link (a missing ./x.js),
+  // and would hand back the same failure for the same URL.
+  return (await import(`${url}${url.includes('?') ? '&' : '?'}tsx`)) as Namespace;
 }
 
 /** Registers tsx's import hooks in this thread, once, if tsx is found; `tsxState` says how it went. */
