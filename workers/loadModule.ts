@@ -8,7 +8,7 @@
  * - Under tsx (`node --import tsx`, `npx tsx`) on Node ≥ 22, the threads inherit `--import tsx`, which
  *   registers tsx's import hooks in each of them. On Node 20 tsx registers them in the main thread only (its
  *   require hook alone reaches threads), so a thread registers them itself, with tsx's `tsx/esm/api`.
- * - Otherwise, when Node cannot load the module (no type stripping, syntax stripping does not cover, a
+ * - Otherwise, when Node cannot load the module (no type stripping, syntax that stripping does not cover, a
  *   `./x.js` import of a `./x.ts` file), a thread registers tsx itself when it finds it: the tsx the
  *   service was started with, else the one installed where the module is, else in the working directory.
  *   That is what makes `.ts` handler modules work under vitest, whose TypeScript support is main-thread only.
