@@ -1,6 +1,6 @@
 // Builds everything Node runs: each workspace package's ESM entries (from the "source" conditions of its
 // exports map), the pool's thread entry as its own file beside @cqrs-pool/core, and the examples, benchmarks
-// and test fixtures (run as built JavaScript, as a user runs a compiled service). `tsc` then emits the .d.ts files.
+// and test fixtures (run as built JavaScript, like a compiled service). `tsc` then emits the .d.ts files.
 //
 //   node build.mjs          everything
 //   node build.mjs --fast   JavaScript only (what the tests and demos need), no .d.ts
