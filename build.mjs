@@ -13,7 +13,7 @@ const root = import.meta.dirname;
 const fast = process.argv.includes('--fast');
 const started = performance.now();
 
-// Source maps carry the sources' text (`sourcesContent`), so a debugger shows them wherever the package lands.
+// Source maps carry the sources' text (`sourcesContent`): a debugger shows them wherever the package lands.
 const common = {
   platform: 'node',
   target: 'node20',
@@ -44,10 +44,10 @@ function entriesOf(pkgDir) {
 }
 
 /**
- * A package ships its `src` beside `dist`, so the paths its source maps name (what a stack trace shows under
- * tsx or `--enable-source-maps`) exist where it is installed. The thread entry also bundles files from outside
- * the package (workers/, comlink): those are written from the map's `sourcesContent` under `dist/sources/`
- * and the map points there, instead of at paths that exist only in this repository.
+ * A package ships its `src` beside `dist`, so the paths its source maps name (what a stack trace shows
+ * under tsx or `--enable-source-maps`) exist where it is installed. The thread entry also bundles files from
+ * outside the package (workers/, comlink): those are written from the map's `sourcesContent` under
+ * `dist/sources/` and the map points there, instead of at paths that exist only in this repository.
  */
 function keepMapSourcesInPackage(pkgDir) {
   const dist = join(pkgDir, 'dist');

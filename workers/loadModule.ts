@@ -108,7 +108,7 @@ function importTarget(entry: object): string | undefined {
   return undefined;
 }
 
-/** Where tsx may be: the one in this thread's execArgv (inherited from the main thread), then by resolution. */
+/** Where tsx may be: the one in this thread's execArgv (the main thread's), then by resolution. */
 function* tsxCandidates(moduleUrl: string): Generator<string | undefined> {
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
@@ -183,7 +183,7 @@ export function cannotImport(url: string, err: unknown): string {
     case 'ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING':
       return `${prefix}. Node does not strip types under node_modules, and ${why}: ${useTsx}, ${builtJs}`;
     case 'ERR_MODULE_NOT_FOUND':
-      // A `./x.js` import of a `./x.ts` file: how tsc wants imports written, which tsx resolves and Node does not.
+      // A `./x.js` import of a `./x.ts` file: as tsc wants imports written; tsx resolves it, Node does not.
       return /\.js'/.test(firstLine(err))
         ? `${prefix}. Under Node's type stripping a TypeScript module imports its neighbours by their .ts names (\`./messages.ts\`, with allowImportingTsExtensions or rewriteRelativeImportExtensions in tsconfig), and ${why}: ${useTsx}, ${builtJs}`
         : prefix;
