@@ -1,19 +1,27 @@
 // Builds everything Node runs: each workspace package's ESM entries (from the "source" conditions of its
 // exports map), the pool's thread entry as its own file beside @cqrs-pool/core, and the examples, benchmarks
-// and test fixtures (threads import JavaScript, not TypeScript). `tsc` then emits the packages' .d.ts files.
+// and test fixtures (run as built JavaScript, like a compiled service). `tsc` then emits the .d.ts files.
 //
 //   node build.mjs          everything
 //   node build.mjs --fast   JavaScript only (what the tests and demos need), no .d.ts
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
 
 const root = import.meta.dirname;
 const fast = process.argv.includes('--fast');
 const started = performance.now();
 
-const common = { platform: 'node', target: 'node20', format: 'esm', sourcemap: true, logLevel: 'warning' };
+// Source maps carry the sources' text (`sourcesContent`): a debugger shows them wherever the package lands.
+const common = {
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  sourcemap: true,
+  sourcesContent: true,
+  logLevel: 'warning',
+};
 
 function packageDirs() {
   const dir = join(root, 'packages');
@@ -28,22 +36,51 @@ function packageDirs() {
 function entriesOf(pkgDir) {
   const { exports } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
   return Object.values(exports ?? {})
-    .filter((e) => typeof e === 'object' && e.source && e.import)
+    .filter((e) => typeof e === 'object' && e.source && e.default)
     .map((e) => ({
       in: join(pkgDir, e.source),
-      out: e.import.replace(/^\.\/dist\//, '').replace(/\.js$/, ''),
+      out: e.default.replace(/^\.\/dist\//, '').replace(/\.js$/, ''),
     }));
 }
 
+/**
+ * A package ships its `src` beside `dist`, so the paths its source maps name (what a stack trace shows
+ * under tsx or `--enable-source-maps`) exist where it is installed. The thread entry also bundles files from
+ * outside the package (workers/, comlink): those are written from the map's `sourcesContent` under
+ * `dist/sources/` and the map points there, instead of at paths that exist only in this repository.
+ */
+function keepMapSourcesInPackage(pkgDir) {
+  const dist = join(pkgDir, 'dist');
+  for (const file of readdirSync(dist).filter((f) => f.endsWith('.map'))) {
+    const mapPath = join(dist, file);
+    const map = JSON.parse(readFileSync(mapPath, 'utf8'));
+    let changed = false;
+    map.sources = map.sources.map((source, i) => {
+      const absolute = resolve(dist, source);
+      if (!relative(pkgDir, absolute).startsWith('..')) return source;
+      // npm never packs a folder named node_modules: a dependency's file goes under deps/.
+      const local = join('sources', relative(root, absolute).replace(/^node_modules\//, 'deps/'));
+      mkdirSync(dirname(join(dist, local)), { recursive: true });
+      writeFileSync(join(dist, local), map.sourcesContent[i]);
+      changed = true;
+      return local;
+    });
+    if (changed) writeFileSync(mapPath, JSON.stringify(map));
+  }
+}
+
+/**
+ * The TypeScript files under `dir` to bundle. A folder with a tsconfig.json of its own is a project of its
+ * own, run as TypeScript (test/fixtures/ts-service): left out.
+ */
 function listTs(dir) {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter(
-      (d) =>
-        d.isFile() && d.name.endsWith('.ts') && !d.name.endsWith('.d.ts') && !d.name.endsWith('.test.ts'),
-    )
+  const files = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+  const projects = files.filter((d) => d.name === 'tsconfig.json').map((d) => `${d.parentPath}/`);
+  return files
+    .filter((d) => d.name.endsWith('.ts') && !d.name.endsWith('.d.ts') && !d.name.endsWith('.test.ts'))
     .map((d) => join(d.parentPath, d.name))
-    .filter((p) => !p.includes(`${'/'}dist${'/'}`));
+    .filter((p) => !p.includes(`${'/'}dist${'/'}`) && !projects.some((project) => p.startsWith(project)));
 }
 
 async function buildPackages() {
@@ -73,6 +110,7 @@ async function buildPackages() {
         bundle: true,
       });
     }
+    keepMapSourcesInPackage(pkgDir);
   }
 }
 

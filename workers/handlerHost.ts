@@ -29,6 +29,7 @@ import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
 import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
 import { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
+import { cannotImport, loadModule } from './loadModule.js';
 import { ThreadContext } from './ThreadContext.js';
 
 const data = workerData as PoolWorkerData;
@@ -69,7 +70,7 @@ async function loadThreadLogger(): Promise<Logger> {
   const url = modules.url(ref.m);
   try {
     if (url === undefined) throw new Error(`module #${ref.m} was never registered on the main thread`);
-    const exported = ((await import(url)) as Record<string, unknown>)[ref.x];
+    const exported = (await loadModule(url))[ref.x];
     if (!isLogger(exported)) {
       throw new Error(`export '${ref.x}' of ${url} is not a pino-style logger (info, warn, error)`);
     }
@@ -129,7 +130,7 @@ async function resolveHandler(task: TaskMessage): Promise<HandlerFn<never> | Tas
   if (url === undefined) return loadFailure(`module #${task.m} was never registered on the main thread`);
   let namespace = imports.get(task.m);
   if (namespace === undefined) {
-    namespace = import(url) as Promise<Record<string, unknown>>;
+    namespace = loadModule(url);
     imports.set(task.m, namespace);
   }
   let exported: unknown;
@@ -137,7 +138,7 @@ async function resolveHandler(task: TaskMessage): Promise<HandlerFn<never> | Tas
     exported = (await namespace)[task.x];
   } catch (err) {
     imports.delete(task.m); // a later registration may fix the file; do not cache the failure
-    return loadFailure(`cannot import ${url}`, err);
+    return loadFailure(cannotImport(url, err), err);
   }
   let fn: HandlerFn<never>;
   if (isWorkerHandler(exported)) {

@@ -62,9 +62,17 @@ function control(): Int32Array {
 const runs = (c: Int32Array): number => Atomics.load(c, Control.started);
 
 /** How long `pending` took to reject with `code`, from now. */
-async function timeRejection(pending: Promise<unknown>, code: Parameters<typeof rejectionWith>[1]) {
+/**
+ * How long until `call` rejects with `code`. Given the call itself (a function), the clock starts before the
+ * call does, as its deadline does: started after `execute` returned, it would miss the time `execute` took
+ * synchronously, and a timeout could look early by that much on a busy machine.
+ */
+async function timeRejection(
+  call: Promise<unknown> | (() => Promise<unknown>),
+  code: Parameters<typeof rejectionWith>[1],
+) {
   const started = performance.now();
-  const err = await rejectionWith(pending, code);
+  const err = await rejectionWith(typeof call === 'function' ? call() : call, code);
   return { err, elapsed: performance.now() - started };
 }
 
@@ -125,7 +133,10 @@ describe('timeout on real threads', () => {
     queries.registerHandler(Describe, inWorker(blockers, 'describe'));
     await Promise.all([commands.ready(), queries.ready()]);
     const c = control();
-    const { err, elapsed } = await timeRejection(commands.execute(PollCancel, { control: c }), 'TIMEOUT');
+    const { err, elapsed } = await timeRejection(
+      () => commands.execute(PollCancel, { control: c }),
+      'TIMEOUT',
+    );
     expect(err.message).toBe('PollCancel: timed out after 150 ms');
     expect(err.handler).toBe('PollCancel');
     expect(elapsed).toBeGreaterThanOrEqual(145);
@@ -152,8 +163,8 @@ describe('timeout on real threads', () => {
     await Promise.all([commands.ready(), queries.ready()]);
     const before = await queries.execute(Describe, {});
     const c = control();
-    const pending = commands.execute(Spin, { control: c });
     const startedAt = performance.now();
+    const pending = commands.execute(Spin, { control: c });
     await rejectionWith(pending, 'TIMEOUT');
     const timedOutAt = performance.now();
     expect(timedOutAt - startedAt).toBeGreaterThanOrEqual(ms - 5);
@@ -180,7 +191,7 @@ describe('timeout on real threads', () => {
       // Never settles by itself: an inline handler cannot be stopped from outside.
       return new Promise((resolve) => cleanups.push(() => resolve(undefined)));
     });
-    const { err, elapsed } = await timeRejection(queries.execute(Wait, {}), 'TIMEOUT');
+    const { err, elapsed } = await timeRejection(() => queries.execute(Wait, {}), 'TIMEOUT');
     expect(elapsed).toBeGreaterThanOrEqual(75);
     expect(elapsed).toBeLessThan(80 + 1000);
     expect(seen?.signal.aborted).toBe(true);
@@ -237,7 +248,7 @@ describe('retry and timeout: the order matters', () => {
     await queries.ready();
     const c = control();
     const { err, elapsed } = await timeRejection(
-      queries.execute(Flaky, { control: c, failures: 1_000_000 }),
+      () => queries.execute(Flaky, { control: c, failures: 1_000_000 }),
       'TIMEOUT',
     );
     expect(err.message).toBe('Flaky: timed out after 250 ms');

@@ -51,6 +51,14 @@ describe('types', () => {
     expectTypeOf(GetUser.name).toEqualTypeOf<'GetUser'>();
   });
 
+  it('keeps execute by name untyped, and types it by definition whichever overload comes first', () => {
+    const commands = new CommandBus();
+    const byName = (name: string) => commands.execute(name, { anything: true });
+    expectTypeOf(byName).returns.resolves.toBeUnknown();
+    const byDefinition = () => commands.execute(CreateUser, { userId: 1, username: 'ann' });
+    expectTypeOf(byDefinition).returns.resolves.toEqualTypeOf<{ id: number; username: string }>();
+  });
+
   it('types the input of a worker handler made with handle()', () => {
     const worker = handle(GetUser, (input) => {
       expectTypeOf(input).toEqualTypeOf<{ userId: number }>();
@@ -78,6 +86,18 @@ export async function mustNotCompile(commands: CommandBus, queries: QueryBus): P
   commands.registerHandler(CreateUser, () => ({ id: 'one', username: 'ann' }));
   // @ts-expect-error a handler reading a field the input does not have
   commands.registerHandler(CreateUser, (input) => ({ id: input.email, username: input.username }));
+
+  // @ts-expect-error an async handler returning the wrong result type
+  commands.registerHandler(CreateUser, async (input) => ({ id: input.userId, username: input.userId }));
+  // @ts-expect-error a handler leaving out a field of the result
+  commands.registerHandler(CreateUser, (input) => ({ id: input.userId }));
+  // A worker handler made with handle(), checked the same way:
+  // @ts-expect-error the wrong type for a field of the result
+  handle(CreateUser, (input) => ({ id: input.userId, username: 2 }));
+  // @ts-expect-error a result without a required field
+  handle(CreateUser, async (input) => ({ id: input.userId, name: input.username }));
+  // @ts-expect-error reading a field the input does not have
+  handle(GetUser, (input) => ({ id: input.id, username: 'u' }));
 
   // @ts-expect-error a query definition cannot be registered on a CommandBus
   commands.registerHandler(GetUser, () => null);

@@ -337,12 +337,18 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
    * `WORKER_CRASHED`, `NOT_CLONEABLE`, `OVERLOADED`, `INVALID_REGISTRATION`, and whatever middleware adds;
    * `VALIDATION` for options that are not `{ signal?: AbortSignal, metadata?: object }` (nothing runs).
    */
+  execute(name: string, input: unknown, options?: ExecuteOptions): Promise<unknown>;
+  // Last: when no overload matches, TypeScript reports the last one's error, so a wrong input is reported at
+  // its field ("the expected type comes from property 'userId'"), not as "not assignable to type 'string'".
+  /**
+   * Executes `definition` through its middleware and handler; input and result are typed by its schemas.
+   * @throws CqrsError (as a rejection) with the codes of the overload by name.
+   */
   execute<D extends Definition<K>>(
     definition: D,
     input: InputOf<D>,
     options?: ExecuteOptions,
   ): Promise<ResultOf<D>>;
-  execute(name: string, input: unknown, options?: ExecuteOptions): Promise<unknown>;
   execute(target: Definition | string, input: unknown, options?: ExecuteOptions): Promise<unknown> {
     if (this.state !== OPEN) {
       return this.refuse(new CqrsError('CLOSED', `${targetName(target)}: the bus is closed`));

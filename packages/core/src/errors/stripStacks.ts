@@ -24,7 +24,9 @@ function strip(value: unknown, depth: number): void {
     errors?: unknown;
   };
   try {
-    if (typeof e.stack === 'string') {
+    // Frozen means frozen: since V8 12 (Node 22) `stack` is an own accessor whose setter still writes on a
+    // frozen error, so the check cannot be left to the assignment throwing, as it does on Node 20.
+    if (typeof e.stack === 'string' && !Object.isFrozen(e)) {
       const name = String(e.name ?? 'Error');
       const message = String(e.message ?? '');
       e.stack = message === '' ? name : `${name}: ${message}`;
