@@ -1,0 +1,71 @@
+/**
+ * serve() keeps per-key order within one serving node: requests enter the node's bus in the order NATS
+ * delivers them, and the bus's `orderingKey` does the rest. (Across nodes, order needs the durable,
+ * partitioned path of @cqrs-pool/jetstream.)
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CommandBus, defineCommand } from '@cqrs-pool/core';
+import { remote, serve } from '@cqrs-pool/nats';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { natsForTests } from './testNats.js';
+
+const nats = await natsForTests('keyOrder.test.ts');
+const prefix = `k${process.pid}`;
+
+const Deposit = defineCommand('Deposit', {
+  input: z.object({ account: z.string(), seq: z.number(), ms: z.number() }),
+  output: z.number(),
+});
+
+describe.skipIf(nats === undefined)('per-key order over NATS, within one serving node', () => {
+  let serverConn: NatsConnection;
+  let clientConn: NatsConnection;
+  let server: ReturnType<typeof serve> | undefined;
+  // What the serving node's handler saw, in the order it ran: [event, account, seq].
+  const seen: ['start' | 'end', string, number][] = [];
+
+  beforeAll(async () => {
+    serverConn = await connect({ servers: nats?.url ?? '' });
+    clientConn = await connect({ servers: nats?.url ?? '' });
+    const served = new CommandBus();
+    served.registerHandler(
+      Deposit,
+      async ({ account, seq, ms }) => {
+        seen.push(['start', account, seq]);
+        await sleep(ms);
+        seen.push(['end', account, seq]);
+        return seq;
+      },
+      { orderingKey: (input) => input.account },
+    );
+    server = serve(serverConn, served, { prefix });
+    await serverConn.flush();
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await clientConn?.close();
+    await serverConn?.close();
+    await nats?.stop();
+  });
+
+  it('runs the calls of one key one at a time, in the order they were sent', async () => {
+    const caller = new CommandBus();
+    caller.registerHandler(Deposit, remote(clientConn, { prefix }));
+    const accounts = ['a', 'b', 'c'];
+    const calls = Array.from({ length: 60 }, (_, seq) =>
+      caller.execute(Deposit, { account: accounts[seq % 3] as string, seq, ms: (seq * 5) % 4 }),
+    );
+    expect(await Promise.all(calls)).toEqual(Array.from({ length: 60 }, (_, seq) => seq));
+    for (const account of accounts) {
+      const events = seen.filter(([, a]) => a === account).map(([event, , seq]) => `${event}:${seq}`);
+      const expected = Array.from({ length: 20 }, (_, i) => 3 * i + accounts.indexOf(account)).flatMap(
+        (seq) => [`start:${seq}`, `end:${seq}`],
+      );
+      expect(events).toEqual(expected);
+    }
+  });
+});
