@@ -159,12 +159,9 @@ export class KeyOrder {
       next.next = undefined;
       next = after;
     }
-    if (next !== undefined) {
-      next.grant(true);
-      return;
-    }
-    // Nobody waits: the lane ends, unless a later ticket (one that left) is still its tail.
-    const tail = this.tails.get(ticket.key);
-    if (tail === ticket || tail?.state === LEFT) this.tails.delete(ticket.key);
+    if (next !== undefined) next.grant(true);
+    // Nobody waits: the lane ends. (Its tail was this ticket or one that left behind it: every later
+    // entrant links itself to the tail, so a live one would have been found above.)
+    else this.tails.delete(ticket.key);
   }
 }

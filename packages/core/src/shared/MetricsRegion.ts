@@ -195,8 +195,13 @@ export class MetricsRegion extends MetricsView {
 
   /** One call of `slot` got its key after waiting `micros` (0 when it never waited). Main thread only. */
   recordKeyWait(slot: number, micros: number): void {
-    const value = micros > 0 ? (micros < MAX_LATENCY_MICROS ? (micros + 0.5) | 0 : MAX_LATENCY_MICROS) : 0;
     const base = this.layout.mainWord(slot);
+    // Most keyed calls find their key free: a zero wait adds one to the first bucket and nothing to the sum.
+    if (!(micros > 0)) {
+      addWideLocal(this.words, base + Main.keyWaitHistogram, 1);
+      return;
+    }
+    const value = micros < MAX_LATENCY_MICROS ? (micros + 0.5) | 0 : MAX_LATENCY_MICROS;
     // The main block is written and read on the main thread only: no atomics needed.
     addWideLocal(this.words, base + Main.keyWaitHistogram + 2 * bucketIndex(value), 1);
     addWideLocal(this.words, base + Main.keyWaitSumMicros, value);
