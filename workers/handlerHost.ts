@@ -16,6 +16,7 @@ import { decodeBatch, encodeOutcomes } from '../packages/core/src/pool/batchCode
 import type {
   BatchMessage,
   BatchOutcome,
+  EarlyOutcomes,
   FailureKind,
   NestedDispatchApi,
   PoolWorkerData,
@@ -23,7 +24,7 @@ import type {
   TaskMessage,
   TaskOutcome,
 } from '../packages/core/src/pool/protocol.js';
-import { HELLO, LOGGER_FAILED, THREAD_ERROR } from '../packages/core/src/pool/protocol.js';
+import { EARLY_FLUSH_MS, HELLO, LOGGER_FAILED, THREAD_ERROR } from '../packages/core/src/pool/protocol.js';
 import { SURELY_CLONEABLE_DEPTH, surelyCloneable } from '../packages/core/src/pool/surelyCloneable.js';
 import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
 import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
@@ -200,11 +201,47 @@ export default function run(message: TaskMessage | BatchMessage): Promise<TaskOu
   return 'w' in message ? runBatch(message) : runTask(message);
 }
 
+/**
+ * Runs a batch's tasks one after another. Finished calls' outcomes do not wait for the rest of the batch:
+ * after a call that took `SLOW_CALL_MS` or more, the outcomes finished so far go to the main thread at once,
+ * on the run port (EarlyOutcomes); tiny calls' outcomes gather for up to `EARLY_FLUSH_MS` and go together,
+ * many to a message, which is what batching is for. So a call's result waits at most that long for its
+ * batch-mates — unless the next call is a long one after a run of tiny ones: the thread cannot know that
+ * before it starts it.
+ */
 async function runBatch(batch: BatchMessage): Promise<BatchOutcome> {
   const tasks = decodeBatch(batch);
   const outcomes: TaskOutcome[] = new Array(tasks.length);
-  for (let i = 0; i < tasks.length; i++) outcomes[i] = await runTask(tasks[i] as TaskMessage);
-  return encodeOutcomes(outcomes);
+  let sent = 0;
+  let firstUnsentAt = -1;
+  let started = performance.now();
+  for (let i = 0; i < tasks.length; i++) {
+    outcomes[i] = await runTask(tasks[i] as TaskMessage);
+    if (i + 1 === tasks.length) break;
+    const now = performance.now();
+    if (firstUnsentAt < 0) firstUnsentAt = now;
+    if (now - started >= SLOW_CALL_MS || now - firstUnsentAt >= EARLY_FLUSH_MS) {
+      sendEarly(tasks, outcomes, sent, i + 1);
+      sent = i + 1;
+      firstUnsentAt = -1;
+    }
+    started = now;
+  }
+  return encodeOutcomes(outcomes, sent, tasks.length, 0);
+}
+
+/** A call this long costs far more than one message more: its outcome is sent on at once. */
+const SLOW_CALL_MS = 0.05;
+
+function sendEarly(tasks: TaskMessage[], outcomes: TaskOutcome[], from: number, to: number): void {
+  const c = new Int32Array(to - from);
+  const g = new Int32Array(to - from);
+  for (let i = from; i < to; i++) {
+    c[i - from] = (tasks[i] as TaskMessage).c;
+    g[i - from] = (tasks[i] as TaskMessage).g;
+  }
+  const early: EarlyOutcomes = { early: true, c, g, o: encodeOutcomes(outcomes, from, to, from) };
+  runChannel.port1.postMessage(early);
 }
 
 /** Runs one task; never throws. */

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { newControl, releaseAll, waitForStarts } from './control.js';
 import { figures } from './figures.js';
 import { Block, Crash, Echo, Square } from './fixtures/messages.js';
+import { Burn } from './fixtures/reliabilityMessages.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
 
@@ -48,6 +49,22 @@ describe('micro-batching', () => {
     expect(stats.calls / stats.messages).toBeGreaterThan(1);
     expect(figures(commands, 'Square')).toMatchObject({ executions: 100, failures: 0, inFlight: 0 });
     expect(pool.inFlight).toBe(0);
+  });
+
+  it('answers a call of a batch when its handler ends, not when the rest of the batch ends', async () => {
+    const { pool, commands, blocked, release } = await heldPool();
+    commands.registerHandler(Burn, inWorker(fixtureUrl('reliabilityHandlers'), 'burn'));
+    const second = newControl();
+    const first = commands.execute(Burn, { i: 7, spinMs: 1 });
+    const held = commands.execute(Block, { control: second });
+    release();
+    await blocked;
+    // Both left as one batch, and the only thread is now held by its second call: the first has its result.
+    expect(await first).toBe(7);
+    expect(pool.batchStats).toEqual({ messages: 1, calls: 2 });
+    releaseAll(second);
+    expect(await held).toBe('released');
+    expect(figures(commands, 'Burn')).toMatchObject({ executions: 1, failures: 0, inFlight: 0 });
   });
 
   it('sends a call alone when a thread is free: a lone call waits for no batch', async () => {

@@ -1,9 +1,9 @@
 import type { Piscina } from 'piscina';
 import { CqrsError } from '../errors/CqrsError.js';
 import { serializeError } from '../errors/serialize.js';
-import { encodeBatch, outcomeAt } from './batchCodec.js';
+import { encodeBatch, outcomeAt, sentEarly } from './batchCodec.js';
 import type { KillSwitch } from './KillSwitch.js';
-import type { BatchOutcome, TaskMessage, TaskOutcome } from './protocol.js';
+import type { BatchOutcome, EarlyOutcomes, TaskMessage, TaskOutcome } from './protocol.js';
 
 /** `WorkerPool`'s `batching` option, resolved. */
 export interface BatchLimits {
@@ -67,6 +67,8 @@ export class TaskScheduler {
   private posted = 0;
   /** Recent time per task of a posted message, in ms (exponentially weighted). */
   private perTaskMs = 0;
+  /** Entries of batches in flight, by cancel slot, until their outcome arrives (early or with the batch). */
+  private readonly inBatch = new Map<number, Entry>();
   /** Batch messages posted, and the calls they carried. */
   batches = 0;
   batchedCalls = 0;
@@ -225,12 +227,19 @@ export class TaskScheduler {
     this.batches++;
     this.batchedCalls += batch.length;
     const started = performance.now();
+    for (const entry of batch) this.inBatch.set(entry.message.c, entry);
     this.piscina.run(encodeBatch(batch.map((entry) => entry.message))).then(
       (answer: BatchOutcome) => {
         this.posted--;
         this.measured(started, batch.length);
         this.flush();
-        for (let i = 0; i < batch.length; i++) (batch[i] as Entry).resolve(outcomeAt(answer, i));
+        for (let i = 0; i < batch.length; i++) {
+          // One sent early is settled by its early message (which may yet be on its way: another port).
+          if (sentEarly(answer, i)) continue;
+          const entry = batch[i] as Entry;
+          this.inBatch.delete(entry.message.c);
+          entry.resolve(outcomeAt(answer, i));
+        }
       },
       (err: unknown) => {
         this.posted--;
@@ -238,6 +247,8 @@ export class TaskScheduler {
         // one whose input cannot be cloned, or that kills its thread, then fails by itself.
         const again: Entry[] = [];
         for (const entry of batch) {
+          if (this.inBatch.get(entry.message.c) !== entry) continue;
+          this.inBatch.delete(entry.message.c);
           if (this.notStarted(entry.message)) {
             entry.solo = true;
             again.push(entry);
@@ -247,6 +258,17 @@ export class TaskScheduler {
         this.flush();
       },
     );
+  }
+
+  /** Outcomes a thread sent before its batch ended: their calls settle now. */
+  resolveEarly(early: EarlyOutcomes): void {
+    for (let i = 0; i < early.c.length; i++) {
+      const entry = this.inBatch.get(early.c[i] as number);
+      // The generation tells this task from a later one in the same slot.
+      if (entry === undefined || entry.message.g !== early.g[i]) continue;
+      this.inBatch.delete(entry.message.c);
+      entry.resolve(outcomeAt(early.o, i));
+    }
   }
 
   private requeueFront(entries: Entry[]): void {

@@ -2,7 +2,14 @@ import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { CqrsError } from '../errors/CqrsError.js';
-import type { HelloMessage, NestedDispatchApi, RunResponse, TaskMessage, TaskOutcome } from './protocol.js';
+import type {
+  EarlyOutcomes,
+  HelloMessage,
+  NestedDispatchApi,
+  RunResponse,
+  TaskMessage,
+  TaskOutcome,
+} from './protocol.js';
 
 interface Link {
   readonly run: MessagePort;
@@ -19,7 +26,11 @@ export class ThreadLinks {
   private readonly links = new Map<number, Link>();
   private nextId = 0;
 
-  constructor(private readonly api: NestedDispatchApi) {}
+  constructor(
+    private readonly api: NestedDispatchApi,
+    /** Outcomes a thread sent while its batch still runs (see TaskScheduler). */
+    private readonly onEarly: (early: EarlyOutcomes) => void,
+  ) {}
 
   /** A thread said hello: serve its ports. Both are unref'd: they must not keep the process alive. */
   add(hello: HelloMessage): void {
@@ -27,7 +38,11 @@ export class ThreadLinks {
     this.links.set(hello.threadId, link);
     Comlink.expose(this.api, nodeEndpoint(hello.bus));
     hello.bus.unref();
-    hello.run.on('message', (response: RunResponse) => {
+    hello.run.on('message', (response: RunResponse | EarlyOutcomes) => {
+      if ('early' in response) {
+        this.onEarly(response);
+        return;
+      }
       const waiter = link.pending.get(response.id);
       link.pending.delete(response.id);
       waiter?.resolve(response.outcome);

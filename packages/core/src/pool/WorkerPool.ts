@@ -194,7 +194,7 @@ export class WorkerPool {
     this.ordering = new OrderingTable(() => this.queueLimit - this.queueSize - this.ordering.waiting);
     const capacity = threads * perThread;
     this.cancelFlags = new CancelFlags(maxQueue + capacity * (batching?.maxSize ?? 1) + nestedSlotHeadroom);
-    this.links = new ThreadLinks(this.directory);
+    this.links = new ThreadLinks(this.directory, (early) => this.scheduler.resolveEarly(early));
     // A stripe per thread, so no two threads write the same cache line when they record.
     this.metrics = new MetricsRegion({ threadStripes: threads });
     const idleWait = options.idleWait ?? 'block';

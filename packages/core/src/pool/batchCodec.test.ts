@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeBatch, encodeBatch, encodeOutcomes, outcomeAt } from './batchCodec.js';
+import { decodeBatch, encodeBatch, encodeOutcomes, outcomeAt, sentEarly } from './batchCodec.js';
 import type { TaskMessage, TaskOutcome } from './protocol.js';
 
 const task = (overrides: Partial<TaskMessage>): TaskMessage => ({
@@ -43,5 +43,15 @@ describe('batchCodec', () => {
     ];
     const answer = structuredClone(encodeOutcomes(outcomes));
     expect(outcomes.map((_, t) => outcomeAt(answer, t))).toEqual(outcomes);
+  });
+
+  it('packs an early chunk of outcomes, and a batch answer that marks the ones sent early', () => {
+    const outcomes: TaskOutcome[] = [1, 2, 3, 4, 5].map((v) => ({ ok: true, v }));
+    const chunk = structuredClone(encodeOutcomes(outcomes, 1, 3, 1));
+    expect([0, 1].map((t) => outcomeAt(chunk, t))).toEqual([outcomes[1], outcomes[2]]);
+    expect([0, 1].map((t) => sentEarly(chunk, t))).toEqual([false, false]);
+    const answer = structuredClone(encodeOutcomes(outcomes, 3, 5, 0));
+    expect([0, 1, 2, 3, 4].map((t) => sentEarly(answer, t))).toEqual([true, true, true, false, false]);
+    expect(outcomeAt(answer, 4)).toEqual(outcomes[4]);
   });
 });

@@ -75,16 +75,29 @@ export function decodeBatch(batch: BatchMessage): TaskMessage[] {
   return tasks;
 }
 
-// Flags of an outcome: bit 0 ok, bit 1 counted by the thread (`r`), bits 2-3 the failure kind.
+// Flags of an outcome: bit 0 ok, bit 1 counted by the thread (`r`), bits 2-3 the failure kind, bit 4 sent
+// already (an early outcome, see EarlyOutcomes: the batch's answer carries nothing for it).
 const OK = 1;
 const COUNTED = 2;
+const SENT = 16;
 const kinds: readonly FailureKind[] = ['handler', 'load', 'cancelled', 'result'];
 
-export function encodeOutcomes(outcomes: readonly TaskOutcome[]): BatchOutcome {
-  const f = new Uint8Array(outcomes.length);
-  const v: unknown[] = new Array(outcomes.length);
-  for (let t = 0; t < outcomes.length; t++) {
-    const outcome = outcomes[t] as TaskOutcome;
+/**
+ * Packs the outcomes of tasks `base` … `to` (exclusive) of `outcomes`, those before `from` marked as sent
+ * early, without their values. A batch's answer is `(outcomes, sent, n, 0)`; an early chunk `(outcomes, a, b, a)`.
+ */
+export function encodeOutcomes(
+  outcomes: readonly TaskOutcome[],
+  from = 0,
+  to = outcomes.length,
+  base = from,
+): BatchOutcome {
+  const f = new Uint8Array(to - base);
+  const v: unknown[] = new Array(to - base);
+  for (let t = 0; t < from - base; t++) f[t] = SENT;
+  for (let i = from; i < to; i++) {
+    const t = i - base;
+    const outcome = outcomes[i] as TaskOutcome;
     const counted = outcome.r === true ? COUNTED : 0;
     if (outcome.ok) {
       f[t] = OK | counted;
@@ -95,6 +108,11 @@ export function encodeOutcomes(outcomes: readonly TaskOutcome[]): BatchOutcome {
     }
   }
   return { f, v };
+}
+
+/** Whether outcome `t` of a batch's answer was sent early instead (see EarlyOutcomes). */
+export function sentEarly(batch: BatchOutcome, t: number): boolean {
+  return ((batch.f[t] as number) & SENT) !== 0;
 }
 
 /** Outcome `t` of a batch. */

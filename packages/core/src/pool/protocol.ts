@@ -55,6 +55,20 @@ export interface BatchOutcome {
   readonly v: readonly unknown[];
 }
 
+/**
+ * Outcomes of some tasks of a batch still running, sent on the thread's run port as their handlers end (at
+ * most every {@link EARLY_FLUSH_MS}), so a call's result does not wait for the rest of its batch. Each task is
+ * named by its cancel slot and generation; the batch's own answer then marks those outcomes as sent.
+ */
+export interface EarlyOutcomes {
+  readonly early: true;
+  readonly c: Int32Array;
+  readonly g: Int32Array;
+  readonly o: BatchOutcome;
+}
+/** How long a thread running a batch holds finished calls' outcomes before it sends them on. */
+export const EARLY_FLUSH_MS = 1;
+
 /** Why a task produced no value. */
 export type FailureKind =
   /** The handler threw. */
