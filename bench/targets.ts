@@ -38,6 +38,10 @@ export function checkTargets(results: Results): TargetCheck[] {
   const efficiency = v('cpuScaling', 'limitOk') === 1 ? v('cpuScaling', 'efficiency') : Number.NaN;
   const poolDelay = v('eventLoopDelay', 'poolP99Ms');
   const perCall = v('memoryInFlight', 'oursBytesPerCall');
+  const service = (contender: string, tag: string, what = 'PerSec') =>
+    v('serviceLoad', `${contender}_${tag}${what}`);
+  const ofLimit = (tag: string) => service('ours', tag) / v('serviceLoad', `limit_${tag}PerSec`);
+  const aheadOfPiscina = (tag: string) => service('ours', tag) / service('piscina', tag);
   const growth = v('memoryGrowth', 'inlineGrowthMb');
   return [
     check(
@@ -96,6 +100,50 @@ export function checkTargets(results: Results): TargetCheck[] {
       (x) => x <= 5,
     ),
     check('Heap per in-flight pooled call ≤ 2 KB', perCall, `${Math.round(perCall)} B`, (x) => x <= 2048),
+    check(
+      'Service load, 0.2 ms calls, 3 in flight per thread: ≥ 90 % of the bare-thread limit',
+      ofLimit('0_2msX3PerThread'),
+      `${(ofLimit('0_2msX3PerThread') * 100).toFixed(1)} %`,
+      (x) => x >= 0.9,
+    ),
+    check(
+      'Service load, 1 ms calls, 3 in flight per thread: ≥ 97 % of the bare-thread limit',
+      ofLimit('1msX3PerThread'),
+      `${(ofLimit('1msX3PerThread') * 100).toFixed(1)} %`,
+      (x) => x >= 0.97,
+    ),
+    ...['0_2msX3PerThread', '1msX1_5PerThread', '1msX3PerThread', '5msX2PerThread'].map((tag) =>
+      check(
+        `Service load (${tag.replace('_', '.').replace('msX', ' ms, ').replace('PerThread', ' per thread').replace('_', '.')}): ahead of raw piscina`,
+        aheadOfPiscina(tag),
+        `×${aheadOfPiscina(tag).toFixed(3)}`,
+        (x) => x >= 1,
+      ),
+    ),
+    check(
+      'Service load, 1 ms calls, 3 in flight per thread: p99 no worse than raw piscina',
+      service('ours', '1msX3PerThread', 'P99Ms') / service('piscina', '1msX3PerThread', 'P99Ms'),
+      `${service('ours', '1msX3PerThread', 'P99Ms').toFixed(2)} vs ${service('piscina', '1msX3PerThread', 'P99Ms').toFixed(2)} ms`,
+      (x) => x <= 1,
+    ),
+    check(
+      'Per-key order: 10,000 distinct keys, 1000 in flight, ≥ 90 % of the unkeyed throughput',
+      v('keyOrder', 'keyedOverUnkeyed'),
+      `${(v('keyOrder', 'keyedOverUnkeyed') * 100).toFixed(1)} %`,
+      (x) => x >= 0.9,
+    ),
+    check(
+      'Per-key order: a keyed inline call ≤ 0.5 µs over an unkeyed one',
+      v('keyOrder', 'keyAddedNs'),
+      formatNs(v('keyOrder', 'keyAddedNs')),
+      (x) => x <= 500,
+    ),
+    check(
+      'Per-key order: other keys beside a hot key keep ≥ 90 % of their throughput',
+      v('keyOrder', 'othersWithHotOverAlone'),
+      `${(v('keyOrder', 'othersWithHotOverAlone') * 100).toFixed(1)} %`,
+      (x) => x >= 0.9,
+    ),
     check(
       'No heap growth over 1M inline calls (≤ 1 MB after GC)',
       growth,
