@@ -3,11 +3,13 @@
 //   - the packed manifest has no "source" conditions and no scripts; every file its exports name is packed;
 //   - every source a source map names is packed (no map points at a file only this repository has);
 //   - no test file is packed;
-//   - `import` and `require` of every entry work, and a TypeScript consumer type-checks in both module kinds.
+//   - `import` and `require` of every entry work, and a TypeScript consumer type-checks in both module kinds;
+//   - a TypeScript service (packages/core/test/fixtures/ts-service) runs its `.ts` worker handler from the
+//     installed tarball under `node --import tsx`, `npx tsx` and, where this Node has it, type stripping.
 //
 //   node .ci/checkPack.mjs    (from the repository root, after `npm run build`)
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -99,6 +101,46 @@ export async function call(bus: CommandBus): Promise<number> {
   } catch (err) {
     problems.push(`a TypeScript consumer does not type-check:\n${err.stdout}${err.stderr}`);
   }
+
+  // The README's "Handlers in TypeScript" recipe, on the tarball: a fresh TypeScript service whose worker
+  // module is a .ts file, run as TypeScript, no build step.
+  const service = join(work, 'ts-service');
+  cpSync(join(root, 'packages', 'core', 'test', 'fixtures', 'ts-service'), service, { recursive: true });
+  writeFileSync(
+    join(service, 'package.json'),
+    JSON.stringify({ name: 'ts-service', private: true, type: 'module' }),
+  );
+  const tsx = `tsx@${JSON.parse(readFileSync(join(root, 'node_modules', 'tsx', 'package.json'), 'utf8')).version}`;
+  run(
+    'npm',
+    [
+      'install',
+      '--prefer-offline',
+      '--no-audit',
+      '--no-fund',
+      tarballs[packed.findIndex((p) => p.name === '@cqrs-pool/core')],
+      'zod',
+      tsx,
+    ],
+    service,
+  );
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  const ways = [
+    ['node --import tsx', process.execPath, ['--import', 'tsx', 'server.ts']],
+    ['npx tsx', 'npx', ['tsx', 'server.ts']],
+  ];
+  if (major > 22 || (major === 22 && minor >= 6)) {
+    const flags = process.features.typescript ? [] : ['--experimental-strip-types'];
+    ways.push(['type stripping', process.execPath, [...flags, 'server.ts']]);
+  }
+  for (const [way, cmd, args] of ways) {
+    try {
+      const out = JSON.parse(run(cmd, args, service).trim().split('\n').pop());
+      if (out.module !== 'handlers.ts') problems.push(`ts-service under ${way}: ran ${out.module}`);
+    } catch (err) {
+      problems.push(`ts-service under ${way} failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+    }
+  }
 } catch (err) {
   problems.push(`${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`);
 } finally {
@@ -109,4 +151,6 @@ if (problems.length > 0) {
   console.error(`checkPack: ${problems.length} problem(s):\n- ${problems.join('\n- ')}`);
   process.exit(1);
 }
-console.log('checkPack: every package packs clean and loads from ESM, CommonJS and tsc');
+console.log(
+  'checkPack: every package packs clean and loads from ESM, CommonJS and tsc; a .ts worker handler runs from the tarball under tsx',
+);
