@@ -1,4 +1,5 @@
 import { Histogram, type HistogramConfiguration } from 'prom-client';
+import { labelsOf } from './labelsOf.js';
 import { cumulativeCounts, type LatencyBuckets } from './latencyBuckets.js';
 import type { ScrapeReader } from './ScrapeReader.js';
 
@@ -6,18 +7,18 @@ type HistogramData = Awaited<ReturnType<Histogram<string>['get']>>;
 type HistogramValue = HistogramData['values'][number];
 
 /**
- * `<prefix>latency_seconds{handler,kind}`: a prom-client Histogram whose values are the shared histogram's,
+ * `<prefix>latency_seconds{handler,kind,subscriber?}`: a prom-client Histogram whose values are the shared histogram's,
  * read on scrape. prom-client's Histogram can only `observe` one sample at a time, so this subclass answers
  * `get()` (and `getForPromString()`, which the registry prefers) itself, in the shape Histogram produces:
  * cumulative `_bucket{le}` series, `_sum` in seconds and `_count` — so the exposition says `histogram` and
  * aggregates like any other. Samples passed to `observe` are ignored: the shared memory is the only source.
  */
-export class SharedLatencyHistogram extends Histogram<'handler' | 'kind'> {
+export class SharedLatencyHistogram extends Histogram<'handler' | 'kind' | 'subscriber'> {
   private readonly metricName: string;
   private readonly metricHelp: string;
 
   constructor(
-    config: HistogramConfiguration<'handler' | 'kind'>,
+    config: HistogramConfiguration<'handler' | 'kind' | 'subscriber'>,
     private readonly reader: ScrapeReader,
     private readonly buckets: LatencyBuckets,
   ) {
@@ -39,7 +40,7 @@ export class SharedLatencyHistogram extends Histogram<'handler' | 'kind'> {
     const values: HistogramValue[] = [];
     const bucketName = `${this.metricName}_bucket`;
     for (const figures of this.reader.read().handlers) {
-      const labels = { handler: figures.handler, kind: figures.kind };
+      const labels = labelsOf(figures);
       const cumulative = cumulativeCounts(figures.counts, this.buckets);
       let count = 0;
       for (const n of figures.counts) count += n;

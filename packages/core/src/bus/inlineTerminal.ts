@@ -30,8 +30,9 @@ export function inlineTerminal(
   region: MetricsRegion | undefined,
   slot: number,
   settled: (() => void) | undefined,
+  subscriber?: string,
 ): Next {
-  if (region === undefined) return plainInlineTerminal(name, fn, directory, logger, settled);
+  if (region === undefined) return plainInlineTerminal(name, fn, directory, logger, settled, subscriber);
   const ownsCall = settled !== undefined;
   let calls = 0;
   // Continuations of untimed calls (seven in eight, once sampled) need no per-call state: made once here.
@@ -77,7 +78,7 @@ export function inlineTerminal(
     }
     let result: unknown;
     try {
-      result = runHandler(fn, call, directory, logger);
+      result = runHandler(fn, call, directory, logger, subscriber);
     } catch (err) {
       const failure = handlerFailed(name, err);
       countAttempt(recorder, slot, settled, ranFrom, failure);
@@ -143,6 +144,7 @@ function plainInlineTerminal(
   directory: BusDirectory,
   logger: Logger,
   settled: (() => void) | undefined,
+  subscriber: string | undefined,
 ): Next {
   const toHandlerFailed = (err: unknown): never => {
     settled?.();
@@ -165,7 +167,7 @@ function plainInlineTerminal(
     }
     let result: unknown;
     try {
-      result = runHandler(fn, call, directory, logger);
+      result = runHandler(fn, call, directory, logger, subscriber);
     } catch (err) {
       settled?.();
       return Promise.reject(handlerFailed(name, err));
@@ -189,13 +191,19 @@ function plainInlineTerminal(
  * Calls the handler. A keyed call holds its key until the handler's own outcome — not the caller's, which a
  * timeout or an abort can end first while an inline handler, which cannot be stopped, runs on.
  */
-function runHandler(fn: HandlerFn<Definition>, call: Call, directory: BusDirectory, logger: Logger): unknown {
+function runHandler(
+  fn: HandlerFn<Definition>,
+  call: Call,
+  directory: BusDirectory,
+  logger: Logger,
+  subscriber: string | undefined,
+): unknown {
   const order = call.order;
-  if (order === undefined) return fn(call.input, new InlineContext(call, directory, logger));
+  if (order === undefined) return fn(call.input, new InlineContext(call, directory, logger, subscriber));
   order.begin();
   let result: unknown;
   try {
-    result = fn(call.input, new InlineContext(call, directory, logger));
+    result = fn(call.input, new InlineContext(call, directory, logger, subscriber));
   } catch (err) {
     order.end();
     throw err;
