@@ -5,7 +5,15 @@
  * `ready()`; nesting bounds. Runs against the built output (`node build.mjs --fast` first).
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { EventBus, inWorker, isCqrsError, timeout, WorkerPool } from '@cqrs-pool/core';
+import {
+  circuitBreaker,
+  EventBus,
+  healthSnapshot,
+  inWorker,
+  isCqrsError,
+  timeout,
+  WorkerPool,
+} from '@cqrs-pool/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeEventBuses, eventBuses, eventHandlers } from './eventBuses.js';
 import {
@@ -263,5 +271,30 @@ describe('metrics', () => {
     }
     expect(metrics).toMatchObject({ executions: 3 * publishes, failures, inFlight: 0 });
     expect(reports.reduce((n, r) => n + r.failed.length, 0)).toBe(failures);
+  });
+});
+
+describe('circuit breaker per subscriber', () => {
+  it('opens for the failing subscriber only, and healthSnapshot reports it as event:<event>:<subscriber>', async () => {
+    const { events, pool, deadLetters } = eventBuses({
+      middleware: [circuitBreaker({ failureThreshold: 2, resetAfterMs: 600_000 })],
+    });
+    events.subscribe(Noted, 's0', worker('noteInThread'));
+    events.subscribe(Noted, 's1', worker('noteInThread'));
+    const log = noteLog(4, 2);
+    const codes: string[] = [];
+    for (let seq = 0; seq < 4; seq++) {
+      const report = await events.publish(Noted, { seq, log, subscribers: 2, fail: ['s1'] });
+      expect(report.delivered).toEqual(['s0']);
+      codes.push(report.failed[0]?.error.code as string);
+    }
+    expect(codes).toEqual(['HANDLER_FAILED', 'HANDLER_FAILED', 'CIRCUIT_OPEN', 'CIRCUIT_OPEN']);
+    // Refused by the breaker: it never ran for the last two publishes.
+    expect(noted(log, 3, 2, 1).attempts).toBe(0);
+    expect(deadLetters).toHaveLength(4);
+    const health = healthSnapshot({ pool, buses: [events] });
+    expect(health.status).toBe('degraded');
+    expect(health.circuits).toEqual({ 'event:Noted:s0': 'closed', 'event:Noted:s1': 'open' });
+    expect(health.handlers).toBe(2);
   });
 });

@@ -377,8 +377,10 @@ export class ChainRegistry {
     const region = this.recorder as MetricsRegion;
     let order: OrderTicket | undefined;
     let refused: CqrsError | undefined;
-    if (placed instanceof CqrsError) refused = placed;
-    else order = placed;
+    if (placed !== undefined) {
+      if (placed instanceof CqrsError) refused = placed;
+      else order = placed;
+    }
     const call: Call = {
       name,
       kind: this.kind,
