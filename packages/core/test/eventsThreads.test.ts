@@ -298,3 +298,29 @@ describe('circuit breaker per subscriber', () => {
     expect(health.handlers).toBe(2);
   });
 });
+
+describe('close()', () => {
+  it('drains publishes whose worker subscribers are still running, then the pool closes', async () => {
+    const { events, pool } = eventBuses({ threads: 2 });
+    events.subscribe(Noted, 's0', worker('noteInThread'));
+    events.subscribe(Noted, 's1', worker('noteInThread'));
+    const log = noteLog(8, 2);
+    const inFlight = Array.from({ length: 8 }, (_, seq) =>
+      events.publish(
+        Noted,
+        { seq, log, subscribers: 2, ms: 20 },
+        { strategy: seq % 2 ? 'sequential' : 'parallel' },
+      ),
+    );
+    await events.close();
+    // Every publish accepted before close() was delivered in full before close() resolved.
+    expect(events.pending).toBe(0);
+    for (let seq = 0; seq < 8; seq++) {
+      for (const slot of [0, 1]) expect(noted(log, seq, 2, slot).end).toBeGreaterThan(0);
+    }
+    for (const report of await Promise.all(inFlight)) expect(report.delivered).toEqual(['s0', 's1']);
+    await rejectionWith(events.publish(Noted, { seq: 0, log, subscribers: 2 }), 'CLOSED');
+    await pool.close();
+    expect(pool.inFlight).toBe(0);
+  });
+});
