@@ -70,6 +70,19 @@ interface Topic {
   keyed: boolean;
 }
 
+/** One publish in flight: what each subscriber ended with (undefined: delivered), gathered into its report. */
+interface Publication {
+  readonly event: string;
+  readonly topic: Topic;
+  readonly payload: unknown;
+  readonly metadata: Metadata;
+  readonly outcomes: (CqrsError | undefined)[];
+  /** Subscribers not yet settled (parallel publishes). */
+  left: number;
+  /** What `onFailure` returned and the report waits for. */
+  told: Promise<void>[] | undefined;
+}
+
 const OPEN = 0;
 const CLOSING = 1;
 const CLOSED = 2;
@@ -313,74 +326,96 @@ export class EventBus implements NestedPublisher {
       );
     }
     this.publishing++;
-    const outcomes: (CqrsError | undefined)[] = new Array(count).fill(undefined);
-    let told: Promise<void>[] | undefined;
-    const failed = (i: number, err: unknown): void => {
-      const registration = registrations[i] as Registration;
-      let error: CqrsError;
-      if (isCqrsError(err)) error = err;
-      else {
-        // A custom middleware rejected with something else: still reported as a CqrsError.
-        error = handlerFailed(registration.key, err);
-        if (!registry.stacks) stripStacks(error);
-      }
-      outcomes[i] = error;
-      const waiting = this.tell(event, registration.subscriber as string, error, payload, metadata);
-      if (waiting === undefined) return;
-      if (told === undefined) told = [waiting];
-      else told.push(waiting);
+    const publication: Publication = {
+      event,
+      topic,
+      payload,
+      metadata,
+      outcomes: new Array(count).fill(undefined),
+      left: count,
+      told: undefined,
     };
-    const finish = (): PublishReport | Promise<PublishReport> => {
-      if (told !== undefined) {
-        const waiting = told;
-        told = undefined;
-        return Promise.all(waiting).then(finish);
-      }
-      this.left();
-      const delivered: string[] = [];
-      const failures: SubscriberFailure[] = [];
-      for (let i = 0; i < count; i++) {
-        const error = outcomes[i];
-        const subscriber = topic.names[i] as string;
-        if (error === undefined) delivered.push(subscriber);
-        else failures.push({ subscriber, error });
-      }
-      return { event, delivered, failed: failures };
-    };
-    const run = (i: number): Promise<unknown> =>
-      registry.run(
-        registrations[i] as Registration,
-        event,
-        payload,
-        metadata,
-        signal,
-        originThread,
-        depth,
-        places?.[i],
-      );
     if (strategy === 'sequential') {
       return (async () => {
         for (let i = 0; i < count; i++) {
           try {
-            await run(i);
+            await registry.run(
+              registrations[i] as Registration,
+              event,
+              payload,
+              metadata,
+              signal,
+              originThread,
+              depth,
+              places?.[i],
+            );
           } catch (err) {
-            failed(i, err);
+            this.failedAt(publication, i, err);
           }
         }
-        return finish();
+        return this.finish(publication);
       })();
     }
     return new Promise<PublishReport>((resolve) => {
-      let left = count;
       const settled = (): void => {
-        if (--left === 0) resolve(finish());
+        if (--publication.left === 0) resolve(this.finish(publication));
       };
-      const onFailure = (i: number) => (err: unknown) => {
-        failed(i, err);
-        settled();
-      };
-      for (let i = 0; i < count; i++) run(i).then(settled, onFailure(i));
+      for (let i = 0; i < count; i++) {
+        registry
+          .run(
+            registrations[i] as Registration,
+            event,
+            payload,
+            metadata,
+            signal,
+            originThread,
+            depth,
+            places?.[i],
+          )
+          .then(settled, (err: unknown) => {
+            this.failedAt(publication, i, err);
+            settled();
+          });
+      }
     });
+  }
+
+  /** Subscriber `i` of `publication` failed with `err`: noted, and handed to `onFailure`. */
+  private failedAt(publication: Publication, i: number, err: unknown): void {
+    const registration = publication.topic.registrations[i] as Registration;
+    let error: CqrsError;
+    if (isCqrsError(err)) error = err;
+    else {
+      // A custom middleware rejected with something else: still reported as a CqrsError.
+      error = handlerFailed(registration.key, err);
+      if (!this.registry.stacks) stripStacks(error);
+    }
+    publication.outcomes[i] = error;
+    const { event, payload, metadata } = publication;
+    const waiting = this.tell(event, registration.subscriber as string, error, payload, metadata);
+    if (waiting === undefined) return;
+    if (publication.told === undefined) publication.told = [waiting];
+    else publication.told.push(waiting);
+  }
+
+  /** Every subscriber settled: the report, once what `onFailure` returned has settled too. */
+  private finish(publication: Publication): PublishReport | Promise<PublishReport> {
+    const told = publication.told;
+    if (told !== undefined) {
+      publication.told = undefined;
+      return Promise.all(told).then(() => this.finish(publication));
+    }
+    this.left();
+    const { outcomes, topic } = publication;
+    const delivered: string[] = [];
+    const failed: SubscriberFailure[] = [];
+    for (let i = 0; i < outcomes.length; i++) {
+      const error = outcomes[i];
+      const subscriber = topic.names[i] as string;
+      if (error === undefined) delivered.push(subscriber);
+      else failed.push({ subscriber, error });
+    }
+    return { event: publication.event, delivered, failed };
   }
 
   /** Hands one failure to `onFailure`; returns what to wait for before the publish resolves. */
