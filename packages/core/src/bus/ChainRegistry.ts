@@ -1,11 +1,13 @@
+export type { BusOptions, HandlerFor, RegisterOptions } from './busOptions.js';
+
 import { CqrsError } from '../errors/CqrsError.js';
 import { stripStacks } from '../errors/stripStacks.js';
 import type { Metadata } from '../handler/HandlerContext.js';
-import type { HandlerFn, WorkerHandler } from '../handler/handle.js';
+import type { HandlerFn } from '../handler/handle.js';
 import { isWorkerHandler } from '../handler/handle.js';
 import type { Logger } from '../handler/Logger.js';
 import { isLogger, noopLogger } from '../handler/Logger.js';
-import type { Definition, InputOf, MessageKind } from '../messages/Definition.js';
+import type { Definition, MessageKind } from '../messages/Definition.js';
 import { compose } from '../middleware/compose.js';
 import type { Call, ChainContext, Middleware, Next } from '../middleware/Middleware.js';
 import { isMetricsPlacement } from '../middleware/metrics.js';
@@ -16,59 +18,15 @@ import { isWorkerHandlerRef } from '../pool/inWorker.js';
 import type { WorkerPool } from '../pool/WorkerPool.js';
 import type { MetricsSnapshot } from '../shared/MetricsRegion.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
+import type { BusOptions, HandlerFor, RegisterOptions } from './busOptions.js';
 import { inlineTerminal } from './inlineTerminal.js';
-import type { KeyOrderSink, OrderTicket } from './KeyOrder.js';
-import { KeyOrder } from './KeyOrder.js';
+import type { OrderTicket } from './KeyOrder.js';
+import type { Ordering } from './keyOrdering.js';
+import { keyOrdering, placeCall } from './keyOrdering.js';
 import { OrderingTable } from './OrderingTable.js';
 import { recordingLayer } from './recordingLayer.js';
 import type { WorkerRoute } from './workerTerminal.js';
 import { workerTerminal } from './workerTerminal.js';
-
-/** Options of {@link CommandBus}, {@link QueryBus} and (with its own additions) {@link EventBus}. */
-export interface BusOptions {
-  /** The pool that runs `inWorker()` handlers; needed only for those. Buses sharing a pool can call each other from handlers. */
-  pool?: WorkerPool;
-  /** Applied to every handler of the bus, outermost first, around per-handler middleware. */
-  middleware?: readonly Middleware[];
-  /**
-   * Counts executions, failures, in-flight calls and latency of every handler in shared memory, across all
-   * threads (`getMetrics()`). Default true. The recording is the outermost layer unless `metrics()` places it.
-   */
-  metrics?: boolean;
-  /**
-   * When false, every error a call rejects with — the `CqrsError` and its `cause` chain, a handler's error
-   * rebuilt from its thread included — has its `stack` cut to its first line (`name: message`), for buses
-   * that answer untrusted callers. The errors are changed in place (the caller owns them), only on failure;
-   * an inline handler's own error, the `cause` of `HANDLER_FAILED`, is changed too. Default true.
-   */
-  errorStacks?: boolean;
-  /**
-   * The base of inline handlers' `ctx.logger` (pino-style: a pino logger fits as it is): each call's
-   * `ctx.logger` is its child with `{ handler, kind, correlationId? }` bound. Default: a no-op logger.
-   * Worker handlers log through the pool's `threadLogger` instead.
-   */
-  logger?: Logger;
-}
-
-/** Options of `registerHandler` (and of `EventBus.subscribe`). */
-export interface RegisterOptions<D extends Definition = Definition> {
-  /** Applied to this handler only, inside the bus-wide middleware. */
-  middleware?: readonly Middleware[];
-  /**
-   * Per-key order: calls whose key is equal (a string or a number, compared with `===`) start in the order
-   * `execute` was called and never overlap, on any thread; calls with other keys, or `undefined`, run in
-   * parallel as before. Computed from the raw input, before any middleware (validation included): it must
-   * not throw for the inputs callers send (a throw or a key of another type refuses the call with
-   * `VALIDATION`). See the README's "Per-key order".
-   */
-  orderingKey?: (input: InputOf<D>, metadata: Metadata) => string | number | undefined;
-  /**
-   * Handlers registered with the same group name (on any bus of the same pool) share their keys: a call of
-   * one waits for a call of another with the same key — two commands on one aggregate (`Deposit` and
-   * `Withdraw` of an account). Default: the handler's own key space.
-   */
-  orderingGroup?: string;
-}
 
 /**
  * Where a bus's handlers keep their figures in shared memory, for exporters reading them on scrape
@@ -94,9 +52,6 @@ export interface MetricsSources {
   }[];
 }
 
-/** What `registerHandler` accepts: an inline function, an `inWorker()` reference, or a `handle()` value run inline. */
-export type HandlerFor<D extends Definition> = HandlerFn<D> | WorkerHandlerRef | WorkerHandler<D>;
-
 /** One handler wrapped in its chain: what a bus routes a call to. @internal */
 export interface Registration {
   /** The handler's name in metrics and errors: the message's name, or `<event>:<subscriber>`. */
@@ -119,12 +74,6 @@ export interface Registration {
   readonly ordering: Ordering | undefined;
   /** Set by `ready()` when the worker export cannot be loaded: calls fail with it at once. */
   broken: CqrsError | undefined;
-}
-
-interface Ordering {
-  readonly keyOf: (input: unknown, metadata: Metadata) => unknown;
-  readonly order: KeyOrder;
-  readonly sink: KeyOrderSink;
 }
 
 const OPEN = 0;
@@ -288,7 +237,13 @@ export class ChainRegistry {
     const ordering =
       orderingKey === undefined
         ? undefined
-        : this.ordering(orderingKey as Ordering['keyOf'], orderingGroup, region, metricsSlot);
+        : keyOrdering(
+            this.orderingTable,
+            orderingKey as Ordering['keyOf'],
+            orderingGroup,
+            region,
+            metricsSlot,
+          );
     const settled = direct ? this.settled : undefined;
     let terminal: Next;
     let worker: WorkerRoute | undefined;
@@ -329,33 +284,6 @@ export class ChainRegistry {
     };
     this.registrations.push(registration);
     return registration;
-  }
-
-  /** The key function, lanes and wait reporting of a handler registered with `orderingKey`. */
-  private ordering(
-    keyOf: Ordering['keyOf'],
-    group: string | undefined,
-    region: MetricsRegion | undefined,
-    slot: number,
-  ): Ordering {
-    const table = this.orderingTable;
-    // A handler's own key space is a group nobody else can name.
-    const order = group === undefined ? new KeyOrder() : table.group(group);
-    const sink: KeyOrderSink = {
-      startWaiting: () => {
-        if (!table.startWaiting()) return false;
-        if (slot >= 0) region?.addKeyWaiting(slot, 1);
-        return true;
-      },
-      stopWaiting: () => {
-        table.stopWaiting();
-        if (slot >= 0) region?.addKeyWaiting(slot, -1);
-      },
-      granted: (waitedMs) => {
-        if (slot >= 0) region?.recordKeyWait(slot, waitedMs * 1000);
-      },
-    };
-    return { keyOf, order, sink };
   }
 
   /**
@@ -453,35 +381,11 @@ export class ChainRegistry {
 
   /**
    * The place of a keyed call in its lane, taken as the call enters the bus (KeyOrder.ts): its ticket,
-   * undefined for a call without a key, or the error that refuses it (a key function that throws or
-   * returns something else than a string or a number; no room to wait in the pool's queue).
+   * undefined for a call without a key, or the error that refuses it.
    */
   place(registration: Registration, input: unknown, metadata: Metadata): OrderTicket | CqrsError | undefined {
     const ordering = registration.ordering;
-    if (ordering === undefined) return undefined;
-    const name = registration.key;
-    let key: unknown;
-    try {
-      key = ordering.keyOf(input, metadata);
-    } catch (err) {
-      return new CqrsError('VALIDATION', `${name}: orderingKey threw: ${errorText(err)}`, {
-        cause: err,
-        handler: name,
-      });
-    }
-    if (key === undefined) return undefined;
-    if (typeof key !== 'string' && typeof key !== 'number') {
-      return new CqrsError(
-        'VALIDATION',
-        `${name}: orderingKey must return a string, a number or undefined, got ${typeof key}`,
-        { handler: name },
-      );
-    }
-    const ticket = ordering.order.enter(key, ordering.sink);
-    if (ticket !== undefined) return ticket;
-    return new CqrsError('OVERLOADED', `${name}: the pool's queue is full (calls waiting for their key)`, {
-      handler: name,
-    });
+    return ordering === undefined ? undefined : placeCall(ordering, registration.key, input, metadata);
   }
 
   /** A call refused before any chain ran: rejected at once, its stack cut when the bus hides stacks. */
@@ -605,14 +509,6 @@ export class ChainRegistry {
         handler: name,
       });
     }
-  }
-}
-
-function errorText(err: unknown): string {
-  try {
-    return err instanceof Error ? err.message : String(err);
-  } catch {
-    return 'an unreadable error';
   }
 }
 

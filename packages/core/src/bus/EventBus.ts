@@ -1,12 +1,7 @@
-import { CqrsError, isCqrsError } from '../errors/CqrsError.js';
+import { CqrsError } from '../errors/CqrsError.js';
 import { stripStacks } from '../errors/stripStacks.js';
 import { badPublishOptions } from '../handler/badExecuteOptions.js';
-import type {
-  PublishOptions,
-  PublishReport,
-  PublishStrategy,
-  SubscriberFailure,
-} from '../handler/EventClient.js';
+import type { PublishOptions, PublishReport, PublishStrategy } from '../handler/EventClient.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { Logger } from '../handler/Logger.js';
 import type { EventDefinition, ParsedPayloadOf, PayloadOf } from '../messages/Definition.js';
@@ -14,16 +9,10 @@ import type { Middleware } from '../middleware/Middleware.js';
 import { invalid, parseValue } from '../middleware/validation.js';
 import type { NestedPublisher } from '../pool/BusDirectory.js';
 import type { MetricsSnapshot } from '../shared/MetricsRegion.js';
-import type {
-  BusOptions,
-  HandlerFor,
-  MetricsSources,
-  RegisterOptions,
-  Registration,
-} from './ChainRegistry.js';
+import type { BusOptions, HandlerFor, MetricsSources, RegisterOptions } from './ChainRegistry.js';
 import { ChainRegistry } from './ChainRegistry.js';
-import { handlerFailed } from './handlerFailed.js';
-import type { OrderTicket } from './KeyOrder.js';
+import type { FanOutSink, Topic } from './fanOut.js';
+import { fanOut } from './fanOut.js';
 
 /** A subscriber that failed, as {@link EventBusOptions.onFailure} receives it: enough to retry it later. */
 export interface EventFailure {
@@ -61,28 +50,6 @@ export interface SubscribeOptions<D extends EventDefinition = EventDefinition> {
   orderingGroup?: string;
 }
 
-/** The subscribers of one event, in subscription order. */
-interface Topic {
-  readonly definition: EventDefinition;
-  readonly names: string[];
-  readonly registrations: Registration[];
-  /** Some subscriber has an `orderingKey`. */
-  keyed: boolean;
-}
-
-/** One publish in flight: what each subscriber ended with (undefined: delivered), gathered into its report. */
-interface Publication {
-  readonly event: string;
-  readonly topic: Topic;
-  readonly payload: unknown;
-  readonly metadata: Metadata;
-  readonly outcomes: (CqrsError | undefined)[];
-  /** Subscribers not yet settled (parallel publishes). */
-  left: number;
-  /** What `onFailure` returned and the report waits for. */
-  told: Promise<void>[] | undefined;
-}
-
 const OPEN = 0;
 const CLOSING = 1;
 const CLOSED = 2;
@@ -101,6 +68,12 @@ export class EventBus implements NestedPublisher {
   private readonly strategy: PublishStrategy;
   private readonly logger: Logger | undefined;
   private state = OPEN;
+  /** What fanOut reports to: failures to `onFailure`, the end of each publish to the drain count. */
+  private readonly sink: FanOutSink = {
+    failed: (event, subscriber, error, payload, metadata) =>
+      this.tell(event, subscriber, error, payload, metadata),
+    ended: () => this.ended(),
+  };
   private publishing = 0;
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -289,11 +262,11 @@ export class EventBus implements NestedPublisher {
       return parsed.then(
         (value) => {
           const report = this.fanOut(name, topic, value, metadata, signal, strategy, originThread, depth);
-          this.left();
+          this.ended();
           return report;
         },
         (err: unknown) => {
-          this.left();
+          this.ended();
           throw this.registry.stacks ? err : stripStacks(err);
         },
       );
@@ -302,7 +275,7 @@ export class EventBus implements NestedPublisher {
     return this.fanOut(name, topic, parsed.data, metadata, signal, strategy, originThread, depth);
   }
 
-  /** Runs every subscriber of `topic` with the parsed payload and gathers the report. */
+  /** Runs every subscriber of `topic` (none: an empty report), counted in flight until its report is out. */
   private fanOut(
     event: string,
     topic: Topic | undefined,
@@ -314,108 +287,19 @@ export class EventBus implements NestedPublisher {
     depth: number,
   ): Promise<PublishReport> {
     if (topic === undefined) return Promise.resolve({ event, delivered: [], failed: [] });
-    const registrations = topic.registrations;
-    const count = registrations.length;
-    const registry = this.registry;
-    // Each keyed subscriber takes its place in its key's lane now, in publish order — also those a
-    // sequential publish starts later, so a later publish of the same key never overtakes this one.
-    let places: (OrderTicket | CqrsError | undefined)[] | undefined;
-    if (topic.keyed) {
-      places = registrations.map((r) =>
-        r.ordering === undefined ? undefined : registry.place(r, payload, metadata),
-      );
-    }
     this.publishing++;
-    const publication: Publication = {
-      event,
+    return fanOut(
+      this.registry,
+      this.sink,
       topic,
+      event,
       payload,
       metadata,
-      outcomes: new Array(count).fill(undefined),
-      left: count,
-      told: undefined,
-    };
-    if (strategy === 'sequential') {
-      return (async () => {
-        for (let i = 0; i < count; i++) {
-          try {
-            await registry.run(
-              registrations[i] as Registration,
-              event,
-              payload,
-              metadata,
-              signal,
-              originThread,
-              depth,
-              places?.[i],
-            );
-          } catch (err) {
-            this.failedAt(publication, i, err);
-          }
-        }
-        return this.finish(publication);
-      })();
-    }
-    return new Promise<PublishReport>((resolve) => {
-      const settled = (): void => {
-        if (--publication.left === 0) resolve(this.finish(publication));
-      };
-      for (let i = 0; i < count; i++) {
-        registry
-          .run(
-            registrations[i] as Registration,
-            event,
-            payload,
-            metadata,
-            signal,
-            originThread,
-            depth,
-            places?.[i],
-          )
-          .then(settled, (err: unknown) => {
-            this.failedAt(publication, i, err);
-            settled();
-          });
-      }
-    });
-  }
-
-  /** Subscriber `i` of `publication` failed with `err`: noted, and handed to `onFailure`. */
-  private failedAt(publication: Publication, i: number, err: unknown): void {
-    const registration = publication.topic.registrations[i] as Registration;
-    let error: CqrsError;
-    if (isCqrsError(err)) error = err;
-    else {
-      // A custom middleware rejected with something else: still reported as a CqrsError.
-      error = handlerFailed(registration.key, err);
-      if (!this.registry.stacks) stripStacks(error);
-    }
-    publication.outcomes[i] = error;
-    const { event, payload, metadata } = publication;
-    const waiting = this.tell(event, registration.subscriber as string, error, payload, metadata);
-    if (waiting === undefined) return;
-    if (publication.told === undefined) publication.told = [waiting];
-    else publication.told.push(waiting);
-  }
-
-  /** Every subscriber settled: the report, once what `onFailure` returned has settled too. */
-  private finish(publication: Publication): PublishReport | Promise<PublishReport> {
-    const told = publication.told;
-    if (told !== undefined) {
-      publication.told = undefined;
-      return Promise.all(told).then(() => this.finish(publication));
-    }
-    this.left();
-    const { outcomes, topic } = publication;
-    const delivered: string[] = [];
-    const failed: SubscriberFailure[] = [];
-    for (let i = 0; i < outcomes.length; i++) {
-      const error = outcomes[i];
-      const subscriber = topic.names[i] as string;
-      if (error === undefined) delivered.push(subscriber);
-      else failed.push({ subscriber, error });
-    }
-    return { event: publication.event, delivered, failed };
+      signal,
+      strategy,
+      originThread,
+      depth,
+    );
   }
 
   /** Hands one failure to `onFailure`; returns what to wait for before the publish resolves. */
@@ -452,7 +336,7 @@ export class EventBus implements NestedPublisher {
   }
 
   /** One publish finished. */
-  private left(): void {
+  private ended(): void {
     if (--this.publishing === 0) this.drained?.();
   }
 
