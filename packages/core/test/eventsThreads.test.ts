@@ -18,6 +18,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeEventBuses, eventBuses, eventHandlers } from './eventBuses.js';
 import {
   Echoed,
+  Loose,
   Noted,
   note,
   noted,
@@ -85,6 +86,24 @@ describe('worker subscribers', () => {
     expect(pool.threads).toBeGreaterThan(0);
     const after = await events.publish(Noted, { seq: 0, log: noteLog(1, 2), subscribers: 2 });
     expect(after.delivered).toContain('s1');
+  });
+
+  it('a payload that cannot cross to a thread fails the worker subscribers with NOT_CLONEABLE, not the inline ones', async () => {
+    const { events, deadLetters } = eventBuses();
+    const seen: unknown[] = [];
+    events.subscribe(Loose, 'inline', (event) => void seen.push(event.data));
+    events.subscribe(Loose, 'thread', worker('takeLoose'));
+    const fn = (): number => 1;
+    const report = await events.publish(Loose, { data: fn });
+    expect(report.delivered).toEqual(['inline']);
+    expect(report.failed.map((f) => [f.subscriber, f.error.code])).toEqual([['thread', 'NOT_CLONEABLE']]);
+    expect(report.failed[0]?.error.message).toMatch(/^Loose:thread: /);
+    expect(seen).toEqual([fn]);
+    expect(deadLetters).toHaveLength(1);
+    // The thread is fine: plain data goes through.
+    await expect(events.publish(Loose, { data: { n: 1 } })).resolves.toMatchObject({
+      delivered: ['inline', 'thread'],
+    });
   });
 
   it('ready() names a subscriber whose export cannot be loaded; a publish lists it failed, the others delivered', async () => {
