@@ -218,6 +218,31 @@ describe('publishing from handlers', () => {
   });
 });
 
+describe('strategies on threads', () => {
+  it("'parallel' runs worker subscribers at the same time, on both threads", async () => {
+    const { events } = eventBuses({ threads: 2 });
+    events.subscribe(Noted, 'a', worker('rendezvous'));
+    events.subscribe(Noted, 'b', worker('rendezvous'));
+    // Each waits until both have started: they meet only if they run at once.
+    const report = await events.publish(Noted, { seq: 0, log: noteLog(1, 2), subscribers: 2 });
+    expect(report).toMatchObject({ delivered: ['a', 'b'], failed: [] });
+  });
+
+  it("'sequential' starts each worker subscriber after the one before it ended", async () => {
+    const { events } = eventBuses({ threads: 2 });
+    for (const s of ['s0', 's1', 's2']) events.subscribe(Noted, s, worker('noteInThread'));
+    const log = noteLog(1, 3);
+    const report = await events.publish(
+      Noted,
+      { seq: 0, log, subscribers: 3, ms: 2, fail: ['s1'] },
+      { strategy: 'sequential' },
+    );
+    expect(report.delivered).toEqual(['s0', 's2']);
+    expect(noted(log, 0, 3, 1).start).toBeGreaterThan(noted(log, 0, 3, 0).end);
+    expect(noted(log, 0, 3, 2).start).toBeGreaterThan(noted(log, 0, 3, 1).end);
+  });
+});
+
 describe('per-key order per subscriber', () => {
   it('calls of one key start in publish order and never overlap, per subscriber, with other keys in parallel', async () => {
     const { events } = eventBuses({ threads: 2 });
