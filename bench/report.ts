@@ -92,6 +92,8 @@ export async function report(
   name: string,
   values: (rows: MedianRow[]) => Record<string, number> = () => ({}),
   groupTitles: string[] = [],
+  /** Tables and charts of a part of the scenario mitata could not measure (many calls in flight). */
+  extra: { tables?: ResultTable[]; charts?: ResultChart[] } = {},
 ): Promise<MedianRow[]> {
   const result = await run({ format: process.argv.includes('--json') ? 'json' : 'mitata' });
   // mitata's types omit the group index each trial carries.
@@ -121,7 +123,13 @@ export async function report(
       .filter((r) => r.group === g)
       .map((r) => [r.name, formatNs(r.medianNs), `×${r.ratio.toFixed(2)}`]),
   }));
-  writeResult({ name, rows, tables, values: values(rows) });
+  writeResult({
+    name,
+    rows,
+    tables: [...tables, ...(extra.tables ?? [])],
+    values: values(rows),
+    ...(extra.charts === undefined ? {} : { charts: extra.charts }),
+  });
   return rows;
 }
 

@@ -43,6 +43,8 @@ export function checkTargets(results: Results): TargetCheck[] {
   const ofLimit = (tag: string) => service('ours', tag) / v('serviceLoad', `limit_${tag}PerSec`);
   const aheadOfPiscina = (tag: string) => service('ours', tag) / service('piscina', tag);
   const growth = v('memoryGrowth', 'inlineGrowthMb');
+  const publishNs = v('eventPublish', 'publishInlineNs');
+  const fanoutRatio = v('eventPublish', 'pooledRatio');
   return [
     check(
       'Inline `execute` (metrics on) ≤ 2.5× a direct awaited call',
@@ -154,6 +156,18 @@ export function checkTargets(results: Results): TargetCheck[] {
       growth,
       `${growth.toFixed(2)} MB`,
       (x) => x <= 1,
+    ),
+    check(
+      'Publish to 5 inline no-op subscribers ≤ 1.5 µs',
+      publishNs,
+      `${formatNs(publishNs)} (@nestjs/cqrs \`EventBus.publish\`: ${formatNs(v('eventPublish', 'nestPublishNs'))})`,
+      (x) => x <= 1500,
+    ),
+    check(
+      'Event fan-out to 4 worker subscribers, 1000 publishes in flight: deliveries/s ≥ 2× raw `piscina.run`',
+      fanoutRatio,
+      `×${fanoutRatio.toFixed(2)}`,
+      (x) => x >= 2,
     ),
   ];
 }

@@ -11,6 +11,7 @@ const built = (example: string): string =>
 const examples: [string, string | undefined][] = [
   ['demo/main', undefined],
   ['simplified-demo/main', undefined],
+  ['event-driven/main', undefined],
   ['shutdown/main', undefined],
   ['production-demo/main', '--linger <seconds>'],
   ['http-service/main', '--connections <n>'],

@@ -1,7 +1,8 @@
 import type { Remote } from 'comlink/dist/esm/comlink.mjs';
 import { CqrsError, isCqrsError } from '../packages/core/src/errors/CqrsError.js';
 import { deserializeError } from '../packages/core/src/errors/serialize.js';
-import { badExecuteOptions } from '../packages/core/src/handler/badExecuteOptions.js';
+import { badExecuteOptions, badPublishOptions } from '../packages/core/src/handler/badExecuteOptions.js';
+import type { EventClient, PublishOptions, PublishReport } from '../packages/core/src/handler/EventClient.js';
 import type {
   BusClient,
   ExecuteOptions,
@@ -10,8 +11,14 @@ import type {
 } from '../packages/core/src/handler/HandlerContext.js';
 import type { Logger } from '../packages/core/src/handler/Logger.js';
 import { handlerLogger } from '../packages/core/src/handler/Logger.js';
-import type { Definition, MessageKind } from '../packages/core/src/messages/Definition.js';
-import type { NestedDispatchApi, TaskMessage, TaskOutcome } from '../packages/core/src/pool/protocol.js';
+import type { Definition, EventDefinition, MessageKind } from '../packages/core/src/messages/Definition.js';
+import { invalid, parseValue } from '../packages/core/src/middleware/validation.js';
+import type {
+  NestedDispatchApi,
+  TaskMessage,
+  TaskOutcome,
+  WireReport,
+} from '../packages/core/src/pool/protocol.js';
 import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
 import type { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
 import { liveWord, STARTED } from '../packages/core/src/shared/CancelFlags.js';
@@ -24,8 +31,10 @@ export class ThreadContext implements HandlerContext {
   private ownLogger: Logger | undefined;
   private ownCommands: BusClient<'command'> | undefined;
   private ownQueries: BusClient<'query'> | undefined;
+  private ownEvents: EventClient | undefined;
   readonly name: string;
   readonly kind: MessageKind;
+  readonly subscriber: string | undefined;
   readonly metadata: Metadata;
 
   constructor(
@@ -41,6 +50,7 @@ export class ThreadContext implements HandlerContext {
     this.name = task.n;
     // Absent only in `ready()`'s probe, which runs no handler.
     this.kind = task.k ?? 'command';
+    this.subscriber = task.sb;
     this.metadata = task.md;
   }
 
@@ -53,6 +63,11 @@ export class ThreadContext implements HandlerContext {
   get queries(): BusClient<'query'> {
     this.ownQueries ??= nestedClient('query', this.mainBuses, this.task, this.threadId, this.maxDepth);
     return this.ownQueries;
+  }
+
+  get events(): EventClient {
+    this.ownEvents ??= eventClient(this.mainBuses, this.task, this.threadId, this.maxDepth);
+    return this.ownEvents;
   }
 
   isCancelled(): boolean {
@@ -81,7 +96,13 @@ export class ThreadContext implements HandlerContext {
 
   /** Made on first read: most handlers never log. */
   get logger(): Logger {
-    this.ownLogger ??= handlerLogger(this.baseLogger, this.task.n, this.task.k ?? '', this.task.md);
+    this.ownLogger ??= handlerLogger(
+      this.baseLogger,
+      this.task.n,
+      this.task.k ?? '',
+      this.task.md,
+      this.task.sb,
+    );
     return this.ownLogger;
   }
 
@@ -138,6 +159,71 @@ function nestedClient(
     throw deserializeError(outcome.e);
   };
   return { execute } as BusClient<typeof kind>;
+}
+
+/** `ctx.events` of a thread: publishes on the main thread's event bus, as `nestedClient` executes. */
+function eventClient(
+  mainBuses: Remote<NestedDispatchApi>,
+  parent: TaskMessage,
+  threadId: number,
+  maxDepth: number,
+): EventClient {
+  const publish = async (
+    target: Definition | string,
+    payload: unknown,
+    options?: PublishOptions,
+  ): Promise<PublishReport> => {
+    const name = typeof target === 'string' ? target : String((target as Definition | null)?.name);
+    const bad = badPublishOptions(options);
+    if (bad !== undefined) throw new CqrsError('VALIDATION', `${name}: ${bad}`, { handler: name });
+    const metadata = options?.metadata === undefined ? parent.md : { ...parent.md, ...options.metadata };
+    if (exceedsDepth(payload, maxDepth) || exceedsDepth(metadata, maxDepth)) {
+      throw new CqrsError(
+        'NOT_CLONEABLE',
+        `${name}: the payload is nested deeper than ${maxDepth} levels (WorkerPool maxDepth) and cannot cross to the main thread`,
+        { handler: name },
+      );
+    }
+    // Only the name crosses to the main thread, which has no schema for an event nobody subscribed to
+    // there: a definition's payload is validated here, so such a publish fails or succeeds as it would on
+    // the main thread. The main thread validates again, with its own copy, when it has subscribers.
+    const checked = typeof target === 'object' && target !== null;
+    if (checked) {
+      const parsed = parseValue((target as EventDefinition).payload, payload, name, 'payload');
+      if (parsed instanceof Promise) await parsed;
+      else if (!parsed.success) throw invalid(name, 'payload', parsed.error.issues);
+    }
+    const signal = options?.signal;
+    let outcome: TaskOutcome;
+    try {
+      const pending: Promise<TaskOutcome> = mainBuses.publish(
+        name,
+        payload,
+        metadata,
+        threadId,
+        parent.d + 1,
+        options?.strategy,
+        checked,
+      );
+      outcome = signal === undefined ? await pending : await raceAbort(pending, signal, name);
+    } catch (err) {
+      if (isCqrsError(err)) throw err;
+      if (isCloneFailure(err))
+        throw new CqrsError('NOT_CLONEABLE', `${name}: ${(err as Error).message}`, { cause: err });
+      throw err;
+    }
+    if (!outcome.ok) throw deserializeError(outcome.e);
+    const wire = outcome.v as WireReport;
+    return {
+      event: wire.event,
+      delivered: wire.delivered,
+      failed: wire.failed.map((f) => ({
+        subscriber: f.subscriber,
+        error: deserializeError(f.error) as CqrsError,
+      })),
+    };
+  };
+  return { publish } as EventClient;
 }
 
 function isCloneFailure(err: unknown): boolean {

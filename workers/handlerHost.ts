@@ -41,9 +41,10 @@ const metrics = new MetricsView(data.metrics);
 // with another thread's.
 const stripe = metrics.claimStripe();
 
-// Nested dispatch: `ctx.commands` / `ctx.queries` call the main thread's buses over `bus` (comlink), and the
-// main thread runs nested worker handlers back on this thread through `run` — this thread is the one
-// awaiting them, so they never wait for a free pool thread (no deadlock, even with one thread).
+// Nested dispatch: `ctx.commands` / `ctx.queries` / `ctx.events` call the main thread's buses over `bus`
+// (comlink), and the main thread runs nested worker handlers back on this thread through `run` — this
+// thread is the one awaiting them, so they never wait for a free pool thread (no deadlock, even with one
+// thread).
 const busChannel = new MessageChannel();
 const runChannel = new MessageChannel();
 const mainBuses = Comlink.wrap<NestedDispatchApi>(nodeEndpoint(busChannel.port1));
@@ -258,8 +259,13 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   let error: unknown;
   try {
     value = await handler(task.i as never, ctx);
-    error = cloneFailure(value);
-    if (error !== undefined) failure = 'result';
+    // An event subscriber's return value means nothing to its publisher: it is dropped here, not cloned
+    // and sent back (so no return value can fail a subscriber that did its work).
+    if (task.k === 'event') value = undefined;
+    else {
+      error = cloneFailure(value);
+      if (error !== undefined) failure = 'result';
+    }
   } catch (err) {
     failure = 'handler';
     error = err;

@@ -1,6 +1,8 @@
 export { CommandBus } from './bus/CommandBus.js';
 export type { BusOptions, HandlerFor, RegisterOptions } from './bus/Dispatcher.js';
 export { Dispatcher } from './bus/Dispatcher.js';
+export type { EventBusOptions, EventFailure, SubscribeOptions } from './bus/EventBus.js';
+export { EventBus } from './bus/EventBus.js';
 export { QueryBus } from './bus/QueryBus.js';
 export type { CqrsConfig, CqrsConfigInput } from './config/configSchema.js';
 export { configSchema } from './config/configSchema.js';
@@ -11,6 +13,13 @@ export type { CqrsErrorDetails } from './errors/CqrsError.js';
 export { CqrsError, isCqrsError } from './errors/CqrsError.js';
 export type { ErrorCode } from './errors/codes.js';
 export { ErrorCodes } from './errors/codes.js';
+export type {
+  EventClient,
+  PublishOptions,
+  PublishReport,
+  PublishStrategy,
+  SubscriberFailure,
+} from './handler/EventClient.js';
 export type { BusClient, ExecuteOptions, HandlerContext, Metadata } from './handler/HandlerContext.js';
 export type { HandlerFn, WorkerHandler } from './handler/handle.js';
 export { handle } from './handler/handle.js';
@@ -18,13 +27,18 @@ export type {
   CommandDefinition,
   Definition,
   DefinitionSchemas,
+  EventDefinition,
   InputOf,
   MessageKind,
   ParsedInputOf,
+  ParsedPayloadOf,
+  PayloadOf,
   QueryDefinition,
   ResultOf,
 } from './messages/Definition.js';
 export { defineCommand } from './messages/defineCommand.js';
+export type { EventSchemas } from './messages/defineEvent.js';
+export { defineEvent } from './messages/defineEvent.js';
 export { defineQuery } from './messages/defineQuery.js';
 export type { CachingMiddleware, CachingOptions } from './middleware/caching.js';
 export { caching } from './middleware/caching.js';

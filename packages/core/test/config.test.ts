@@ -2,8 +2,16 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { CqrsRuntime } from '@cqrs-pool/core';
-import { createFromConfig, defineQuery, inWorker, isCqrsError, loadConfig } from '@cqrs-pool/core';
+import type { CqrsRuntime, EventFailure } from '@cqrs-pool/core';
+import {
+  createFromConfig,
+  defineEvent,
+  defineQuery,
+  inWorker,
+  isCqrsError,
+  loadConfig,
+  parseConfig,
+} from '@cqrs-pool/core';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -134,6 +142,63 @@ describe('createFromConfig', () => {
     expect(line).toMatchObject({ outcome: 'ok', correlationId: 'c-9' });
     expect(line).not.toHaveProperty('input');
     expect(JSON.stringify(line)).not.toContain('987654321');
+  });
+
+  it('builds the event bus from the event_bus section: retry, timeout and strategy per subscriber', async () => {
+    const Happened = defineEvent('Happened', { payload: z.object({ n: z.number() }) });
+    const deadLetters: EventFailure[] = [];
+    const { logger, lines } = capture();
+    runtime = createFromConfig(
+      {
+        pool: { threads: 1 },
+        event_bus: { enable_retry: true, timeout: '50ms', strategy: 'sequential' },
+        middleware: { retry: { max_retries: 1, base_delay_ms: 1, max_delay_ms: 1 } },
+      },
+      { logger, onFailure: (f) => void deadLetters.push(f) },
+    );
+    expect(runtime.config.event_bus).toMatchObject({ timeout_ms: 50, strategy: 'sequential' });
+    const order: string[] = [];
+    let attempts = 0;
+    runtime.events.subscribe(Happened, 'flaky', () => {
+      order.push('flaky');
+      attempts++;
+      throw new Error('down');
+    });
+    runtime.events.subscribe(Happened, 'stuck', () => {
+      order.push('stuck');
+      return new Promise(() => {});
+    });
+    runtime.events.subscribe(Happened, 'fine', () => void order.push('fine'));
+    const report = await runtime.events.publish(Happened, { n: 1 });
+    expect(report.delivered).toEqual(['fine']);
+    expect(report.failed.map((f) => [f.subscriber, f.error.code])).toEqual([
+      ['flaky', 'HANDLER_FAILED'],
+      ['stuck', 'TIMEOUT'],
+    ]);
+    // Sequential: each subscriber ran after the one before had settled, retries included.
+    expect(order).toEqual(['flaky', 'flaky', 'stuck', 'stuck', 'fine']);
+    expect(attempts).toBe(2);
+    expect(deadLetters.map((f) => f.subscriber)).toEqual(['flaky', 'stuck']);
+    expect(lines().find((l) => l.subscriber === 'fine')).toMatchObject({
+      handler: 'Happened',
+      kind: 'event',
+    });
+    await rejectionWith(runtime.events.publish(Happened, { n: 'x' } as never), 'VALIDATION');
+  });
+
+  it('defaults the event_bus section, and refuses fields it does not have', () => {
+    expect(parseConfig({}).event_bus).toEqual({
+      enable_metrics: true,
+      enable_logging: true,
+      enable_rate_limit: true,
+      enable_circuit_breaker: true,
+      enable_retry: false,
+      strategy: 'parallel',
+    });
+    expect(() => parseConfig({ event_bus: { enable_validation: true } })).toThrow(
+      /event_bus.*enable_validation/,
+    );
+    expect(() => parseConfig({ event_bus: { strategy: 'random' } })).toThrow(/event_bus\.strategy/);
   });
 
   it('refuses a bad config, naming the field, before it starts any thread', () => {

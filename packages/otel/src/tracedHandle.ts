@@ -18,7 +18,7 @@ export interface TracedHandleOptions {
 /**
  * Like `handle()` from `@cqrs-pool/core/worker`, and runs `fn` inside a span `handler <name>` (kind
  * INTERNAL, attributes `cqrs.handler`, `cqrs.kind`, `cqrs.outcome`, `cqrs.error_code` when a `CqrsError`
- * fails it) whose parent is the dispatch span named by `ctx.metadata.traceparent` — the active context when
+ * fails it; for an event subscriber `handler <event>:<subscriber>` with `cqrs.subscriber`) whose parent is the dispatch span named by `ctx.metadata.traceparent` — the active context when
  * there is none. `fn` runs with the span active, and its nested calls carry it as their parent.
  *
  * The span is recorded only if the thread has a tracer provider: register one when the handler module
@@ -37,7 +37,15 @@ export function tracedHandle<D extends Definition>(
   };
   return handle(definition, async (input, ctx) => {
     const parent = traceContextOf(ctx.metadata);
-    const span = tracer.startSpan(spanName, spanOptions, parent);
+    const subscriber = ctx.subscriber;
+    const span =
+      subscriber === undefined
+        ? tracer.startSpan(spanName, spanOptions, parent)
+        : tracer.startSpan(
+            `${spanName}:${subscriber}`,
+            { ...spanOptions, attributes: { ...spanOptions.attributes, 'cqrs.subscriber': subscriber } },
+            parent,
+          );
     const traced = tracedContext(ctx, span.spanContext());
     try {
       const value = await context.with(trace.setSpan(parent, span), fn, undefined, input, traced);

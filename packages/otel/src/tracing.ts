@@ -17,7 +17,10 @@ export interface TracingOptions {
  * A middleware that starts a span per dispatch, named `<kind> <name>` (`command CreateUser`), of kind
  * INTERNAL, with attributes `cqrs.handler`, `cqrs.kind`, `cqrs.outcome` (`'ok'` | `'error'`) and, on
  * failure, `cqrs.error_code` (the `CqrsError` code: `HANDLER_FAILED`, `TIMEOUT`, …), the exception recorded
- * and the status ERROR with its message; status OK on success.
+ * and the status ERROR with its message; status OK on success. On an `EventBus` it starts one span per
+ * subscriber of each publish, named `event <event>:<subscriber>`, with `cqrs.handler` the event and
+ * `cqrs.subscriber` the subscriber, each a child of the span active where `publish` was called (the
+ * publishing span).
  *
  * Its parent is the active span. A nested call made by a handler in a pool thread (and any call made
  * with no active span) takes its parent from `call.metadata.traceparent` instead: the main thread's active
@@ -35,10 +38,15 @@ export function tracing(options: TracingOptions = {}): Middleware {
   // A ProxyTracer when no tracer is given: it follows a global provider registered later.
   const tracer = options.tracer ?? trace.getTracer(options.tracerName ?? '@cqrs-pool/otel');
   return (next, chain) => {
+    // An event subscriber's chain: `chain.name` is `<event>:<subscriber>`, the event is its definition's.
+    const subscriber = chain.subscriber;
     const spanName = `${chain.kind} ${chain.name}`;
     const spanOptions = {
       kind: SpanKind.INTERNAL,
-      attributes: { 'cqrs.handler': chain.name, 'cqrs.kind': chain.kind },
+      attributes:
+        subscriber === undefined
+          ? { 'cqrs.handler': chain.name, 'cqrs.kind': chain.kind }
+          : { 'cqrs.handler': chain.definition.name, 'cqrs.kind': chain.kind, 'cqrs.subscriber': subscriber },
     };
     return (call) => {
       const parent = parentOf(call);

@@ -8,6 +8,7 @@ import {
   CommandBus,
   defineCommand,
   defineQuery,
+  EventBus,
   inWorker,
   isCqrsError,
   type Metadata,
@@ -25,7 +26,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { Inner, Manual, Outer, Traced } from './fixtures/handlers.js';
+import { Inner, Manual, Outer, Ship, Shipped, Traced } from './fixtures/handlers.js';
 import { SPAN_CHANNEL, type SpanRecord, toRecord } from './spanRecord.js';
 
 const handlers = new URL('../../../dist/packages/otel/test/fixtures/handlers.js', import.meta.url);
@@ -49,6 +50,7 @@ channel.onmessage = (event: unknown) => workerSpans.push((event as { data: SpanR
 let pool: WorkerPool;
 let commands: CommandBus;
 let queries: QueryBus;
+let events: EventBus;
 /** A bus with `tracing()` on the global tracer, which no SDK backs on this thread: a no-op. */
 let untraced: CommandBus;
 
@@ -67,13 +69,20 @@ beforeAll(async () => {
   commands.registerHandler(Outer, inWorker(handlers, 'outer'));
   queries.registerHandler(Inner, inWorker(handlers, 'inner'));
   queries.registerHandler(Manual, inWorker(handlers, 'manual'));
-  await Promise.all([commands.ready(), queries.ready()]);
+  events = new EventBus({ pool, middleware: [tracing({ tracer })] });
+  events.subscribe(Shipped, 'mailer', () => {});
+  events.subscribe(Shipped, 'ledger', () => {
+    throw new Error('ledger down');
+  });
+  events.subscribe(Shipped, 'warehouse', inWorker(handlers, 'shipped'));
+  commands.registerHandler(Ship, inWorker(handlers, 'ship'));
+  await Promise.all([commands.ready(), queries.ready(), events.ready()]);
   untraced = new CommandBus({ middleware: [tracing()] });
   untraced.registerHandler(Echo, (_input, ctx) => ({ ...ctx.metadata }));
 });
 
 afterAll(async () => {
-  await Promise.all([commands?.close(), queries?.close(), untraced?.close()]);
+  await Promise.all([commands?.close(), queries?.close(), events?.close(), untraced?.close()]);
   await pool?.close();
   channel.close();
   await provider.shutdown();
@@ -226,5 +235,44 @@ describe('trace context in pool threads', () => {
     expect(manual.thread).toBe('worker');
     expect(manual.traceId).toBe(dispatch.traceId);
     expect(manual.parentSpanId).toBe(dispatch.spanId);
+  });
+});
+
+describe('event subscribers', () => {
+  it('get one span each, children of the publishing span, a failing one marked ERROR', async () => {
+    const publishing = tracer.startSpan('publish request');
+    const report = await context.with(trace.setSpan(context.active(), publishing), () =>
+      events.publish(Shipped, { orderId: 1 }),
+    );
+    publishing.end();
+    expect(report.delivered).toEqual(['mailer', 'warehouse']);
+    const { traceId, spanId } = publishing.spanContext();
+    for (const subscriber of ['mailer', 'ledger', 'warehouse']) {
+      const span = await spanNamed(`event Shipped:${subscriber}`);
+      expect(span.traceId).toBe(traceId);
+      expect(span.parentSpanId).toBe(spanId);
+      expect(span.attributes).toMatchObject({
+        'cqrs.handler': 'Shipped',
+        'cqrs.kind': 'event',
+        'cqrs.subscriber': subscriber,
+        'cqrs.outcome': subscriber === 'ledger' ? 'error' : 'ok',
+      });
+    }
+    expect((await spanNamed('event Shipped:ledger')).status.code).toBe(SpanStatusCode.ERROR);
+    // The worker subscriber's own span, in its thread, under its subscriber span.
+    const inThread = await spanNamed('handler Shipped:warehouse');
+    expect(inThread.thread).toBe('worker');
+    expect(inThread.attributes['cqrs.subscriber']).toBe('warehouse');
+    expect(inThread.parentSpanId).toBe((await spanNamed('event Shipped:warehouse')).spanId);
+  });
+
+  it('a publish from a traced worker handler parents its subscribers’ spans to that handler', async () => {
+    expect(await commands.execute(Ship, { orderId: 2 })).toBe(2);
+    const handler = await spanNamed('handler Ship');
+    for (const subscriber of ['mailer', 'ledger', 'warehouse']) {
+      const span = await spanNamed(`event Shipped:${subscriber}`);
+      expect(span.traceId).toBe(handler.traceId);
+      expect(span.parentSpanId).toBe(handler.spanId);
+    }
   });
 });

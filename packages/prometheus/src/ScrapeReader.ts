@@ -1,11 +1,17 @@
-import type { CommandBus, QueryBus, WorkerPool } from '@cqrs-pool/core';
+import type { CommandBus, EventBus, MessageKind, QueryBus, WorkerPool } from '@cqrs-pool/core';
 import type { CircuitState } from '@cqrs-pool/core/internal';
 import { BUCKETS } from '@cqrs-pool/core/internal';
 
+/** The buses whose figures are exported. */
+export type MetricsBus = CommandBus | QueryBus | EventBus;
+
 /** The figures of one handler at a scrape, summed over every thread (and over buses sharing its name). */
 export interface HandlerFigures {
+  /** The message's name: for an event subscriber, its event's. */
   readonly handler: string;
-  readonly kind: 'command' | 'query';
+  readonly kind: MessageKind;
+  /** An event subscriber's name; undefined for command and query handlers. */
+  readonly subscriber: string | undefined;
   executions: number;
   failures: number;
   /** Failures by the error code the caller got (counted on the main thread as failures settle). */
@@ -47,7 +53,7 @@ export class ScrapeReader {
   private cached: Scrape | undefined;
 
   constructor(
-    private readonly buses: readonly (CommandBus | QueryBus)[],
+    private readonly buses: readonly MetricsBus[],
     private readonly pool: WorkerPool | undefined,
   ) {}
 
@@ -67,7 +73,7 @@ export class ScrapeReader {
     for (const bus of this.buses) {
       const { kind, region, handlers } = bus.metricsSources();
       if (region === undefined) continue;
-      for (const { name, slot, recorded, ordered } of handlers) {
+      for (const { name, slot, recorded, ordered, message, subscriber } of handlers) {
         // As getMetrics(): handlers whose calls are not counted have no series.
         if (!recorded) continue;
         // Executions before the histogram, as handlerMetrics reads them: a call counted has its latency.
@@ -78,8 +84,9 @@ export class ScrapeReader {
         const known = byKey.get(key);
         if (known === undefined) {
           byKey.set(key, {
-            handler: name,
+            handler: message ?? name,
             kind,
+            subscriber,
             executions: figures.executions,
             failures: figures.failures,
             failuresByCode: { ...figures.failuresByCode },

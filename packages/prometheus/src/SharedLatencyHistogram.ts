@@ -1,4 +1,5 @@
 import { Histogram, type HistogramConfiguration } from 'prom-client';
+import { labelsOf } from './labelsOf.js';
 import { cumulativeCounts, type LatencyBuckets } from './latencyBuckets.js';
 import type { HandlerFigures, ScrapeReader } from './ScrapeReader.js';
 
@@ -13,18 +14,19 @@ export type HistogramSource = (
 const handlerLatency: HistogramSource = (figures) => figures;
 
 /**
- * `<prefix>latency_seconds{handler,kind}` (or another histogram of µs the region keeps per handler, such as
- * the key wait): a prom-client Histogram whose values are the shared histogram's, read on scrape. prom-client's Histogram can only `observe` one sample at a time, so this subclass answers
+ * `<prefix>latency_seconds{handler,kind,subscriber?}` (or another histogram of µs the region keeps per
+ * handler, such as the key wait): a prom-client Histogram whose values are the shared histogram's, read on
+ * scrape. prom-client's Histogram can only `observe` one sample at a time, so this subclass answers
  * `get()` (and `getForPromString()`, which the registry prefers) itself, in the shape Histogram produces:
  * cumulative `_bucket{le}` series, `_sum` in seconds and `_count` — so the exposition says `histogram` and
  * aggregates like any other. Samples passed to `observe` are ignored: the shared memory is the only source.
  */
-export class SharedLatencyHistogram extends Histogram<'handler' | 'kind'> {
+export class SharedLatencyHistogram extends Histogram<'handler' | 'kind' | 'subscriber'> {
   private readonly metricName: string;
   private readonly metricHelp: string;
 
   constructor(
-    config: HistogramConfiguration<'handler' | 'kind'>,
+    config: HistogramConfiguration<'handler' | 'kind' | 'subscriber'>,
     private readonly reader: ScrapeReader,
     private readonly buckets: LatencyBuckets,
     private readonly source: HistogramSource = handlerLatency,
@@ -49,7 +51,7 @@ export class SharedLatencyHistogram extends Histogram<'handler' | 'kind'> {
     for (const figures of this.reader.read().handlers) {
       const histogram = this.source(figures);
       if (histogram === undefined) continue;
-      const labels = { handler: figures.handler, kind: figures.kind };
+      const labels = labelsOf(figures);
       const cumulative = cumulativeCounts(histogram.counts, this.buckets);
       let count = 0;
       for (const n of histogram.counts) count += n;

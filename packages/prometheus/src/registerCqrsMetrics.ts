@@ -1,4 +1,4 @@
-import type { CommandBus, QueryBus, WorkerPool } from '@cqrs-pool/core';
+import type { WorkerPool } from '@cqrs-pool/core';
 import { CqrsError } from '@cqrs-pool/core';
 import {
   Counter,
@@ -8,16 +8,21 @@ import {
   type PrometheusContentType,
   type Registry,
 } from 'prom-client';
+import { labelsOf } from './labelsOf.js';
 import { DEFAULT_LATENCY_BUCKETS, latencyBuckets } from './latencyBuckets.js';
-import { type HandlerFigures, type PoolFigures, ScrapeReader } from './ScrapeReader.js';
+import { type HandlerFigures, type MetricsBus, type PoolFigures, ScrapeReader } from './ScrapeReader.js';
 import { SharedLatencyHistogram } from './SharedLatencyHistogram.js';
 
 /** Options of {@link registerCqrsMetrics}. */
 export interface CqrsMetricsOptions {
   /** Where the metrics are registered (Prometheus or OpenMetrics format); default prom-client's global `register`. */
   registry?: Registry<PrometheusContentType> | Registry<OpenMetricsContentType>;
-  /** The buses whose handlers are exported (each handler once, labelled with its kind). */
-  buses: readonly (CommandBus | QueryBus)[];
+  /**
+   * The buses whose handlers are exported (each handler once, labelled with its kind): command and query
+   * buses, and event buses, whose subscribers are labelled `handler=<event>`, `kind="event"`,
+   * `subscriber=<name>`.
+   */
+  buses: readonly MetricsBus[];
   /** The pool whose gauges are exported (`<prefix>pool_*`); none without it. */
   pool?: WorkerPool;
   /** Prepended to every metric name; default `'cqrs_'`. */
@@ -33,7 +38,8 @@ export interface CqrsMetricsOptions {
 /** Circuit states as numbers in `<prefix>circuit_state`. */
 export const CIRCUIT_STATE_VALUES = { closed: 0, 'half-open': 1, open: 2 } as const;
 
-const labelNames = ['handler', 'kind'] as const;
+// `subscriber` is set on event subscribers' series only (a label left out is an empty label to Prometheus).
+const labelNames = ['handler', 'kind', 'subscriber'] as const;
 type Label = (typeof labelNames)[number];
 
 /**
@@ -42,6 +48,8 @@ type Label = (typeof labelNames)[number];
  * registry again.
  *
  * Series (names with the default prefix):
+ * Every handler series is labelled `{handler,kind}`; an event subscriber's `{handler=<event>,kind="event",
+ * subscriber=<name>}`.
  * - `cqrs_executions_total{handler,kind}` — counter; a call refused before its handler ran (validation,
  *   breaker, limiter, overload, abort) is an execution and a failure.
  * - `cqrs_failures_total{handler,kind,code}` — counter of failures by the error code the caller got
@@ -96,7 +104,7 @@ export function registerCqrsMetrics(options: CqrsMetricsOptions): () => void {
     const collect = function (this: Counter<Label> | Gauge<Label>): void {
       this.reset();
       for (const figures of reader.read().handlers) {
-        const labels = { handler: figures.handler, kind: figures.kind };
+        const labels = labelsOf(figures);
         if (this instanceof Gauge) this.set(labels, value(figures));
         else this.inc(labels, value(figures));
       }
@@ -130,7 +138,7 @@ export function registerCqrsMetrics(options: CqrsMetricsOptions): () => void {
         this.reset();
         for (const figures of reader.read().handlers) {
           for (const [code, count] of Object.entries(figures.failuresByCode)) {
-            this.inc({ handler: figures.handler, kind: figures.kind, code }, count);
+            this.inc({ ...labelsOf(figures), code }, count);
           }
         }
       },
@@ -160,7 +168,7 @@ export function registerCqrsMetrics(options: CqrsMetricsOptions): () => void {
         this.reset();
         for (const figures of reader.read().handlers) {
           if (figures.keyWait !== undefined) {
-            this.set({ handler: figures.handler, kind: figures.kind }, figures.keyWait.waiting);
+            this.set(labelsOf(figures), figures.keyWait.waiting);
           }
         }
       },
@@ -202,16 +210,16 @@ export function registerCqrsMetrics(options: CqrsMetricsOptions): () => void {
   return remove;
 }
 
-function checkBuses(buses: unknown): (CommandBus | QueryBus)[] {
+function checkBuses(buses: unknown): MetricsBus[] {
   if (
     !Array.isArray(buses) ||
     buses.some((b) => typeof b !== 'object' || b === null || typeof b.metricsSources !== 'function')
   ) {
     throw new CqrsError(
       'INVALID_REGISTRATION',
-      'registerCqrsMetrics: options.buses must be an array of CommandBus and QueryBus',
+      'registerCqrsMetrics: options.buses must be an array of CommandBus, QueryBus and EventBus',
     );
   }
   // The same bus twice would count its handlers twice.
-  return [...new Set(buses as (CommandBus | QueryBus)[])];
+  return [...new Set(buses as MetricsBus[])];
 }

@@ -11,6 +11,7 @@ import {
   defineCommand,
   defineQuery,
   type ErrorCode,
+  EventBus,
   inWorker,
   isCqrsError,
   QueryBus,
@@ -20,7 +21,7 @@ import { registerCqrsMetrics } from '@cqrs-pool/prometheus';
 import { type OpenMetricsContentType, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { Lookup, Work } from './fixtures/handlers.js';
+import { Lookup, Noticed, Work } from './fixtures/handlers.js';
 import { type Exposition, parseExposition } from './scrape.js';
 
 const handlers = new URL('../../../dist/packages/prometheus/test/fixtures/handlers.js', import.meta.url);
@@ -262,5 +263,44 @@ describe('registerCqrsMetrics on a /metrics endpoint', () => {
     unregister();
     expect(registry.getMetricsAsArray()).toHaveLength(0);
     expect((await scrape()).samples).toHaveLength(0);
+  });
+});
+
+describe('event subscribers', () => {
+  it('are exported with handler=<event>, kind="event" and a subscriber label; handlers carry none', async () => {
+    const events = new EventBus({ pool });
+    events.subscribe(Noticed, 'read-model', () => {});
+    events.subscribe(Noticed, 'indexer', inWorker(handlers, 'notice'));
+    events.subscribe(Noticed, 'mailer', () => {
+      throw new Error('smtp down');
+    });
+    const own = new Registry();
+    const remove = registerCqrsMetrics({ registry: own, buses: [commands, events], pool });
+    try {
+      for (let i = 0; i < 3; i++) await events.publish(Noticed, { spinUs: 100, fail: i === 0 });
+      await calls(2, touch);
+      const m = parseExposition(await own.metrics());
+      const sub = (subscriber: string) => ({ handler: 'Noticed', kind: 'event', subscriber });
+      expect(m.value('cqrs_executions_total', sub('read-model'))).toBe(3);
+      expect(m.value('cqrs_executions_total', sub('indexer'))).toBe(3);
+      expect(m.value('cqrs_executions_total', sub('mailer'))).toBe(3);
+      expect(m.value('cqrs_failures_total', { ...sub('indexer'), code: 'HANDLER_FAILED' })).toBe(1);
+      expect(m.value('cqrs_failures_total', { ...sub('mailer'), code: 'HANDLER_FAILED' })).toBe(3);
+      expect(m.all('cqrs_failures_total', sub('read-model'))).toHaveLength(0);
+      expect(m.value('cqrs_latency_seconds_count', sub('indexer'))).toBe(3);
+      expect(m.all('cqrs_latency_seconds_bucket', sub('indexer'))).toHaveLength(28);
+      expect(m.value('cqrs_in_flight', sub('indexer'))).toBe(0);
+      expect(m.value('cqrs_circuit_state', sub('mailer'))).toBe(0);
+      // A command's series has no subscriber label at all.
+      const touchSeries = m.all('cqrs_executions_total', at('Touch', 'command'));
+      expect(touchSeries).toHaveLength(1);
+      expect(touchSeries[0]?.labels).toEqual({ handler: 'Touch', kind: 'command' });
+      expect(await own.metrics()).toContain(
+        'cqrs_executions_total{handler="Noticed",kind="event",subscriber="read-model"} 3',
+      );
+    } finally {
+      remove();
+      await events.close();
+    }
   });
 });

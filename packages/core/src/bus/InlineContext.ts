@@ -1,3 +1,4 @@
+import type { EventClient } from '../handler/EventClient.js';
 import type { BusClient, HandlerContext, Metadata } from '../handler/HandlerContext.js';
 import type { Logger } from '../handler/Logger.js';
 import { handlerLogger } from '../handler/Logger.js';
@@ -20,6 +21,8 @@ export class InlineContext implements HandlerContext {
     private readonly directory: BusDirectory,
     /** The bus's `logger` option, or the no-op logger. */
     private readonly baseLogger: Logger,
+    /** The event subscriber's name; undefined for commands and queries. */
+    readonly subscriber: string | undefined,
   ) {}
 
   get name(): string {
@@ -48,7 +51,13 @@ export class InlineContext implements HandlerContext {
   }
 
   get logger(): Logger {
-    this.ownLogger ??= handlerLogger(this.baseLogger, this.call.name, this.call.kind, this.call.metadata);
+    this.ownLogger ??= handlerLogger(
+      this.baseLogger,
+      this.call.name,
+      this.call.kind,
+      this.call.metadata,
+      this.subscriber,
+    );
     return this.ownLogger;
   }
 
@@ -60,5 +69,9 @@ export class InlineContext implements HandlerContext {
 
   get queries(): BusClient<'query'> {
     return this.directory.client('query', this.call.metadata, this.call.originThread, this.call.depth + 1);
+  }
+
+  get events(): EventClient {
+    return this.directory.eventClient(this.call.metadata, this.call.originThread, this.call.depth + 1);
   }
 }

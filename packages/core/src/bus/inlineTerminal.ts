@@ -30,8 +30,9 @@ export function inlineTerminal(
   region: MetricsRegion | undefined,
   slot: number,
   settled: (() => void) | undefined,
+  subscriber?: string,
 ): Next {
-  if (region === undefined) return plainInlineTerminal(name, fn, directory, logger, settled);
+  if (region === undefined) return plainInlineTerminal(name, fn, directory, logger, settled, subscriber);
   const ownsCall = settled !== undefined;
   let calls = 0;
   // Continuations of untimed calls (seven in eight, once sampled) need no per-call state: made once here.
@@ -79,7 +80,7 @@ export function inlineTerminal(
     order?.begin();
     let result: unknown;
     try {
-      result = fn(call.input, new InlineContext(call, directory, logger));
+      result = fn(call.input, new InlineContext(call, directory, logger, subscriber));
     } catch (err) {
       order?.end();
       const failure = handlerFailed(name, err);
@@ -87,6 +88,13 @@ export function inlineTerminal(
       return Promise.reject(failure);
     }
     if (!canAbort(call)) {
+      // A plain value (no object, so no thenable) is the outcome already: counted now, settled without a
+      // reaction of ours — a promise and a microtask less for handlers that answer synchronously.
+      if (result === null || (typeof result !== 'object' && typeof result !== 'function')) {
+        order?.end();
+        countAttempt(recorder, slot, settled, ranFrom, undefined, order);
+        return Promise.resolve(result);
+      }
       if (!timed && recorder !== undefined && order === undefined)
         return Promise.resolve(result).then(untimedSuccess, untimedFailure);
       return Promise.resolve(result).then(
@@ -151,6 +159,7 @@ function plainInlineTerminal(
   directory: BusDirectory,
   logger: Logger,
   settled: (() => void) | undefined,
+  subscriber: string | undefined,
 ): Next {
   const toHandlerFailed = (err: unknown): never => {
     settled?.();
@@ -173,12 +182,19 @@ function plainInlineTerminal(
     }
     let result: unknown;
     try {
-      result = runHandler(fn, call, directory, logger);
+      result = runHandler(fn, call, directory, logger, subscriber);
     } catch (err) {
       settled?.();
       return Promise.reject(handlerFailed(name, err));
     }
-    if (!canAbort(call)) return Promise.resolve(result).then(passOn, toHandlerFailed);
+    if (!canAbort(call)) {
+      // As above: a plain value settles the call at once.
+      if (result === null || (typeof result !== 'object' && typeof result !== 'function')) {
+        settled?.();
+        return Promise.resolve(result);
+      }
+      return Promise.resolve(result).then(passOn, toHandlerFailed);
+    }
     // Nothing is counted, so the plain race is exact enough: the caller gets whichever settles first.
     const raced = raceCallAbort(
       Promise.resolve(result).then(undefined, (err: unknown) => {
@@ -197,13 +213,19 @@ function plainInlineTerminal(
  * Calls the handler. A keyed call holds its key until the handler's own outcome — not the caller's, which a
  * timeout or an abort can end first while an inline handler, which cannot be stopped, runs on.
  */
-function runHandler(fn: HandlerFn<Definition>, call: Call, directory: BusDirectory, logger: Logger): unknown {
+function runHandler(
+  fn: HandlerFn<Definition>,
+  call: Call,
+  directory: BusDirectory,
+  logger: Logger,
+  subscriber: string | undefined,
+): unknown {
   const order = call.order;
-  if (order === undefined) return fn(call.input, new InlineContext(call, directory, logger));
+  if (order === undefined) return fn(call.input, new InlineContext(call, directory, logger, subscriber));
   order.begin();
   let result: unknown;
   try {
-    result = fn(call.input, new InlineContext(call, directory, logger));
+    result = fn(call.input, new InlineContext(call, directory, logger, subscriber));
   } catch (err) {
     order.end();
     throw err;

@@ -8,6 +8,13 @@ export interface WorkerRoute {
   readonly exportName: string;
 }
 
+/** A worker handler's route, with the message it handles and, for an event subscriber, its name. */
+export interface WorkerTarget extends WorkerRoute {
+  /** The name the thread checks the export against (`handle(def, fn)` handles `def.name`). */
+  readonly message: string;
+  readonly subscriber: string | undefined;
+}
+
 /**
  * The end of a worker handler's chain: hands the call to the pool and counts each attempt the thread did not
  * count itself (aborted, overloaded, crashed). `brokenBy` tells whether `ready()` found the export broken.
@@ -19,7 +26,7 @@ export interface WorkerRoute {
 export function workerTerminal(
   name: string,
   pool: WorkerPool,
-  worker: WorkerRoute,
+  worker: WorkerTarget,
   metricsSlot: number,
   brokenBy: () => CqrsError | undefined,
   settled: (() => void) | undefined,
@@ -62,7 +69,8 @@ export function workerTerminal(
         ticket,
         moduleId: worker.moduleId,
         exportName: worker.exportName,
-        name,
+        name: worker.message,
+        subscriber: worker.subscriber,
         kind: call.kind,
         input: call.input,
         metadata: call.metadata,

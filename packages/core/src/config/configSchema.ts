@@ -45,6 +45,23 @@ const querySection = z
   })
   .transform(mergeDurations({ timeout: 'optional' }));
 
+// The event bus validates every payload on publish (no `enable_validation`) and never caches.
+const eventSection = z
+  .strictObject({
+    enable_metrics: z.boolean().default(true),
+    enable_logging: z.boolean().default(true),
+    enable_rate_limit: z.boolean().default(true),
+    enable_circuit_breaker: z.boolean().default(true),
+    /** Each subscriber retries its own failures before they reach `onFailure`. */
+    enable_retry: z.boolean().default(false),
+    /** Per-subscriber timeout; absent: none. */
+    timeout_ms: positiveMs.optional(),
+    timeout: duration(positiveMs).optional(),
+    /** How `publish` runs the subscribers by default. */
+    strategy: z.enum(['parallel', 'sequential']).default('parallel'),
+  })
+  .transform(mergeDurations({ timeout: 'optional' }));
+
 const middlewareSection = z.strictObject({
   timeout: z
     .strictObject({
@@ -119,6 +136,7 @@ export const configSchema = z.strictObject({
   pool: poolSection.prefault({}),
   command_bus: busSection.prefault({}),
   query_bus: querySection.prefault({}),
+  event_bus: eventSection.prefault({}),
   middleware: middlewareSection.prefault({}),
 });
 

@@ -1,4 +1,6 @@
 import { CommandBus } from '../bus/CommandBus.js';
+import type { EventBusOptions } from '../bus/EventBus.js';
+import { EventBus } from '../bus/EventBus.js';
 import { QueryBus } from '../bus/QueryBus.js';
 import type { CachingMiddleware } from '../middleware/caching.js';
 import { caching } from '../middleware/caching.js';
@@ -21,9 +23,11 @@ export interface CqrsRuntime {
   readonly pool: WorkerPool;
   readonly commands: CommandBus;
   readonly queries: QueryBus;
+  /** The event bus, on the same pool (configured by the `event_bus` section). */
+  readonly events: EventBus;
   /** The query cache, when caching is on: call `invalidate(def, input?)` after commands that change what queries read. */
   readonly cache: CachingMiddleware | undefined;
-  /** Closes both buses (draining), then the pool. */
+  /** Closes the three buses (draining), then the pool. */
   close(): Promise<void>;
 }
 
@@ -31,12 +35,15 @@ export interface CqrsRuntime {
 export interface CreateFromConfigOptions {
   /** The logger for `logging` (pino or anything pino-shaped); without one, logging is off whatever the file says. */
   logger?: Logger;
+  /** The event bus's `onFailure`: where failed subscribers go (a dead-letter list). */
+  onFailure?: EventBusOptions['onFailure'];
 }
 
 /**
- * Builds the pool and both buses, with their middleware, from a configuration (an object shaped like the
- * files in `configs/`, validated here). The middleware order, outermost first, is: logging, validation,
- * caching (queries), rate limit, retry, circuit breaker, timeout — so invalid calls are refused before they
+ * Builds the pool and the three buses, with their middleware, from a configuration (an object shaped like
+ * the files in `configs/`, validated here). The middleware order, outermost first, is: logging, validation
+ * (not on events: a payload is validated once per publish), caching (queries), rate limit, retry, circuit
+ * breaker, timeout — each event subscriber gets its own chain — so invalid calls are refused before they
  * cost anything, cache hits spend no rate budget, each retry attempt is bounded by the timeout and counted
  * by the breaker, and retry stops once the breaker opens (it never retries CIRCUIT_OPEN). Metrics wrap it
  * all (the outermost layer).
@@ -52,8 +59,9 @@ export function createFromConfig(
   const cache =
     mw.caching?.enabled === true ? caching({ ttlMs: mw.caching.ttl_ms, max: mw.caching.max }) : undefined;
 
-  const chainFor = (kind: 'command' | 'query'): Middleware[] => {
-    const bus = kind === 'command' ? config.command_bus : config.query_bus;
+  const chainFor = (kind: 'command' | 'query' | 'event'): Middleware[] => {
+    const bus =
+      kind === 'command' ? config.command_bus : kind === 'query' ? config.query_bus : config.event_bus;
     const chain: Middleware[] = [];
     if (
       mw.logging.enabled &&
@@ -69,7 +77,7 @@ export function createFromConfig(
         }),
       );
     }
-    if (mw.validation.enabled && bus.enable_validation)
+    if (mw.validation.enabled && 'enable_validation' in bus && bus.enable_validation)
       chain.push(validation({ output: mw.validation.output }));
     if (kind === 'query' && cache !== undefined && config.query_bus.enable_caching) chain.push(cache);
     if (mw.rate_limit?.enabled === true && bus.enable_rate_limit) {
@@ -120,14 +128,22 @@ export function createFromConfig(
     metrics: config.query_bus.enable_metrics,
     middleware: chainFor('query'),
   });
+  const events = new EventBus({
+    pool,
+    metrics: config.event_bus.enable_metrics,
+    middleware: chainFor('event'),
+    strategy: config.event_bus.strategy,
+    ...(options.onFailure === undefined ? {} : { onFailure: options.onFailure }),
+  });
   return {
     config,
     pool,
     commands,
     queries,
+    events,
     cache,
     async close() {
-      await Promise.all([commands.close(), queries.close()]);
+      await Promise.all([commands.close(), queries.close(), events.close()]);
       await pool.close();
     },
   };

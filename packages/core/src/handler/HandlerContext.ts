@@ -1,4 +1,5 @@
 import type { Definition, InputOf, MessageKind, ResultOf } from '../messages/Definition.js';
+import type { EventClient } from './EventClient.js';
 import type { Logger } from './Logger.js';
 
 /** A read-only string map that travels with a call: correlation id, user, tenant, … */
@@ -27,8 +28,10 @@ export interface BusClient<K extends MessageKind> {
 export interface HandlerContext {
   /** The name of the message being handled: lets one function serve several definitions (a forwarder). */
   readonly name: string;
-  /** Its kind, `'command'` or `'query'`. */
+  /** Its kind, `'command'`, `'query'` or `'event'` (an event subscriber: `name` is the event's). */
   readonly kind: MessageKind;
+  /** The event subscriber this call runs for (one function can serve several); undefined for commands and queries. */
+  readonly subscriber: string | undefined;
   /** Aborts when the caller aborts or a timeout fires. */
   readonly signal: AbortSignal;
   /** Reads the cancellation flag from shared memory: cheap enough to poll inside a synchronous CPU loop. */
@@ -39,10 +42,13 @@ export interface HandlerContext {
   readonly commands: BusClient<'command'>;
   /** The query bus that shares this pool (in a thread: a comlink proxy to the main thread's bus). */
   readonly queries: BusClient<'query'>;
+  /** The event bus that shares this pool (in a thread: a comlink proxy to the main thread's bus). */
+  readonly events: EventClient;
   /**
-   * A pino-style logger whose every line carries `{ handler, kind, correlationId? }` (`correlationId` from
-   * `metadata.correlationId`): a child of the bus's `logger` option inline, of the pool's `threadLogger` in a
-   * thread. Made on first read. A no-op logger when none is configured.
+   * A pino-style logger whose every line carries `{ handler, kind, subscriber?, correlationId? }`
+   * (`subscriber` for an event subscriber, `correlationId` from `metadata.correlationId`): a child of the
+   * bus's `logger` option inline, of the pool's `threadLogger` in a thread. Made on first read. A no-op
+   * logger when none is configured.
    */
   readonly logger: Logger;
 }

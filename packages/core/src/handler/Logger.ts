@@ -53,12 +53,19 @@ export function isLogger(value: unknown): value is Logger {
 }
 
 /**
- * `ctx.logger` of one call: `base.child({ handler, kind, correlationId? })`, or, when `base` has no `child`,
- * a wrapper that merges those bindings into the fields of every line. @internal
+ * `ctx.logger` of one call: `base.child({ handler, kind, subscriber?, correlationId? })`, or, when `base` has
+ * no `child`, a wrapper that merges those bindings into the fields of every line. @internal
  */
-export function handlerLogger(base: Logger, handler: string, kind: string, metadata: Metadata): Logger {
+export function handlerLogger(
+  base: Logger,
+  handler: string,
+  kind: string,
+  metadata: Metadata,
+  subscriber?: string,
+): Logger {
   if (base === noopLogger) return base;
   const bindings: Record<string, unknown> = { handler, kind };
+  if (subscriber !== undefined) bindings.subscriber = subscriber;
   const correlationId = metadata.correlationId;
   if (typeof correlationId === 'string') bindings.correlationId = correlationId;
   return typeof base.child === 'function' ? base.child(bindings) : boundLogger(base, bindings);

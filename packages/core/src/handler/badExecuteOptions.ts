@@ -51,3 +51,22 @@ function describe(value: unknown): string {
   const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
   return typeof name === 'string' && name !== '' && name !== 'Object' ? `a ${name}` : 'a plain object';
 }
+
+/**
+ * What is wrong with the options of `publish` (those of `execute`, plus `strategy`), or undefined.
+ * @internal
+ */
+export function badPublishOptions(options: unknown): string | undefined {
+  const bad = badExecuteOptions(options);
+  if (bad !== undefined || options === undefined) return bad;
+  try {
+    const { strategy } = options as { strategy?: unknown };
+    if (strategy !== undefined && strategy !== 'parallel' && strategy !== 'sequential') {
+      const got = typeof strategy === 'string' ? JSON.stringify(strategy) : describe(strategy);
+      return `options.strategy must be 'parallel' or 'sequential', got ${got}`;
+    }
+  } catch {
+    return 'options cannot be read';
+  }
+  return undefined;
+}

@@ -1,11 +1,11 @@
 import type { z } from 'zod';
 
-/** Whether a message changes state (`command`) or reads it (`query`). */
-export type MessageKind = 'command' | 'query';
+/** Whether a message changes state (`command`), reads it (`query`) or tells what happened (`event`). */
+export type MessageKind = 'command' | 'query' | 'event';
 
 /**
  * A named message with its zod schemas: the single source of its TypeScript types and its runtime validation.
- * Made by {@link defineCommand} or {@link defineQuery}.
+ * Made by {@link defineCommand}, {@link defineQuery} or {@link defineEvent} (whose `input` is its `payload`).
  */
 export interface Definition<
   K extends MessageKind = MessageKind,
@@ -32,6 +32,22 @@ export type QueryDefinition<
   I extends z.ZodType = z.ZodType,
   O extends z.ZodType | undefined = z.ZodType | undefined,
 > = Definition<'query', N, I, O>;
+
+/**
+ * An event definition: a fact that happened, published to every subscriber. `payload` is its schema; `input`
+ * is the same schema, so middleware written for commands and queries (validation, logging) read it as
+ * they read an input.
+ */
+export interface EventDefinition<N extends string = string, P extends z.ZodType = z.ZodType>
+  extends Definition<'event', N, P, undefined> {
+  readonly payload: P;
+}
+
+/** What a publisher passes to `publish`: the payload schema's input type (before defaults and transforms). */
+export type PayloadOf<D extends EventDefinition> = z.input<D['payload']>;
+
+/** What a subscriber receives: the payload schema's output type (after the publish-time parse). */
+export type ParsedPayloadOf<D extends EventDefinition> = z.output<D['payload']>;
 
 /** What a caller passes to `execute`: the input schema's input type (before defaults and transforms). */
 export type InputOf<D extends Definition> = z.input<D['input']>;

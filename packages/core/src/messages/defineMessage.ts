@@ -9,7 +9,7 @@ export function defineMessage<
   I extends z.ZodType,
   O extends z.ZodType | undefined,
 >(kind: K, name: N, schemas: DefinitionSchemas<I, O>): Definition<K, N, I, O> {
-  const what = kind === 'command' ? 'defineCommand' : 'defineQuery';
+  const what = definerOf(kind);
   if (typeof name !== 'string' || name.trim() === '') {
     throw new CqrsError('INVALID_REGISTRATION', `${what}: name must be a non-empty string`);
   }
@@ -20,4 +20,9 @@ export function defineMessage<
     throw new CqrsError('INVALID_REGISTRATION', `${what}('${name}'): schemas.output must be a zod schema`);
   }
   return Object.freeze({ name, kind, input: schemas.input, output: schemas.output as O });
+}
+
+/** The function that makes definitions of `kind`, for messages. @internal */
+export function definerOf(kind: MessageKind): string {
+  return kind === 'command' ? 'defineCommand' : kind === 'query' ? 'defineQuery' : 'defineEvent';
 }

@@ -64,9 +64,12 @@ export type Middleware = (next: Next, chain: ChainContext) => Next;
 
 /** The handler a middleware is being composed for. */
 export interface ChainContext {
+  /** The handler's name: the message's, or `<event>:<subscriber>` for an event subscriber. */
   readonly name: string;
   readonly kind: MessageKind;
   readonly definition: Definition;
+  /** The event subscriber's name (`definition.name` is its event); absent for commands and queries. */
+  readonly subscriber?: string;
   /** @internal Shared-memory state for the built-in middleware (breaker, limiter). */
   readonly shared: SharedSlots;
 }

@@ -28,6 +28,8 @@ export interface LoggingOptions {
 export interface CallLogLine {
   handler?: string;
   kind?: string;
+  /** An event subscriber's name (`handler` is then its event). */
+  subscriber?: string;
   durationMs: number;
   outcome: 'ok' | 'error';
   code?: string;
@@ -75,7 +77,8 @@ const defaultClientCodes: readonly ErrorCode[] = [
  * Failures go at `errorLevel`, or at `clientErrorLevel` for the codes in `clientErrorCodes`; calls slower than
  * `slowMs` at `warn` at least. Never logs the input unless `includeInput: true`.
  *
- * With `logger.child`, one child per handler is made at composition (`{ handler, kind }` bound). The logger's
+ * With `logger.child`, one child per handler is made at composition (`{ handler, kind }` bound; an event
+ * subscriber's `{ handler: <event>, kind: 'event', subscriber }`, its message naming `<event>:<subscriber>`). The logger's
  * level is read once per call: when no line this call could produce is enabled, the call passes straight
  * through, untimed; when only failures are, only failures are observed. (A pino child keeps the level it
  * was made with: change the level of the root logger before registering handlers, not after.)
@@ -101,11 +104,13 @@ export function logging(logger: Logger, options: LoggingOptions = {}): Middlewar
   const clientCodes = new Set<string>(clientErrorCodes);
 
   return (next: Next, chain) => {
-    const { name, kind } = chain;
+    const { name, kind, subscriber } = chain;
+    // An event subscriber's lines say which event (`handler`) and which subscriber, as its ctx.logger does.
+    const handler = subscriber === undefined ? name : chain.definition.name;
+    const bindings: { handler: string; kind: string; subscriber?: string } =
+      subscriber === undefined ? { handler, kind } : { handler, kind, subscriber };
     const bound = typeof logger.child === 'function';
-    const target = bound
-      ? (logger.child as (b: Record<string, unknown>) => Logger)({ handler: name, kind })
-      : logger;
+    const target = bound ? (logger.child as (b: Record<string, unknown>) => Logger)(bindings) : logger;
     const values = target.levels?.values ?? standardValues;
     const levelValue = (l: LogLevel): number => values[l] ?? standardValues[l];
     const okValue = levelValue(level);
@@ -127,7 +132,7 @@ export function logging(logger: Logger, options: LoggingOptions = {}): Middlewar
       const durationMs = performance.now() - started;
       const line: CallLogLine = bound
         ? { durationMs: round(durationMs), outcome: 'ok' }
-        : { handler: name, kind, durationMs: round(durationMs), outcome: 'ok' };
+        : { ...bindings, durationMs: round(durationMs), outcome: 'ok' };
       const correlationId = call.metadata.correlationId;
       if (typeof correlationId === 'string') line.correlationId = correlationId;
       if (includeInput) line.input = call.input;

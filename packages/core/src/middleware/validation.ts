@@ -13,7 +13,7 @@ export interface ValidationOptions {
 
 type SafeParseResult = z.ZodSafeParseResult<unknown>;
 type Issue = z.core.$ZodIssue;
-type Checked = 'input' | 'output';
+type Checked = 'input' | 'output' | 'payload';
 
 /**
  * Parses each call's input with its definition's zod `input` schema, on the main thread, before anything
@@ -96,6 +96,25 @@ export function validation(options: ValidationOptions = {}): Middleware {
 }
 
 /**
+ * Parses `value` with `schema` as this middleware parses an input (`what` names it in messages): zod's result,
+ * or — for a schema with async refinements — a promise of the parsed value that rejects with `VALIDATION`.
+ * A failed result becomes an error with {@link invalid}. The event bus parses payloads with it.
+ * @internal
+ */
+export function parseValue(
+  schema: z.ZodType,
+  value: unknown,
+  name: string,
+  what: Checked,
+): SafeParseResult | Promise<unknown> {
+  try {
+    return schema.safeParse(value);
+  } catch {
+    return parseAsync(schema, value, name, what);
+  }
+}
+
+/**
  * The slow path, after `safeParse` threw. zod throws there when a refinement is async; retrying with
  * `safeParseAsync` on any throw, rather than testing for `$ZodAsyncError`, works whichever copy of zod made
  * the schema. A refinement that simply throws throws again here and is reported as such.
@@ -111,13 +130,13 @@ async function parseAsync(schema: z.ZodType, value: unknown, name: string, what:
   return parsed.data;
 }
 
-/** `VALIDATION` naming the handler and the first issue's path; `issues` holds them all. */
-function invalid(name: string, what: Checked, issues: readonly Issue[]): CqrsError {
+/** `VALIDATION` naming the handler and the first issue's path; `issues` holds them all. @internal */
+export function invalid(name: string, what: Checked, issues: readonly Issue[]): CqrsError {
   const first = issues[0];
   const where = first === undefined ? '' : ` at ${formatPath(first.path)}: ${first.message}`;
   const more =
     issues.length > 1 ? ` (and ${issues.length - 1} more issue${issues.length > 2 ? 's' : ''})` : '';
-  const whose = what === 'output' ? 'the handler returned an invalid output' : 'invalid input';
+  const whose = what === 'output' ? 'the handler returned an invalid output' : `invalid ${what}`;
   return new CqrsError('VALIDATION', `${name}: ${whose}${where}${more}`, { issues, handler: name });
 }
 

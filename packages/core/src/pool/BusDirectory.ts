@@ -1,9 +1,10 @@
 import { CqrsError } from '../errors/CqrsError.js';
 import { serializeError } from '../errors/serialize.js';
-import { badExecuteOptions } from '../handler/badExecuteOptions.js';
+import { badExecuteOptions, badPublishOptions } from '../handler/badExecuteOptions.js';
+import type { EventClient, PublishOptions, PublishReport, PublishStrategy } from '../handler/EventClient.js';
 import type { BusClient, ExecuteOptions, Metadata } from '../handler/HandlerContext.js';
-import type { Definition, MessageKind } from '../messages/Definition.js';
-import type { NestedDispatchApi, TaskOutcome } from './protocol.js';
+import type { Definition, EventDefinition, MessageKind } from '../messages/Definition.js';
+import type { NestedDispatchApi, TaskOutcome, WireReport } from './protocol.js';
 import { DEFAULT_MAX_DEPTH, exceedsDepth } from './valueDepth.js';
 
 /** What a bus offers to nested callers. @internal */
@@ -19,6 +20,20 @@ export interface NestedTarget {
   ): Promise<unknown>;
 }
 
+/** What an event bus offers to nested publishers. @internal */
+export interface NestedPublisher {
+  publishNested(
+    target: EventDefinition | string,
+    payload: unknown,
+    metadata: Metadata,
+    originThread: number | undefined,
+    depth: number,
+    signal: AbortSignal | undefined,
+    strategy: PublishStrategy | undefined,
+    checked: boolean,
+  ): Promise<PublishReport>;
+}
+
 /** The deepest chain of nested calls, by default (`WorkerPool`'s `maxNestingDepth`). @internal */
 export const DEFAULT_MAX_NESTING_DEPTH = 32;
 
@@ -31,8 +46,9 @@ export interface DirectoryLimits {
 }
 
 /**
- * The buses that share one pool, one per kind: the targets of `ctx.commands` / `ctx.queries`, for inline
- * handlers directly and for pool threads over comlink. The first bus of each kind attached wins.
+ * The buses that share one pool, one per kind: the targets of `ctx.commands` / `ctx.queries` /
+ * `ctx.events`, for inline handlers directly and for pool threads over comlink. The first bus of each kind
+ * attached wins.
  *
  * Every nested call passes here, so this is where a chain of them is bounded: a handler that calls itself
  * (directly or round a cycle) would otherwise go on until some other limit gave way, thousands of levels
@@ -41,6 +57,7 @@ export interface DirectoryLimits {
  */
 export class BusDirectory implements NestedDispatchApi {
   private readonly targets: { command?: NestedTarget; query?: NestedTarget } = {};
+  private publisher: NestedPublisher | undefined;
   private readonly limits: DirectoryLimits;
 
   constructor(limits: Partial<DirectoryLimits> = {}) {
@@ -51,11 +68,21 @@ export class BusDirectory implements NestedDispatchApi {
   }
 
   attach(target: NestedTarget): void {
+    if (target.kind === 'event') return;
     this.targets[target.kind] ??= target;
   }
 
   detach(target: NestedTarget): void {
+    if (target.kind === 'event') return;
     if (this.targets[target.kind] === target) delete this.targets[target.kind];
+  }
+
+  attachPublisher(publisher: NestedPublisher): void {
+    this.publisher ??= publisher;
+  }
+
+  detachPublisher(publisher: NestedPublisher): void {
+    if (this.publisher === publisher) this.publisher = undefined;
   }
 
   /** Serves a pool thread's nested call; answers plain data no deeper than the thread can decode, never throws. */
@@ -74,6 +101,48 @@ export class BusDirectory implements NestedDispatchApi {
     } catch (err) {
       outcome = { ok: false, k: 'handler', e: serializeError(err) };
     }
+    return this.deliverable(outcome, name);
+  }
+
+  /**
+   * Serves a pool thread's `ctx.events.publish`: the report with every failure as plain data (the thread
+   * rebuilds them as `CqrsError`s), or the refusal; never throws.
+   */
+  async publish(
+    name: string,
+    payload: unknown,
+    metadata: Metadata,
+    originThread: number,
+    depth: number,
+    strategy: PublishStrategy | undefined,
+    checked: boolean,
+  ): Promise<TaskOutcome> {
+    let outcome: TaskOutcome;
+    try {
+      const report = await this.nestedPublish(
+        name,
+        payload,
+        metadata,
+        originThread,
+        depth,
+        undefined,
+        strategy,
+        checked === true,
+      );
+      const wire: WireReport = {
+        event: report.event,
+        delivered: report.delivered,
+        failed: report.failed.map((f) => ({ subscriber: f.subscriber, error: serializeError(f.error) })),
+      };
+      outcome = { ok: true, v: wire };
+    } catch (err) {
+      outcome = { ok: false, k: 'handler', e: serializeError(err) };
+    }
+    return this.deliverable(outcome, name);
+  }
+
+  /** `outcome`, or NOT_CLONEABLE when it is nested too deep for the thread to decode. */
+  private deliverable(outcome: TaskOutcome, name: string): TaskOutcome {
     // A value the thread could not decode would be dropped on its way, and the nested call never settle.
     const tooDeep = exceedsDepth(outcome.ok ? outcome.v : outcome.e, this.limits.maxDepth);
     if (!tooDeep) return outcome;
@@ -119,6 +188,70 @@ export class BusDirectory implements NestedDispatchApi {
     return { execute } as BusClient<K>;
   }
 
+  /** `ctx.events` of an inline handler: nested publishes inherit the caller's metadata and origin. */
+  eventClient(parentMetadata: Metadata, originThread: number | undefined, depth: number): EventClient {
+    const publish = (
+      target: Definition | string,
+      payload: unknown,
+      options?: PublishOptions,
+    ): Promise<PublishReport> => {
+      const name = typeof target === 'string' ? target : String((target as Definition | null)?.name);
+      const bad = badPublishOptions(options);
+      if (bad !== undefined) {
+        return Promise.reject(new CqrsError('VALIDATION', `${name}: ${bad}`, { handler: name }));
+      }
+      const metadata =
+        options?.metadata === undefined ? parentMetadata : { ...parentMetadata, ...options.metadata };
+      try {
+        // The definition itself, when given: the bus then publishes it as `publish(definition, …)` would.
+        const event = typeof target === 'string' ? target : (target as EventDefinition);
+        return this.nestedPublish(
+          event,
+          payload,
+          metadata,
+          originThread,
+          depth,
+          options?.signal,
+          options?.strategy,
+          false,
+        );
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+    return { publish } as EventClient;
+  }
+
+  /** A nested publish at `depth`, refused past the limit. Throws for a refusal before the bus took it. */
+  private nestedPublish(
+    target: EventDefinition | string,
+    payload: unknown,
+    metadata: Metadata,
+    originThread: number | undefined,
+    depth: number,
+    signal: AbortSignal | undefined,
+    strategy: PublishStrategy | undefined,
+    checked: boolean,
+  ): Promise<PublishReport> {
+    const name = typeof target === 'string' ? target : String(target.name);
+    const publisher = this.publisher;
+    if (publisher === undefined) {
+      throw new CqrsError('HANDLER_NOT_FOUND', `${name}: no event bus shares this pool`, { handler: name });
+    }
+    this.checkDepth(name, depth);
+    return publisher.publishNested(target, payload, metadata, originThread, depth, signal, strategy, checked);
+  }
+
+  private checkDepth(name: string, depth: number): void {
+    if (depth > this.limits.maxNestingDepth) {
+      throw new CqrsError(
+        'NESTING_TOO_DEEP',
+        `${name}: nested deeper than ${this.limits.maxNestingDepth} levels (WorkerPool maxNestingDepth): a handler calling itself, or a cycle of handlers?`,
+        { handler: name },
+      );
+    }
+  }
+
   /** A nested call at `depth`, refused past the limit. Throws for a refusal before any bus took the call. */
   private nested(
     kind: MessageKind,
@@ -129,17 +262,11 @@ export class BusDirectory implements NestedDispatchApi {
     depth: number,
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
-    const target = this.targets[kind];
+    const target = kind === 'event' ? undefined : this.targets[kind];
     if (target === undefined) {
       throw new CqrsError('HANDLER_NOT_FOUND', `${name}: no ${kind} bus shares this pool`, { handler: name });
     }
-    if (depth > this.limits.maxNestingDepth) {
-      throw new CqrsError(
-        'NESTING_TOO_DEEP',
-        `${name}: nested deeper than ${this.limits.maxNestingDepth} levels (WorkerPool maxNestingDepth): a handler calling itself, or a cycle of handlers?`,
-        { handler: name },
-      );
-    }
+    this.checkDepth(name, depth);
     return target.executeNested(name, input, metadata, originThread, depth, signal);
   }
 }

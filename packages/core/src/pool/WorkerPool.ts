@@ -103,7 +103,10 @@ export interface WorkerPoolOptions {
 export interface PoolTask {
   readonly moduleId: number;
   readonly exportName: string;
+  /** The message's name: what the thread checks the export against, and `ctx.name`. */
   readonly name: string;
+  /** An event subscriber's name (errors then name `<event>:<subscriber>`); undefined otherwise. */
+  readonly subscriber: string | undefined;
   readonly kind: MessageKind;
   readonly input: unknown;
   readonly metadata: Metadata;
@@ -329,10 +332,13 @@ export class WorkerPool {
     return id;
   }
 
-  /** Loads `exportName` of module `moduleId` in a thread and checks it handles `name`. @internal */
-  async probe(moduleId: number, exportName: string, name: string): Promise<void> {
+  /**
+   * Loads `exportName` of module `moduleId` in a thread and checks it handles `name`; errors name `label`
+   * (an event subscriber's `<event>:<subscriber>`). @internal
+   */
+  async probe(moduleId: number, exportName: string, name: string, label = name): Promise<void> {
     if (this.closing !== undefined) {
-      throw new CqrsError('CLOSED', `${name}: the worker pool is closed`, { handler: name });
+      throw new CqrsError('CLOSED', `${label}: the worker pool is closed`, { handler: label });
     }
     const task: TaskMessage = {
       m: moduleId,
@@ -348,9 +354,9 @@ export class WorkerPool {
     };
     const outcome = await this.post(task, undefined, undefined);
     if (!outcome.ok) {
-      throw new CqrsError('INVALID_REGISTRATION', `${name}: ${errorMessage(outcome)}`, {
+      throw new CqrsError('INVALID_REGISTRATION', `${label}: ${errorMessage(outcome)}`, {
         cause: deserializeError(outcome.e),
-        handler: name,
+        handler: label,
       });
     }
   }
@@ -362,21 +368,19 @@ export class WorkerPool {
    */
   run(task: PoolTask): Promise<unknown> {
     if (this.closing !== undefined) {
-      return refuse(
-        task,
-        new CqrsError('CLOSED', `${task.name}: the worker pool is closed`, { handler: task.name }),
-      );
+      const label = labelOf(task);
+      return refuse(task, new CqrsError('CLOSED', `${label}: the worker pool is closed`, { handler: label }));
     }
     // Through callAbort, not `signal`: under a timeout there is only a cheap token (see CancelToken.ts).
-    if (isAborted(task)) return refuse(task, abortErrorFor(abortReason(task), task.name));
+    if (isAborted(task)) return refuse(task, abortErrorFor(abortReason(task), labelOf(task)));
     // A value the thread could not decode would be dropped there, and the call never settle (valueDepth.ts).
     if (exceedsDepth(task.input, this.maxDepth) || exceedsDepth(task.metadata, this.maxDepth)) {
       return refuse(
         task,
         new CqrsError(
           'NOT_CLONEABLE',
-          `${task.name}: the input is nested deeper than ${this.maxDepth} levels (WorkerPool maxDepth) and cannot cross to a thread`,
-          { handler: task.name },
+          `${labelOf(task)}: the input is nested deeper than ${this.maxDepth} levels (WorkerPool maxDepth) and cannot cross to a thread`,
+          { handler: labelOf(task) },
         ),
       );
     }
@@ -389,29 +393,50 @@ export class WorkerPool {
     ) {
       return refuse(
         task,
-        new CqrsError('OVERLOADED', `${task.name}: the pool's queue is full`, { handler: task.name }),
+        new CqrsError('OVERLOADED', `${labelOf(task)}: the pool's queue is full`, {
+          handler: labelOf(task),
+        }),
       );
     }
     const slot = this.cancelFlags.acquire();
     if (slot < 0) {
       return refuse(
         task,
-        new CqrsError('OVERLOADED', `${task.name}: too many calls in flight`, { handler: task.name }),
+        new CqrsError('OVERLOADED', `${labelOf(task)}: too many calls in flight`, {
+          handler: labelOf(task),
+        }),
       );
     }
     const gen = this.cancelFlags.generation(slot);
-    const message: TaskMessage = {
-      m: task.moduleId,
-      x: task.exportName,
-      n: task.name,
-      k: task.kind,
-      i: task.input,
-      md: task.metadata,
-      c: slot,
-      g: gen,
-      s: task.metricsSlot,
-      d: task.depth,
-    };
+    // An event subscriber's task carries its name (`sb`); other tasks carry no such key at all, so their
+    // messages clone as before.
+    const message: TaskMessage =
+      task.subscriber === undefined
+        ? {
+            m: task.moduleId,
+            x: task.exportName,
+            n: task.name,
+            k: task.kind,
+            i: task.input,
+            md: task.metadata,
+            c: slot,
+            g: gen,
+            s: task.metricsSlot,
+            d: task.depth,
+          }
+        : {
+            m: task.moduleId,
+            x: task.exportName,
+            n: task.name,
+            k: task.kind,
+            i: task.input,
+            md: task.metadata,
+            c: slot,
+            g: gen,
+            s: task.metricsSlot,
+            d: task.depth,
+            sb: task.subscriber,
+          };
     // Only a call that can be cancelled needs a way to terminate its thread.
     const abortable = canAbort(task);
     const kill = !abortable || task.originThread !== undefined ? undefined : new KillSwitch();
@@ -422,7 +447,7 @@ export class WorkerPool {
         (outcome) => {
           this.settleCount(outcome, task);
           this.cancelFlags.release(slot);
-          return unwrap(outcome, task.name);
+          return unwrap(outcome, task);
         },
         (err: unknown) => {
           this.settleLostCount(slot, task);
@@ -440,7 +465,7 @@ export class WorkerPool {
         // The handler finished before the abort landed: its outcome is on its way and stands.
         if (found === CancelResult.done) return;
         settled = true;
-        reject(abortErrorFor(abortReason(task), task.name));
+        reject(abortErrorFor(abortReason(task), labelOf(task)));
         // Queued: take it out of the queue now. Left there (the thread would skip it when it got there),
         // abandoned tasks pile up when callers time out faster than threads drain, filling maxQueue with dead
         // entries: live calls then get OVERLOADED. The scheduler or piscina drops a task it has not posted at
@@ -465,7 +490,7 @@ export class WorkerPool {
           if (settled) return;
           settled = true;
           try {
-            resolve(unwrap(outcome, task.name));
+            resolve(unwrap(outcome, task));
           } catch (err) {
             reject(err);
           }
@@ -558,8 +583,14 @@ function errorMessage(outcome: Extract<TaskOutcome, { ok: false }>): string {
   return outcome.e.t === 'error' ? outcome.e.message : safeString(outcome.e.value);
 }
 
-function unwrap(outcome: TaskOutcome, name: string): unknown {
+/** The name a task's errors carry: its message's, or `<event>:<subscriber>`. */
+function labelOf(task: PoolTask): string {
+  return task.subscriber === undefined ? task.name : `${task.name}:${task.subscriber}`;
+}
+
+function unwrap(outcome: TaskOutcome, task: PoolTask): unknown {
   if (outcome.ok) return outcome.v;
+  const name = labelOf(task);
   switch (outcome.k) {
     case 'handler':
       throw new CqrsError('HANDLER_FAILED', `${name} failed: ${errorMessage(outcome)}`, {
@@ -583,7 +614,7 @@ function unwrap(outcome: TaskOutcome, name: string): unknown {
 
 /** Maps a piscina rejection (our host never throws, so it is about the thread or the queue) to a code. */
 function threadFailure(err: unknown, task: PoolTask): CqrsError {
-  const name = task.name;
+  const name = labelOf(task);
   const e = err as { name?: unknown; message?: unknown; code?: unknown } | null;
   if (e?.message === 'Task queue is at limit') {
     return new CqrsError('OVERLOADED', `${name}: the pool's queue is full`, { handler: name });

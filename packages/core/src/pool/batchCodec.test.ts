@@ -31,6 +31,21 @@ describe('batchCodec', () => {
     expect(decodeBatch(message)).toEqual(tasks);
   });
 
+  it("keeps event subscribers apart: a subscriber's name travels with its handler entry", () => {
+    const tasks = [
+      task({ n: 'Placed', k: 'event', s: -1, sb: 'invoice' }),
+      task({ n: 'Placed', k: 'event', s: -1, sb: 'mailer', c: 1 }),
+      task({ n: 'Placed', k: 'event', s: -1, sb: 'invoice', c: 2 }),
+      task({ c: 3 }),
+    ];
+    const message = structuredClone(encodeBatch(tasks));
+    // Same module, export and slot, yet two subscribers: two entries, and the command's a third.
+    expect(message.h).toHaveLength(3);
+    const decoded = decodeBatch(message);
+    expect(decoded).toEqual(tasks);
+    expect('sb' in (decoded[3] as TaskMessage)).toBe(false);
+  });
+
   it('carries every outcome: values, each failure kind, and whether the thread counted it', () => {
     const e = { t: 'error' as const, name: 'Error', message: 'boom' };
     const outcomes: TaskOutcome[] = [

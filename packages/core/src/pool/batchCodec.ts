@@ -19,7 +19,7 @@ function isEmpty(metadata: Metadata): boolean {
 
 /** Packs tasks (none of them a probe) into one message. */
 export function encodeBatch(tasks: readonly TaskMessage[]): BatchMessage {
-  const h: [number, string, string, TaskMessage['k'] & string, number][] = [];
+  const h: BatchMessage['h'][number][] = [];
   const w = new Int32Array(tasks.length * WORDS);
   const i: unknown[] = new Array(tasks.length);
   const md: (Metadata | 0)[] = new Array(tasks.length);
@@ -30,7 +30,14 @@ export function encodeBatch(tasks: readonly TaskMessage[]): BatchMessage {
     let hi = last >= 0 && sameHandler(h[last] as (typeof h)[number], task) ? last : -1;
     if (hi < 0) {
       hi = h.findIndex((handler) => sameHandler(handler, task));
-      if (hi < 0) hi = h.push([task.m, task.x, task.n, task.k ?? 'command', task.s]) - 1;
+      if (hi < 0) {
+        const k = task.k ?? 'command';
+        const handler: BatchMessage['h'][number] =
+          task.sb === undefined
+            ? [task.m, task.x, task.n, k, task.s]
+            : [task.m, task.x, task.n, k, task.s, task.sb];
+        hi = h.push(handler) - 1;
+      }
     }
     last = hi;
     w[t * WORDS] = hi;
@@ -49,7 +56,8 @@ function sameHandler(handler: BatchMessage['h'][number], task: TaskMessage): boo
     handler[1] === task.x &&
     handler[2] === task.n &&
     handler[3] === task.k &&
-    handler[4] === task.s
+    handler[4] === task.s &&
+    handler[5] === task.sb
   );
 }
 
@@ -57,20 +65,16 @@ function sameHandler(handler: BatchMessage['h'][number], task: TaskMessage): boo
 export function decodeBatch(batch: BatchMessage): TaskMessage[] {
   const tasks: TaskMessage[] = new Array(batch.i.length);
   for (let t = 0; t < tasks.length; t++) {
-    const [m, x, n, k, s] = batch.h[batch.w[t * WORDS] as number] as BatchMessage['h'][number];
+    const [m, x, n, k, s, sb] = batch.h[batch.w[t * WORDS] as number] as BatchMessage['h'][number];
     const metadata = batch.md[t];
-    tasks[t] = {
-      m,
-      x,
-      n,
-      k,
-      i: batch.i[t],
-      md: metadata === 0 || metadata === undefined ? noMetadata : metadata,
-      c: batch.w[t * WORDS + 1] as number,
-      g: batch.w[t * WORDS + 2] as number,
-      s,
-      d: batch.w[t * WORDS + 3] as number,
-    };
+    const md = metadata === 0 || metadata === undefined ? noMetadata : metadata;
+    const c = batch.w[t * WORDS + 1] as number;
+    const g = batch.w[t * WORDS + 2] as number;
+    const d = batch.w[t * WORDS + 3] as number;
+    tasks[t] =
+      sb === undefined
+        ? { m, x, n, k, i: batch.i[t], md, c, g, s, d }
+        : { m, x, n, k, i: batch.i[t], md, c, g, s, d, sb };
   }
   return tasks;
 }

@@ -1,4 +1,5 @@
 import type { CommandBus } from '../bus/CommandBus.js';
+import type { EventBus } from '../bus/EventBus.js';
 import type { QueryBus } from '../bus/QueryBus.js';
 import { CqrsError } from '../errors/CqrsError.js';
 import type { CircuitState } from '../shared/breakerState.js';
@@ -8,8 +9,8 @@ import type { WorkerPool } from './WorkerPool.js';
 export interface HealthOptions {
   /** The pool the buses run worker handlers in. */
   pool: WorkerPool;
-  /** The buses whose handlers' circuits are reported. Default none. */
-  buses?: readonly (CommandBus | QueryBus)[];
+  /** The buses whose handlers' (and event subscribers') circuits are reported. Default none. */
+  buses?: readonly (CommandBus | QueryBus | EventBus)[];
   /** Queue fill (`queueSize / maxQueue`) above which the status is `degraded`; default 0.8. */
   queueDegradedRatio?: number;
 }
@@ -34,7 +35,10 @@ export interface HealthSnapshot {
     /** Calls handed to the pool and not settled: running on a thread or waiting in its queue. */
     inFlight: number;
   };
-  /** Circuit state per handler, keyed `command:<name>` / `query:<name>` ('closed' when no breaker guards it). */
+  /**
+   * Circuit state per handler, keyed `command:<name>` / `query:<name>` / `event:<event>:<subscriber>`
+   * ('closed' when no breaker guards it).
+   */
   circuits: Record<string, CircuitState>;
   /** Handlers registered on the buses. */
   handlers: number;

@@ -5,6 +5,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { SerializedError } from '../errors/serialize.js';
+import type { PublishStrategy } from '../handler/EventClient.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { MessageKind } from '../messages/Definition.js';
 
@@ -31,6 +32,8 @@ export interface TaskMessage {
   readonly d: number;
   /** Set for `ready()`'s probe: load and check the export, run nothing. */
   readonly probe?: true;
+  /** An event subscriber's name (for `ctx.logger`); absent for commands and queries. */
+  readonly sb?: string;
 }
 
 /**
@@ -40,8 +43,11 @@ export interface TaskMessage {
  * cost ~4x more to post (measured: ~540 vs ~130 ns a task). See batchCodec.ts.
  */
 export interface BatchMessage {
-  /** The batch's distinct handlers: module index, export, name, kind, metrics slot. */
-  readonly h: readonly (readonly [m: number, x: string, n: string, k: MessageKind, s: number])[];
+  /** The batch's distinct handlers: module index, export, name, kind, metrics slot, and subscriber for events. */
+  readonly h: readonly (
+    | readonly [m: number, x: string, n: string, k: MessageKind, s: number]
+    | readonly [m: number, x: string, n: string, k: MessageKind, s: number, sb: string]
+  )[];
   /** Four words per task: its handler's index in `h`, its cancel slot and generation, its nesting depth. */
   readonly w: Int32Array;
   /** Inputs. */
@@ -117,6 +123,26 @@ export interface NestedDispatchApi {
     originThread: number,
     depth: number,
   ): Promise<TaskOutcome>;
+  /**
+   * `ctx.events.publish` of a thread: an ok outcome's value is a {@link WireReport}. `checked`: the thread
+   * was given the event's definition and validated the payload with it (see `EventBus.publishNested`).
+   */
+  publish(
+    name: string,
+    payload: unknown,
+    metadata: Metadata,
+    originThread: number,
+    depth: number,
+    strategy: PublishStrategy | undefined,
+    checked: boolean,
+  ): Promise<TaskOutcome>;
+}
+
+/** A publish report on its way to a thread: each failure's error as plain data. */
+export interface WireReport {
+  readonly event: string;
+  readonly delivered: readonly string[];
+  readonly failed: readonly { readonly subscriber: string; readonly error: SerializedError }[];
 }
 
 /** `workerData` of every pool thread. */
