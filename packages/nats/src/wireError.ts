@@ -6,7 +6,7 @@ import type { Codec } from './Codec.js';
 /**
  * A call's error as a reply body: core's plain-data form (as errors cross threads), encoded by the codec.
  * Should a field of the error defeat the codec, the error goes without its fields rather than not at all.
- * @internal
+ * Shared with `@cqrs-pool/jetstream` (dead letters, durable results).
  */
 export function encodeError(err: unknown, codec: Codec): Uint8Array {
   const serialized = serializeError(err);
@@ -32,7 +32,6 @@ export function encodeError(err: unknown, codec: Codec): Uint8Array {
  * The caller's side: rebuilds the error a server replied with. A CqrsError comes back as one, with its code
  * and message, marked so the caller's bus passes it on as it is; anything else (a server of another version
  * with a code this one does not know, a body that is not an error) becomes `HANDLER_FAILED` around it.
- * @internal
  */
 export function decodeError(body: Uint8Array, codec: Codec, name: string): CqrsError {
   let rebuilt: unknown;

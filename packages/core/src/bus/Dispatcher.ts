@@ -652,6 +652,37 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     return this.inFlight;
   }
 
+  /**
+   * The key a call of `name` with this input would be ordered by: what its `orderingKey` returns, or
+   * undefined when the handler has none (or the function returns undefined). For transports that keep the
+   * order beyond this process (`@cqrs-pool/jetstream` partitions by it). Runs nothing, takes no place.
+   * @throws CqrsError `HANDLER_NOT_FOUND` (no handler for `name`), `VALIDATION` (the function threw or
+   * returned something else than a string or a number).
+   * @internal
+   */
+  orderingKeyFor(name: string, input: unknown, metadata: Metadata = noMetadata): string | number | undefined {
+    const registration = this.handlers.get(name);
+    if (registration === undefined) {
+      throw new CqrsError('HANDLER_NOT_FOUND', `no ${this.kind} handler for '${name}'`, { handler: name });
+    }
+    if (registration.ordering === undefined) return undefined;
+    let key: unknown;
+    try {
+      key = registration.ordering.keyOf(input, metadata);
+    } catch (err) {
+      throw new CqrsError('VALIDATION', `${name}: orderingKey threw: ${errorText(err)}`, {
+        cause: err,
+        handler: name,
+      });
+    }
+    if (key === undefined || typeof key === 'string' || typeof key === 'number') return key;
+    throw new CqrsError(
+      'VALIDATION',
+      `${name}: orderingKey must return a string, a number or undefined, got ${typeof key}`,
+      { handler: name },
+    );
+  }
+
   protected registeredNames(): string[] {
     return [...this.handlers.keys()];
   }
