@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Metadata } from '@cqrs-pool/core';
 import { CqrsError } from '@cqrs-pool/core';
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
@@ -26,8 +27,18 @@ export interface DeliveryStats {
   duplicates: number;
   /** Messages that could not be read (dead-lettered as `malformed`). */
   malformed: number;
+  /** Deliveries given back because another live node was running the same message. */
+  deferred: number;
   /** Messages being handled now. */
   inFlight: number;
+}
+
+/** This node's hold on the message it runs. */
+interface Claim {
+  key: string;
+  attempt: number;
+  revision: number | undefined;
+  refreshing: Promise<void> | undefined;
 }
 
 /** A message as the processor needs it: its completion key, name, value and metadata. @internal */
@@ -41,6 +52,8 @@ export interface ParsedDelivery {
 
 /** What differs between commands and events. @internal */
 export interface DeliverySpec<P extends ParsedDelivery> {
+  /** True for a message this consumer acknowledges unseen (a replayed event for another group). */
+  skip?(m: JsMsg): boolean;
   /** The message, or why it cannot be read. */
   parse(m: JsMsg): P | string;
   /** Runs it; resolves with its result, rejects with its failure. */
@@ -55,11 +68,12 @@ export interface DeliverySpec<P extends ParsedDelivery> {
 
 /**
  * The life of one delivered message, the same for commands and events: read it (a malformed one is
- * dead-lettered), acknowledge it unseen when the completions bucket says it completed, run it while telling
- * JetStream it is still being worked on, then record the completion *before* the ack (so a redelivery after
- * a crash finds it), or on failure `nak` it with backoff (transient) or dead-letter and `term` it
- * (permanent, or out of attempts). A message is never dropped without being stored elsewhere: when the
- * dead-letter stream cannot be written, it is `nak`ed and comes back.
+ * dead-lettered); claim it in the completions bucket (one node wins; a completed message is acknowledged
+ * unseen, one another live node holds is given back); run it while telling JetStream and the bucket it is
+ * still being worked on; then record the completion *before* the ack (so a redelivery after any crash finds
+ * it), or on failure `nak` it with backoff (transient) or dead-letter and `term` it (permanent, or out of
+ * attempts). A message is never dropped without being stored elsewhere: when the dead-letter stream cannot
+ * be written, it is `nak`ed and comes back.
  * @internal
  */
 export class DeliveryProcessor<P extends ParsedDelivery> {
@@ -71,8 +85,13 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
     deadLettered: 0,
     duplicates: 0,
     malformed: 0,
+    deferred: 0,
     inFlight: 0,
   };
+  /** Names this node in its claims (for whoever reads the bucket). */
+  private readonly node = randomUUID().slice(0, 8);
+  /** A claim not refreshed for this long is taken over: its node is taken to be dead. */
+  private readonly staleMs: number;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -81,16 +100,19 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
     private readonly o: ResolvedOptions,
     private readonly spec: DeliverySpec<P>,
     private readonly onError: (err: unknown, where: string) => void,
-  ) {}
+  ) {
+    this.staleMs = 2 * o.ackWaitMs;
+  }
 
   /** Handles `m` to its ack, nak or term. Never rejects. */
   async process(m: JsMsg): Promise<void> {
     this.stats.received++;
     this.stats.inFlight++;
-    // A running handler keeps its message: JetStream would give it to another node after ackWait.
-    const ticker = setInterval(() => m.working(), Math.max(100, Math.floor(this.o.ackWaitMs / 3)));
+    // A message being handled stays this node's: JetStream would give it to another node after ackWait.
+    const claim: Claim = { key: '', attempt: 0, revision: undefined, refreshing: undefined };
+    const ticker = setInterval(() => this.tick(m, claim), Math.max(100, Math.floor(this.o.ackWaitMs / 3)));
     try {
-      await this.settle(m);
+      await this.settle(m, claim, ticker);
     } catch (err) {
       this.onError(err, `handling ${m.subject}`);
     } finally {
@@ -99,66 +121,147 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
     }
   }
 
-  private async settle(m: JsMsg): Promise<void> {
+  private async settle(m: JsMsg, claim: Claim, ticker: NodeJS.Timeout): Promise<void> {
+    if (this.spec.skip?.(m) === true) {
+      m.ack();
+      return;
+    }
     const parsed = this.spec.parse(m);
     if (typeof parsed === 'string') {
       this.stats.malformed++;
       const err = new CqrsError('VALIDATION', `malformed message on ${m.subject}: ${parsed}`);
-      await this.deadLetter(m, undefined, 'malformed', err);
+      await this.deadLetter(m, undefined, 'malformed', err, m.info.deliveryCount);
       return;
     }
-    let record: Uint8Array | undefined;
-    try {
-      record = await this.store.get(parsed.completionKey);
-    } catch (err) {
-      // Unknown whether it completed: it must not run now. It comes back after the delay.
-      this.onError(err, `reading the completion of ${parsed.messageId}`);
-      m.nak(this.o.baseDelayMs);
-      return;
-    }
-    if (this.store.isCompleted(record)) {
-      this.stats.duplicates++;
-      m.ack();
-      return;
-    }
-    const deliveries = m.info.deliveryCount;
-    if (deliveries > this.o.maxDeliver) {
+    claim.key = parsed.completionKey;
+    if (!(await this.take(m, claim))) return;
+    if (claim.attempt > this.o.maxDeliver) {
       const err = new CqrsError(
         'TIMEOUT',
-        `${parsed.name}: no outcome after ${deliveries - 1} deliveries (the nodes holding it stopped or died)`,
+        `${parsed.name}: no outcome after ${claim.attempt - 1} attempts (the nodes running it stopped or died)`,
         { handler: parsed.name },
       );
-      await this.deadLetter(m, parsed, 'no-outcome', err);
+      await this.deadLetter(m, parsed, 'no-outcome', err, claim.attempt);
       return;
     }
     const metadata: Metadata = Object.freeze({
       ...parsed.metadata,
       [DurableMetadata.MESSAGE_ID]: parsed.messageId,
-      [DurableMetadata.DELIVERY_COUNT]: String(deliveries),
+      [DurableMetadata.DELIVERY_COUNT]: String(claim.attempt),
     });
     let result: unknown;
     try {
       result = await this.spec.run(parsed, metadata);
     } catch (err) {
       this.stats.failed++;
-      if (isPermanentFailure(err)) await this.deadLetter(m, parsed, 'permanent', err);
-      else if (deliveries >= this.o.maxDeliver) await this.deadLetter(m, parsed, 'max-deliver', err);
-      else {
+      clearInterval(ticker);
+      await claim.refreshing;
+      if (isPermanentFailure(err)) await this.deadLetter(m, parsed, 'permanent', err, claim.attempt);
+      else if (claim.attempt >= this.o.maxDeliver) {
+        await this.deadLetter(m, parsed, 'max-deliver', err, claim.attempt);
+      } else {
+        // Released (claimed at time 0), so the next attempt, on any node, need not wait for it to go stale.
+        if (claim.revision !== undefined) {
+          await this.store
+            .replace(claim.key, this.store.claimed(claim.attempt, this.node, 0), claim.revision)
+            .catch(() => undefined);
+        }
         this.stats.retried++;
-        m.nak(retryDelay(deliveries, err, this.o.baseDelayMs, this.o.maxDelayMs));
+        m.nak(retryDelay(claim.attempt, err, this.o.baseDelayMs, this.o.maxDelayMs));
       }
       return;
     }
+    clearInterval(ticker);
+    await claim.refreshing;
     const completed = this.store.completed(result);
-    // The effect has happened: from here to the put below is the window where a crash makes a redelivery
-    // run it again. Keep trying while the connection lives (the ticker keeps the message ours).
-    await this.persist(parsed.completionKey, completed);
+    // The effect has happened: until the put below lands, a crash of this node makes the message run again
+    // once its claim goes stale. Keep trying while the connection lives (a server restart, say).
+    await this.persist(claim.key, completed, m);
     m.ack();
     this.stats.succeeded++;
-    this.spec.announce?.(parsed.completionKey, completed);
+    this.spec.announce?.(claim.key, completed);
   }
 
-  private async persist(key: string, record: Uint8Array): Promise<void> {
+  /**
+   * Claims the message in the completions bucket — a create, which one node wins — and sets `claim`'s
+   * attempt and revision. False when it must not run here: it completed (acknowledged), another live node
+   * runs it (given back until that node's outcome or its claim going stale), or the bucket cannot be
+   * reached (given back).
+   */
+  private async take(m: JsMsg, claim: Claim): Promise<boolean> {
+    try {
+      claim.revision = await this.store.claim(claim.key, this.store.claimed(1, this.node, Date.now()));
+      if (claim.revision !== undefined) {
+        claim.attempt = 1;
+        return true;
+      }
+      const current = await this.store.read(claim.key);
+      if (current === undefined) {
+        // Gone between the two calls (its TTL): try again shortly.
+        m.nak(this.o.baseDelayMs);
+        return false;
+      }
+      const state = current.state;
+      if (state.kind === 'completed') {
+        this.stats.duplicates++;
+        m.ack();
+        return false;
+      }
+      // Attempts are counted in the claims, not by JetStream: its count also grows with every delivery given
+      // back below, and restarts when a server loses a consumer's state.
+      let attempt = 1;
+      if (state.kind === 'claimed') {
+        const age = Date.now() - state.at;
+        if (state.at !== 0 && age < this.staleMs) {
+          // Another node runs it (or ran it and is storing the outcome, say after a server restart that
+          // lost the consumer's delivery state): it will acknowledge it, or its claim goes stale.
+          this.stats.deferred++;
+          m.nak(Math.min(Math.max(this.staleMs - age, 50), Math.ceil(this.o.ackWaitMs / 3)));
+          return false;
+        }
+        attempt = state.attempt + 1;
+      }
+      // Released, stale, dead-lettered (now replayed) or unreadable: this node takes it over.
+      claim.revision = await this.store.replace(
+        claim.key,
+        this.store.claimed(attempt, this.node, Date.now()),
+        current.revision,
+      );
+      if (claim.revision === undefined) {
+        m.nak(this.o.baseDelayMs);
+        return false;
+      }
+      claim.attempt = attempt;
+      return true;
+    } catch (err) {
+      // Unknown whether it completed or runs elsewhere: it must not run now. It comes back after the delay.
+      this.onError(err, `claiming ${claim.key}`);
+      m.nak(this.o.baseDelayMs);
+      return false;
+    }
+  }
+
+  /** Every third of ackWait while a handler runs: tells JetStream, and refreshes the claim. */
+  private tick(m: JsMsg, claim: Claim): void {
+    m.working();
+    const revision = claim.revision;
+    if (revision === undefined || claim.refreshing !== undefined) return;
+    claim.refreshing = this.store
+      .replace(claim.key, this.store.claimed(claim.attempt, this.node, Date.now()), revision)
+      .then(
+        (next) => {
+          if (next === undefined)
+            this.onError(new Error('taken over by another node'), `refreshing ${claim.key}`);
+          claim.revision = next;
+        },
+        (err: unknown) => this.onError(err, `refreshing ${claim.key}`),
+      )
+      .finally(() => {
+        claim.refreshing = undefined;
+      });
+  }
+
+  private async persist(key: string, record: Uint8Array, m: JsMsg): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.store.put(key, record);
@@ -166,7 +269,8 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
       } catch (err) {
         if (this.nc.isClosed()) throw err;
         if (attempt === 0) this.onError(err, `recording the completion of ${key} (retrying)`);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1_000)));
+        m.working();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(25 * 2 ** attempt, 250)));
       }
     }
   }
@@ -176,11 +280,13 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
     parsed: P | undefined,
     reason: DeadLetterReason,
     error: unknown,
+    attempts: number,
   ): Promise<void> {
     try {
       await writeDeadLetter(this.js, m, this.spec.deadSubject(m, parsed), {
         reason,
         error,
+        attempts,
         timeoutMs: this.o.ackWaitMs,
         ...(this.spec.group === undefined ? {} : { group: this.spec.group }),
       });

@@ -26,7 +26,7 @@ export async function writeDeadLetter(
   js: JetStreamClient,
   m: JsMsg,
   to: string,
-  details: { reason: DeadLetterReason; error: unknown; group?: string; timeoutMs: number },
+  details: { reason: DeadLetterReason; error: unknown; attempts: number; group?: string; timeoutMs: number },
 ): Promise<void> {
   const h = headers();
   for (const [key, values] of m.headers ?? []) {
@@ -38,7 +38,7 @@ export async function writeDeadLetter(
   h.set(DurableHeaders.DEAD_REASON, details.reason);
   h.set(DurableHeaders.DEAD_CODE, isCqrsError(error) ? error.code : 'HANDLER_FAILED');
   h.set(DurableHeaders.DEAD_ERROR, errorHeader(error));
-  h.set(DurableHeaders.DEAD_DELIVERIES, String(m.info.deliveryCount));
+  h.set(DurableHeaders.DEAD_DELIVERIES, String(details.attempts));
   h.set(DurableHeaders.DEAD_SUBJECT, m.subject);
   h.set(DurableHeaders.DEAD_STREAM_SEQ, String(m.seq));
   h.set(DurableHeaders.DEAD_AT, new Date().toISOString());

@@ -26,7 +26,7 @@ export interface DeadLetter {
   readonly reason: DeadLetterReason;
   /** The last error, rebuilt as a `CqrsError` with its code. */
   readonly error: CqrsError;
-  /** How many times it was delivered. */
+  /** How many times it was taken to be run (attempts, the last included; deliveries for a malformed message). */
   readonly deliveries: number;
   /** The subject it was stored on, where `replay` sends it. */
   readonly subject: string;

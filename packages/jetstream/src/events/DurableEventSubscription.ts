@@ -62,6 +62,11 @@ export class DurableEventSubscription {
           if (name === undefined) return `subject '${m.subject}' is not <prefix>.devt.<Name>`;
           return parseBody(m, name, o, group);
         },
+        // A replayed dead letter is for one group: the others acknowledge it unseen.
+        skip: (m) => {
+          const only = m.headers?.get(DurableHeaders.GROUP) ?? '';
+          return only !== '' && only !== group;
+        },
         run: (parsed, metadata) => deliver(target, parsed.name, parsed.value, metadata),
         deadSubject: (m, parsed) =>
           ctx.subjects.deadEvent(group, parsed?.name ?? ctx.subjects.parseEvent(m.subject) ?? '_'),
@@ -76,15 +81,7 @@ export class DurableEventSubscription {
       ordered: settings.maxAckPending === 1,
       maxMessages: settings.maxInFlight,
       slots: new Semaphore(settings.maxInFlight),
-      handle: (m) => {
-        // A replayed dead letter is for one group: the others acknowledge it unseen.
-        const only = m.headers?.get(DurableHeaders.GROUP) ?? '';
-        if (only !== '' && only !== group) {
-          m.ack();
-          return Promise.resolve();
-        }
-        return this.processor.process(m);
-      },
+      handle: (m) => this.processor.process(m),
       onError: settings.onError,
     });
   }

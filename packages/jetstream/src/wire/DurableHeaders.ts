@@ -20,7 +20,7 @@ export const DurableHeaders = {
   DEAD_CODE: 'Cqrs-Dead-Code',
   /** Dead letters: the last error as plain data (`encodeError` with `taggedJson`), one line. */
   DEAD_ERROR: 'Cqrs-Dead-Error',
-  /** Dead letters: how many times it was delivered. */
+  /** Dead letters: how many times it was taken to be run (attempts, the last included). */
   DEAD_DELIVERIES: 'Cqrs-Dead-Deliveries',
   /** Dead letters: the subject it was stored on (where a replay sends it). */
   DEAD_SUBJECT: 'Cqrs-Dead-Subject',
@@ -34,8 +34,10 @@ export const DurableHeaders = {
 
 /**
  * Keys a serving node adds to `ctx.metadata` (replacing a sender's own keys of those names), so that a
- * handler can make its effects idempotent: `messageId`, and `deliveryCount` — `'1'` on the first delivery,
- * more on a redelivery (after a failure, a crash or a lost acknowledgement).
+ * handler can make its effects idempotent: `messageId`, and `deliveryCount` — the attempt: `'1'` on the
+ * first, more when an attempt ran before (it failed, or its node died before recording the outcome: then
+ * the effect may have happened already). Counted in the completions bucket, not by JetStream, so it holds
+ * across server restarts.
  */
 export const DurableMetadata = {
   MESSAGE_ID: 'messageId',
