@@ -165,7 +165,7 @@ describe.skipIf(server === undefined)('durable events over a real JetStream', ()
     ledger.subscribe('OrderPlaced', 'ledger', () => undefined);
     await node.deadLetters.replay(letter?.seq ?? -1);
     await until(() => ledger.seen.length === 5, 'the replayed event');
-    expect((ledger.seen[4]?.payload as { orderId: number }).orderId).toBe(4);
+    expect(ledger.seen[4]?.payload).toMatchObject({ orderId: 4 });
     await until(() => auditGroup.stats.received === 6, "audit's view of the replay");
     expect(audit.seen).toHaveLength(5);
     expect(await node.deadLetters.count()).toBe(0);
