@@ -144,6 +144,15 @@ export function resolveOptions(options: DurableOptions = {}): ResolvedOptions {
   if (resolved.maxDelayMs < resolved.baseDelayMs) {
     fail('options.backoff.maxDelayMs must be >= options.backoff.baseDelayMs');
   }
+  // JetStream refuses a duplicate window longer than a stream's max age.
+  for (const key of ['commandMaxAgeMs', 'eventMaxAgeMs', 'deadLetterMaxAgeMs'] as const) {
+    const age = resolved[key];
+    if (age !== 0 && age < resolved.duplicateWindowMs) {
+      fail(
+        `options.${key} (${age}) must be 0 (no limit) or at least duplicateWindowMs (${resolved.duplicateWindowMs})`,
+      );
+    }
+  }
   const horizon = resolved.maxDeliver * (resolved.ackWaitMs + resolved.maxDelayMs);
   if (resolved.completionTtlMs < resolved.duplicateWindowMs || resolved.completionTtlMs < horizon) {
     fail(
