@@ -14,6 +14,7 @@ const nc = await connect({
   name: node,
   maxReconnectAttempts: -1,
   reconnectTimeWait: 100,
+  noAsyncTraces: true,
 });
 const pool = new WorkerPool({ threads: 1 });
 const commands = new CommandBus({ pool, middleware: [validation()] });

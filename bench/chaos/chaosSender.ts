@@ -18,6 +18,7 @@ const nc = await connect({
   name: 'sender',
   maxReconnectAttempts: -1,
   reconnectTimeWait: 100,
+  noAsyncTraces: true,
 });
 const durable = await durableMessaging(nc, chaosOptions);
 const started = performance.now();

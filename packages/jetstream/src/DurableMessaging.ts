@@ -100,12 +100,15 @@ export class DurableMessaging {
       messageId: checkMessageId(messageId, name),
       timeoutMs,
       signal: options.signal,
-      before: () =>
-        this.send(target, input, {
-          ...options,
-          messageId,
-          timeoutMs: Math.max(1, timeoutMs - Math.round(performance.now() - started)),
-        }),
+      // A fresh message's outcome comes after the listener; a duplicate's may be in the bucket already.
+      before: async () =>
+        (
+          await this.send(target, input, {
+            ...options,
+            messageId,
+            timeoutMs: Math.max(1, timeoutMs - Math.round(performance.now() - started)),
+          })
+        ).duplicate,
     });
   }
 

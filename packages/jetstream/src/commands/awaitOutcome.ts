@@ -10,14 +10,18 @@ export interface AwaitOptions {
   /** The deadline, ms from now. */
   readonly timeoutMs: number;
   readonly signal?: AbortSignal | undefined;
-  /** Runs once the outcome subject is subscribed (the send, for `execute`); a rejection ends the wait. */
-  readonly before?: () => Promise<unknown>;
+  /**
+   * Runs once the outcome subject is subscribed (the send, for `execute`); a rejection ends the wait. False
+   * skips the look-up in the bucket: the message was new, so its outcome can only come after the listener.
+   */
+  readonly before?: () => Promise<boolean>;
 }
 
 /**
  * Waits for the outcome of a durable command: listens on its outcome subject (a serving node announces the
- * record it stored there), and reads the completions bucket once the listener is in place (an outcome that
- * came before) and once more at the deadline (an announcement lost with a connection). No polling.
+ * record it stored there, and again when it meets a completed message a second time), and reads the
+ * completions bucket once the listener is in place (an outcome that came before; not after a fresh send)
+ * and once more at the deadline (an announcement lost with a connection). No polling.
  * @throws CqrsError (as a rejection) the dead-lettered command's error, `TIMEOUT` (no outcome by the
  * deadline: the command stays stored and will run), `NOT_CLONEABLE` (it completed but its result was not
  * kept), `ABORTED`, and whatever `before` rejects with.
@@ -94,7 +98,7 @@ export function awaitOutcome(ctx: DurableContext, options: AwaitOptions): Promis
     }, options.timeoutMs);
     void (async () => {
       try {
-        await options.before?.();
+        if ((await options.before?.()) === false) return;
       } catch (err) {
         fail(err);
         return;

@@ -205,6 +205,8 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
       if (state.kind === 'completed') {
         this.stats.duplicates++;
         m.ack();
+        // A re-send's waiter may be listening (it does not look in the bucket after a fresh send).
+        this.spec.announce?.(claim.key, current.bytes);
         return false;
       }
       // Attempts are counted in the claims, not by JetStream: its count also grows with every delivery given
