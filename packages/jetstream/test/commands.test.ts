@@ -300,6 +300,33 @@ describe.skipIf(server === undefined)('durable commands over a real JetStream', 
     expect(servedA.stats.received + servedB.stats.received).toBe(1);
   });
 
+  it('stops gracefully: the running command finishes and is acknowledged, the pulled ones go to another node at once', async () => {
+    // An ack wait longer than the test's guard: a command held back by the stopped node would never arrive.
+    const options = testOptions({ ackWaitMs: 60_000, completionTtlMs: 600_000 });
+    const held = gate();
+    const ran: string[] = [];
+    const bus = new CommandBus();
+    bus.registerHandler(Slow, async (_input, ctx) => {
+      ran.push(ctx.metadata.messageId ?? '');
+      if (ctx.metadata.messageId === 'first') await held.promise;
+      return ctx.metadata.messageId;
+    });
+    const a = await nodes.durable(options);
+    const servedA = await a.serve(bus, { maxInFlight: 1 });
+    await a.send(Slow, {}, { messageId: 'first' });
+    await until(() => ran.length === 1, 'the first command to start');
+    for (const id of ['second', 'third', 'fourth']) await a.send(Slow, {}, { messageId: id });
+    const stopped = servedA.stop();
+    held.open();
+    await stopped;
+    expect(servedA.stats).toMatchObject({ succeeded: 1, inFlight: 0 });
+    const b = await nodes.durable(options);
+    await b.serve(bus);
+    for (const id of ['first', 'second', 'third', 'fourth'])
+      expect(await b.result(id, { timeoutMs: 15_000 })).toBe(id);
+    expect(ran.filter((id) => id === 'first')).toHaveLength(1);
+  });
+
   it('ends a wait with TIMEOUT when no node serves the command; it stays stored and runs later', async () => {
     const options = testOptions();
     const { bus } = bankBus();

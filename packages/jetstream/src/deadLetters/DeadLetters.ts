@@ -72,14 +72,8 @@ export class DeadLetters {
 
   /** The letter at `seq`, or undefined. @throws CqrsError (as a rejection) `UNAVAILABLE`. */
   async get(seq: number): Promise<DeadLetter | undefined> {
-    let stored: StoredMsg | null;
-    try {
-      stored = await this.ctx.jsm.streams.getMessage(this.ctx.options.names.deadLetters, { seq });
-    } catch (err) {
-      if (apiCode(err) === NO_MESSAGE) return undefined;
-      throw unavailable(`reading dead letter #${seq}`, err);
-    }
-    return stored === null ? undefined : this.letterOf(stored);
+    const stored = await this.stored(seq);
+    return stored === undefined ? undefined : this.letterOf(stored);
   }
 
   /**
@@ -122,6 +116,17 @@ export class DeadLetters {
     } catch (err) {
       if (apiCode(err) === NO_MESSAGE) return false;
       throw unavailable(`discarding dead letter #${seq}`, err);
+    }
+  }
+
+  private async stored(seq: number): Promise<StoredMsg | undefined> {
+    try {
+      return (
+        (await this.ctx.jsm.streams.getMessage(this.ctx.options.names.deadLetters, { seq })) ?? undefined
+      );
+    } catch (err) {
+      if (apiCode(err) === NO_MESSAGE) return undefined;
+      throw unavailable(`reading dead letter #${seq}`, err);
     }
   }
 
