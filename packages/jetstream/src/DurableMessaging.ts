@@ -313,7 +313,12 @@ export async function durableMessaging(
     jsm,
     options: o,
     subjects: s,
-    completions: new CompletionStore(kv, o.codec, o.maxResultBytes),
+    completions: new CompletionStore(
+      kv,
+      o.codec,
+      o.maxResultBytes,
+      Math.min(2_000, Math.max(200, Math.floor(o.ackWaitMs / 4))),
+    ),
     maxMessageBytes: () => {
       const ceiling = (nc.info?.max_payload ?? 1024 * 1024) - 16 * 1024;
       return Math.min(o.maxMessageBytes ?? ceiling, ceiling);

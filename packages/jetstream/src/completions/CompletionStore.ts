@@ -48,6 +48,12 @@ export class CompletionStore {
     readonly kv: KV,
     private readonly codec: Codec,
     private readonly maxResultBytes: number,
+    /**
+     * The longest wait for one write's confirmation. Short (a quarter of ackWait, 0.2-2 s): a write sent
+     * into a connection as its server died is never answered, and the writer must retry soon after the
+     * reconnect — before its claim looks stale to the other nodes.
+     */
+    private readonly writeTimeoutMs: number,
   ) {}
 
   /**
@@ -72,7 +78,7 @@ export class CompletionStore {
 
   /** Stores a record whatever is there; rejects when JetStream does not confirm it. */
   async put(key: string, record: Uint8Array): Promise<void> {
-    await this.kv.put(key, record);
+    await this.kv.put(key, record, { timeout: this.writeTimeoutMs });
   }
 
   /** The raw record under `key`, for waiters. */
@@ -154,7 +160,7 @@ export class CompletionStore {
 
   private async putIf(key: string, record: Uint8Array, previousSeq: number): Promise<number | undefined> {
     try {
-      return await this.kv.put(key, record, { previousSeq });
+      return await this.kv.put(key, record, { previousSeq, timeout: this.writeTimeoutMs });
     } catch (err) {
       const code = apiCode(err);
       if (code === WRONG_LAST_SEQUENCE || code === WRONG_LAST_SEQUENCE_UNKNOWN) return undefined;
