@@ -195,7 +195,7 @@ const caught = nodes.reduce((n, p) => n + (p.out.match(/^caught /gm)?.length ?? 
 console.log('');
 if (sentLine !== null) {
   console.log(
-    `sender: ${sentLine[1]} commands stored (PubAck) in ${(Number(sentLine[2]) / 1000).toFixed(1)} s; ${sentLine[3]} sends retried while the server was down`,
+    `sender: ${sentLine[1]} commands stored (PubAck) in ${(Number(sentLine[2]) / 1000).toFixed(1)} s; ${sentLine[3]} sends gave up (UNAVAILABLE) and were sent again`,
   );
 } else console.log(`sender: did not finish (${sent} stored when stopped)`);
 for (const n of nodes) {
