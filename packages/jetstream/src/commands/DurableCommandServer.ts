@@ -1,15 +1,13 @@
-import type { CommandBus, Metadata } from '@cqrs-pool/core';
-import { decodeMetadata } from '@cqrs-pool/nats';
+import type { CommandBus } from '@cqrs-pool/core';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { ResolvedOptions } from '../config/DurableOptions.js';
 import { ConsumerLoop } from '../consume/ConsumerLoop.js';
 import type { DeliveryStats, ParsedDelivery } from '../consume/DeliveryProcessor.js';
 import { DeliveryProcessor } from '../consume/DeliveryProcessor.js';
+import { parseDelivery } from '../consume/parseDelivery.js';
 import { Semaphore } from '../consume/Semaphore.js';
 import type { DurableContext } from '../DurableContext.js';
 import { commandConsumerName } from '../setup/ensureTopology.js';
-import { DurableHeaders } from '../wire/DurableHeaders.js';
-import { checkMessageId, completionKey } from '../wire/messageId.js';
 import { isToken, UNORDERED } from '../wire/subjects.js';
 
 /** Options of `serve` (durable commands). */
@@ -117,44 +115,10 @@ export function parseCommand(
 ): ParsedDelivery | string {
   const where = ctx.subjects.parseCommand(m.subject);
   if (where === undefined) return `subject '${m.subject}' is not <prefix>.dcmd.<partition>.<Name>`;
-  return parseBody(m, where.name, ctx.options, undefined);
-}
-
-/** The message id, metadata and value of a stored command or event. @internal */
-export function parseBody(
-  m: JsMsg,
-  name: string,
-  o: ResolvedOptions,
-  group: string | undefined,
-): ParsedDelivery | string {
-  const h = m.headers;
-  let messageId: string;
-  try {
-    messageId = checkMessageId(h?.get(DurableHeaders.MESSAGE_ID) ?? '', name);
-  } catch {
-    return `no valid ${DurableHeaders.MESSAGE_ID} header`;
-  }
-  let metadata: Metadata;
-  try {
-    const header = h?.get(DurableHeaders.METADATA) ?? '';
-    metadata = header === '' ? {} : decodeMetadata(header);
-  } catch (err) {
-    return `bad ${DurableHeaders.METADATA} header: ${text(err)}`;
-  }
-  let value: unknown;
-  try {
-    value = o.codec.decode(m.data);
-  } catch (err) {
-    return `the body cannot be decoded (${o.codec.name}): ${text(err)}`;
-  }
-  return { name, messageId, completionKey: completionKey(messageId, group), value, metadata };
+  return parseDelivery(m, where.name, ctx.options, undefined);
 }
 
 function lastToken(subject: string): string {
   const last = subject.slice(subject.lastIndexOf('.') + 1);
   return isToken(last) ? last : '_';
-}
-
-function text(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -1,10 +1,10 @@
 import type { Metadata } from '@cqrs-pool/core';
 import { CqrsError, isCqrsError } from '@cqrs-pool/core';
 import { AckPolicy, DeliverPolicy, ReplayPolicy } from '@nats-io/jetstream';
-import { parseBody } from '../commands/DurableCommandServer.js';
 import { ConsumerLoop } from '../consume/ConsumerLoop.js';
 import type { DeliveryStats, ParsedDelivery } from '../consume/DeliveryProcessor.js';
 import { DeliveryProcessor } from '../consume/DeliveryProcessor.js';
+import { parseDelivery } from '../consume/parseDelivery.js';
 import { Semaphore } from '../consume/Semaphore.js';
 import type { DurableContext } from '../DurableContext.js';
 import { isPermanentFailure } from '../failures/isPermanentFailure.js';
@@ -60,7 +60,7 @@ export class DurableEventSubscription {
         parse: (m) => {
           const name = ctx.subjects.parseEvent(m.subject);
           if (name === undefined) return `subject '${m.subject}' is not <prefix>.devt.<Name>`;
-          return parseBody(m, name, o, group);
+          return parseDelivery(m, name, o, group);
         },
         // A replayed dead letter is for one group: the others acknowledge it unseen.
         skip: (m) => {
