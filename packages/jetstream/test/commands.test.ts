@@ -160,6 +160,15 @@ describe.skipIf(server === undefined)('durable commands over a real JetStream', 
       deliveries: 1,
     });
     expect(isCqrsError(letter?.error, 'HANDLER_FAILED')).toBe(true);
+    // The same messageId stored again (not a replay): the same command, dead-lettered already, not run again.
+    const h = headers();
+    h.set(DurableHeaders.MESSAGE_ID, 'refused');
+    const js = jetstream(await nodes.connect());
+    await js.publish(letter?.subject ?? '', taggedJson.encode({}), { msgID: 'again', headers: h });
+    await until(() => served.stats.duplicates === 1, 'the copy to be settled');
+    expect(calls).toBe(1);
+    expect(await node.deadLetters.count()).toBe(1);
+    expect(isCqrsError(await rejection(node.result('refused')), 'HANDLER_FAILED')).toBe(true);
   });
 
   it('dead-letters VALIDATION and HANDLER_NOT_FOUND at once', async () => {
@@ -234,7 +243,7 @@ describe.skipIf(server === undefined)('durable commands over a real JetStream', 
     await js.publish(`${prefix}.dcmd.u.Deposit`, taggedJson.encode({ accountId: 'a', amount: 1 }), {
       msgID: 'raw-2',
     });
-    await until(() => served.stats.malformed === 2, 'both malformed messages');
+    await until(() => served.stats.deadLettered === 2, 'both malformed messages to be dead-lettered');
     const letters = await node.deadLetters.list();
     expect(letters.map((l) => [l.reason, l.deliveries, l.error.code])).toEqual([
       ['malformed', 1, 'VALIDATION'],

@@ -7,7 +7,7 @@ import type { CompletionStore } from '../completions/CompletionStore.js';
 import type { ResolvedOptions } from '../config/DurableOptions.js';
 import { isPermanentFailure } from '../failures/isPermanentFailure.js';
 import { retryDelay } from '../failures/retryDelay.js';
-import { DurableMetadata } from '../wire/DurableHeaders.js';
+import { DurableHeaders, DurableMetadata } from '../wire/DurableHeaders.js';
 import type { DeadLetterReason } from './writeDeadLetter.js';
 import { writeDeadLetter } from './writeDeadLetter.js';
 
@@ -23,7 +23,7 @@ export interface DeliveryStats {
   retried: number;
   /** Messages moved to the dead-letter stream (and terminated). */
   deadLettered: number;
-  /** Redeliveries (or re-sends) of completed messages, acknowledged without running. */
+  /** Redeliveries (or re-sends) of completed or dead-lettered messages, settled without running. */
   duplicates: number;
   /** Messages that could not be read (dead-lettered as `malformed`). */
   malformed: number;
@@ -209,6 +209,14 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
         this.spec.announce?.(claim.key, current.bytes);
         return false;
       }
+      if (state.kind === 'dead-lettered' && !m.headers?.has(DurableHeaders.REPLAY)) {
+        // Its dead letter is stored (the term that followed was lost), or it is a re-send of a messageId that
+        // was dead-lettered: the same command, not run again. A replay of the dead letter runs it.
+        this.stats.duplicates++;
+        m.term();
+        this.spec.announce?.(claim.key, current.bytes);
+        return false;
+      }
       // Attempts are counted in the claims, not by JetStream: its count also grows with every delivery given
       // back below, and restarts when a server loses a consumer's state.
       let attempt = 1;
@@ -223,7 +231,7 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
         }
         attempt = state.attempt + 1;
       }
-      // Released, stale, dead-lettered (now replayed) or unreadable: this node takes it over.
+      // Released, stale, replayed from the dead letters, or unreadable: this node takes it over.
       claim.revision = await this.store.replace(
         claim.key,
         this.store.claimed(attempt, this.node, Date.now()),
@@ -298,15 +306,17 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
       m.nak(this.o.maxDelayMs);
       return;
     }
+    let record: Uint8Array | undefined;
     if (parsed !== undefined) {
-      const record = this.store.deadLettered(error);
-      // For waiters only: a replay runs it again whatever this says.
-      await this.store.put(parsed.completionKey, record).then(
-        () => this.spec.announce?.(parsed.completionKey, record),
-        (err: unknown) => this.onError(err, `recording the dead letter of ${parsed.messageId}`),
-      );
+      // For waiters, and so that a copy of the message is not run again; a replay runs it whatever this says.
+      record = this.store.deadLettered(error);
+      await this.store.put(parsed.completionKey, record).catch((err: unknown) => {
+        record = undefined;
+        this.onError(err, `recording the dead letter of ${parsed.messageId}`);
+      });
     }
     m.term();
     this.stats.deadLettered++;
+    if (parsed !== undefined && record !== undefined) this.spec.announce?.(parsed.completionKey, record);
   }
 }

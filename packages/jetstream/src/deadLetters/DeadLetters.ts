@@ -92,6 +92,7 @@ export class DeadLetters {
       if (key.toLowerCase().startsWith('nats-') || key.startsWith('Cqrs-Dead-')) continue;
       for (const value of values) h.append(key, value);
     }
+    h.set(DurableHeaders.REPLAY, String(seq));
     if (letter.group !== undefined) h.set(DurableHeaders.GROUP, letter.group);
     // A fresh de-duplication id: the original one may still be within the stream's duplicate window.
     const ack = await storeMessage(this.ctx.js, letter.subject, letter.data, h, {

@@ -9,6 +9,8 @@ export const DurableHeaders = {
   METADATA: 'Cqrs-Metadata',
   /** The ordering key of a keyed command, as sent (`s:<string>` or `n:<number>`), for inspection. */
   ORDERING_KEY: 'Cqrs-Ordering-Key',
+  /** On a replayed dead letter: its sequence in the dead-letter stream (a replay runs again; a copy without it does not). */
+  REPLAY: 'Cqrs-Replay',
   /** On a replayed event: the one subscriber group it is for (the others acknowledge it unseen). */
   GROUP: 'Cqrs-Group',
   /** W3C trace context, copied from the metadata. */
