@@ -25,11 +25,25 @@ const common = {
 
 function packageDirs() {
   const dir = join(root, 'packages');
-  // Core first: the other packages' .d.ts import its declarations.
-  return readdirSync(dir)
-    .sort((a, b) => (a === 'core' ? -1 : b === 'core' ? 1 : a.localeCompare(b)))
+  const dirs = readdirSync(dir)
+    .sort()
     .map((name) => join(dir, name))
     .filter((p) => existsSync(join(p, 'package.json')));
+  // Dependencies first (core before all, nats before jetstream): a package's .d.ts import the declarations
+  // of the @cqrs-pool packages it depends on.
+  const manifest = (p) => JSON.parse(readFileSync(join(p, 'package.json'), 'utf8'));
+  const byName = new Map(dirs.map((p) => [manifest(p).name, p]));
+  const ordered = [];
+  const visit = (p) => {
+    if (ordered.includes(p)) return;
+    for (const dep of Object.keys(manifest(p).dependencies ?? {})) {
+      const q = byName.get(dep);
+      if (q !== undefined && q !== p) visit(q);
+    }
+    if (!ordered.includes(p)) ordered.push(p);
+  };
+  for (const p of dirs) visit(p);
+  return ordered;
 }
 
 /** Entry points of a package: `{ in: <source>, out: <dist name> }` for each export with a "source" condition. */

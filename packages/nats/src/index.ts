@@ -2,6 +2,7 @@
 export type { Codec } from './Codec.js';
 export type { CodecLimits } from './codecLimits.js';
 export { DEFAULT_LIMITS } from './codecLimits.js';
+export { decodeMetadata, encodeMetadata } from './metadataHeader.js';
 export type { MetadataFilter, MetadataPolicy, MetadataRequest } from './metadataPolicy.js';
 export type { ServiceOptions } from './microService.js';
 export { NatsServer } from './NatsServer.js';
@@ -15,3 +16,4 @@ export type { NatsServerStats, RegisteredService, ServeOptions } from './ServeOp
 export { serve } from './serve.js';
 export { DEFAULT_PREFIX, subjectFor } from './subjects.js';
 export { createTaggedJson, taggedJson } from './taggedJson.js';
+export { decodeError, encodeError } from './wireError.js';

@@ -1,6 +1,6 @@
 import type { Metadata } from '@cqrs-pool/core';
 
-/** The metadata as the value of the `Cqrs-Metadata` header. @internal */
+/** The metadata as the value of the `Cqrs-Metadata` header (JSON, one line). */
 export function encodeMetadata(metadata: Metadata): string {
   return JSON.stringify(metadata);
 }
@@ -8,7 +8,6 @@ export function encodeMetadata(metadata: Metadata): string {
 /**
  * Parses a `Cqrs-Metadata` header: a JSON object whose values are all strings.
  * @throws TypeError when it is anything else.
- * @internal
  */
 export function decodeMetadata(header: string): Metadata {
   const parsed: unknown = JSON.parse(header);

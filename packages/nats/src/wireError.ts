@@ -9,7 +9,7 @@ import { withoutStacks } from './withoutStacks.js';
  * Never throws: should a field of the error defeat the codec, the error goes without its fields; should even
  * that fail, as a fixed JSON body with its code and message. `stacks: false` removes every stack trace (the
  * error's, its causes', and those of errors in its fields).
- * @internal
+ * Shared with `@cqrs-pool/jetstream` (dead letters, durable results).
  */
 export function encodeError(err: unknown, codec: Codec, stacks = true): Uint8Array {
   let serialized = serializeError(err);
@@ -64,7 +64,6 @@ function describeValue(value: unknown): string {
  * The caller's side: rebuilds the error a server replied with. A CqrsError comes back as one, with its code
  * and message, marked so the caller's bus passes it on as it is; anything else (a server of another version
  * with a code this one does not know, a body that is not an error) becomes `HANDLER_FAILED` around it.
- * @internal
  */
 export function decodeError(body: Uint8Array, codec: Codec, name: string): CqrsError {
   let rebuilt: unknown;

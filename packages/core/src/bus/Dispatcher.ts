@@ -13,6 +13,7 @@ import type {
   Registration,
 } from './ChainRegistry.js';
 import { ChainRegistry } from './ChainRegistry.js';
+import { callKey } from './keyOrdering.js';
 
 export type { BusOptions, HandlerFor, MetricsSources, RegisterOptions } from './ChainRegistry.js';
 
@@ -187,6 +188,25 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   /** Calls accepted and not yet settled. */
   get pending(): number {
     return this.registry.pending;
+  }
+
+  /**
+   * The key a call of `name` with this input would be ordered by: what its `orderingKey` returns, or
+   * undefined when the handler has none (or the function returns undefined). For transports that keep the
+   * order beyond this process (`@cqrs-pool/jetstream` partitions by it). Runs nothing, takes no place.
+   * @throws CqrsError `HANDLER_NOT_FOUND` (no handler for `name`), `VALIDATION` (the function threw or
+   * returned something else than a string or a number).
+   * @internal
+   */
+  orderingKeyFor(name: string, input: unknown, metadata: Metadata = noMetadata): string | number | undefined {
+    const registration = this.handlers.get(name);
+    if (registration === undefined) {
+      throw new CqrsError('HANDLER_NOT_FOUND', `no ${this.kind} handler for '${name}'`, { handler: name });
+    }
+    if (registration.ordering === undefined) return undefined;
+    const key = callKey(registration.ordering, name, input, metadata);
+    if (key instanceof CqrsError) throw key;
+    return key;
   }
 
   protected registeredNames(): string[] {

@@ -54,6 +54,25 @@ export function placeCall(
   input: unknown,
   metadata: Metadata,
 ): OrderTicket | CqrsError | undefined {
+  const key = callKey(ordering, name, input, metadata);
+  if (key === undefined || key instanceof CqrsError) return key;
+  const ticket = ordering.order.enter(key, ordering.sink);
+  if (ticket !== undefined) return ticket;
+  return new CqrsError('OVERLOADED', `${name}: the pool's queue is full (calls waiting for their key)`, {
+    handler: name,
+  });
+}
+
+/**
+ * The key of a call of handler `name`: what its `orderingKey` returns, or the `VALIDATION` error for a
+ * function that throws or returns something else than a string, a number or undefined. @internal
+ */
+export function callKey(
+  ordering: Ordering,
+  name: string,
+  input: unknown,
+  metadata: Metadata,
+): string | number | CqrsError | undefined {
   let key: unknown;
   try {
     key = ordering.keyOf(input, metadata);
@@ -63,19 +82,12 @@ export function placeCall(
       handler: name,
     });
   }
-  if (key === undefined) return undefined;
-  if (typeof key !== 'string' && typeof key !== 'number') {
-    return new CqrsError(
-      'VALIDATION',
-      `${name}: orderingKey must return a string, a number or undefined, got ${typeof key}`,
-      { handler: name },
-    );
-  }
-  const ticket = ordering.order.enter(key, ordering.sink);
-  if (ticket !== undefined) return ticket;
-  return new CqrsError('OVERLOADED', `${name}: the pool's queue is full (calls waiting for their key)`, {
-    handler: name,
-  });
+  if (key === undefined || typeof key === 'string' || typeof key === 'number') return key;
+  return new CqrsError(
+    'VALIDATION',
+    `${name}: orderingKey must return a string, a number or undefined, got ${typeof key}`,
+    { handler: name },
+  );
 }
 
 function errorText(err: unknown): string {
