@@ -4,7 +4,7 @@
  * function, acknowledges after success, retries, dead-letters per group and replays to that group only.
  */
 import type { Metadata } from '@cqrs-pool/core';
-import { CqrsError, isCqrsError } from '@cqrs-pool/core';
+import { CqrsError, defineEvent, EventBus, isCqrsError } from '@cqrs-pool/core';
 import type { DurableEvent, EventDeliveryReport, EventSink } from '@cqrs-pool/jetstream';
 import { permanent } from '@cqrs-pool/jetstream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -91,6 +91,33 @@ describe.skipIf(server === undefined)('durable events over a real JetStream', ()
     expect(new Set(invoiced).size).toBe(20);
     expect(readModel.seen[0]?.metadata).toMatchObject({ messageId: 'order-1', deliveryCount: '1' });
     expect(invoicesA.seen.length + invoicesB.seen.length).toBe(20);
+  });
+
+  it("feeds core's EventBus: its subscribers run, a failing one makes the group retry, success acks", async () => {
+    const options = testOptions();
+    const publisher = await nodes.durable(options);
+    const Placed = defineEvent('OrderPlaced', { payload: OrderPlaced.payload });
+    const events = new EventBus();
+    const projected: number[] = [];
+    let invoiceAttempts = 0;
+    events.subscribe(Placed, 'read-model', (event) => {
+      projected.push(event.orderId);
+    });
+    events.subscribe(Placed, 'invoice', () => {
+      // Fails the first delivery of each event: the group is retried, and the whole sink runs again.
+      invoiceAttempts++;
+      if (invoiceAttempts % 2 === 1) throw new Error('invoice service down');
+    });
+    const group = await (await nodes.durable(options)).subscribe('orders', events);
+    for (let orderId = 1; orderId <= 3; orderId++) {
+      await publisher.publish(Placed, { orderId, total: 1 }, { messageId: `bus-${orderId}` });
+    }
+    await until(() => group.stats.succeeded === 3, 'three events through the bus');
+    expect(invoiceAttempts).toBe(6);
+    // At-least-once for the group: the read model saw each event once per delivery of the group.
+    expect(projected).toEqual([1, 1, 2, 2, 3, 3]);
+    expect(events.getMetrics().handlers['OrderPlaced:invoice']).toMatchObject({ executions: 6, failures: 3 });
+    await events.close();
   });
 
   it("starts a new group from the beginning ('all') or from now ('new')", async () => {
