@@ -1,5 +1,5 @@
 import type { CommandBus, Metadata, QueryBus } from '@cqrs-pool/core';
-import { CqrsError, isCqrsError } from '@cqrs-pool/core';
+import { CqrsError } from '@cqrs-pool/core';
 import type { Service } from '@nats-io/services';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { headers } from '@nats-io/transport-node';
@@ -9,6 +9,8 @@ import { batchCodec, batchedCodecOf, decodeFramed, readRequestEntry } from './ba
 import type { Codec } from './Codec.js';
 import type { ResolvedService } from './microService.js';
 import { startMicroService } from './microService.js';
+import type { ReplyBody } from './replyBodies.js';
+import { messageOf, metadataRefusal, outcomeBody } from './replyBodies.js';
 import { metadataOf, timeoutOf } from './requestHeaders.js';
 import type { NatsServerStats, RegisteredService, ServerConfig } from './ServeOptions.js';
 import { subjectFor } from './subjects.js';
@@ -512,16 +514,8 @@ export class NatsServer {
     if (this.counts.inFlight === 0) this.drained?.();
   }
 
-  /** A call's reply body: the result encoded, or the error envelope (also when the result cannot be encoded). */
-  private outcomeBody(name: string, ok: boolean, outcome: unknown): { status: string; body: Uint8Array } {
-    if (ok) {
-      try {
-        return { status: STATUS_OK, body: this.codec.encode(outcome) };
-      } catch (encodeErr) {
-        return { status: STATUS_ERROR, body: this.errorBody(cannotEncode(name, this.codec, encodeErr)) };
-      }
-    }
-    return { status: STATUS_ERROR, body: this.errorBody(asCqrsError(outcome, name)) };
+  private outcomeBody(name: string, ok: boolean, outcome: unknown): ReplyBody {
+    return outcomeBody(name, ok, outcome, this.codec, this.config.stacks);
   }
 
   private errorBody(err: unknown): Uint8Array {
@@ -530,7 +524,7 @@ export class NatsServer {
 
   private refuse(endpoint: Endpoint, msg: Msg, err: CqrsError): void {
     this.count(endpoint, 'failed');
-    this.answer(msg, STATUS_ERROR, encodeError(err, this.codec, this.config.stacks));
+    this.answer(msg, STATUS_ERROR, this.errorBody(err));
   }
 
   /**
@@ -558,44 +552,5 @@ export class NatsServer {
       this.answer(msg, STATUS_ERROR, encodeError(replacement, this.codec, this.config.stacks), name, true);
       return false;
     }
-  }
-}
-
-/**
- * The top-level error of a reply is a CqrsError, whatever the bus rejected with (a custom middleware may
- * reject with anything): clients in other languages rely on its `code` and `cqrs` keys.
- */
-function asCqrsError(err: unknown, name: string): unknown {
-  let known = false;
-  try {
-    known = isCqrsError(err);
-  } catch {
-    // A proxy that throws on every read: wrapped below.
-  }
-  return known
-    ? err
-    : new CqrsError('HANDLER_FAILED', `${name} failed: ${messageOf(err)}`, { cause: err, handler: name });
-}
-
-/** A metadata policy's refusal: a CqrsError as it is, anything else as `VALIDATION` with its message. */
-function metadataRefusal(refusal: unknown, name: string): CqrsError {
-  return isCqrsError(refusal)
-    ? refusal
-    : new CqrsError('VALIDATION', `${name}: metadata refused: ${messageOf(refusal)}`, { handler: name });
-}
-
-function cannotEncode(name: string, codec: Codec, err: unknown): CqrsError {
-  return new CqrsError(
-    'NOT_CLONEABLE',
-    `${name}: the result cannot be encoded (${codec.name}): ${messageOf(err)}`,
-    { handler: name },
-  );
-}
-
-function messageOf(err: unknown): string {
-  try {
-    return err instanceof Error ? String(err.message) : String(err);
-  } catch {
-    return 'unprintable error';
   }
 }
