@@ -10,7 +10,8 @@ const HEADROOM = 512;
  * The replies of one batch request a node took: outcomes are gathered as calls settle and leave in chunks
  * — all those that settled in one turn of the event loop together, in one reply message (or more, each
  * within the connection's `max_payload`) — so the first results reach the caller while later calls still
- * run. Also watches the calls' deadlines: past one, `expire` answers that call (`TIMEOUT`) at once.
+ * run. The node flushes every batch's chunk at the end of the turn in one go, so they leave in one socket
+ * write. Also watches the calls' deadlines: past one, `expire` answers that call (`TIMEOUT`) at once.
  * @internal
  */
 export class BatchReply {
@@ -21,7 +22,6 @@ export class BatchReply {
   private entries: string[] = [];
   private parts: Uint8Array[] = [];
   private bytes = 0;
-  private immediate: NodeJS.Immediate | undefined;
   private readonly answered: Uint8Array;
   private answeredCount = 0;
   /** Each call's deadline (`performance.now()`), 0 for none, and the ms it was given. */
@@ -38,8 +38,8 @@ export class BatchReply {
     maxPayload: number,
     /** Called when call `index` is past its deadline (`timeoutMs` after it came) and not answered yet. */
     private readonly expire: (index: number, timeoutMs: number) => void,
-    /** Told when outcomes wait to be sent, and when they were. */
-    private readonly pending: Set<BatchReply>,
+    /** Outcomes wait to be sent: `flush` is due at the end of this turn (the node flushes all batches at once). */
+    private readonly due: (reply: BatchReply) => void,
   ) {
     this.budget = maxPayload - HEADROOM;
     // One outcome alone: its entry (at most 32 bytes) and the descriptor's brackets and line feed.
@@ -77,19 +77,13 @@ export class BatchReply {
     this.entries.push(entry);
     this.parts.push(body);
     this.bytes += size;
-    if (this.immediate === undefined) {
-      this.pending.add(this);
-      this.immediate = setImmediate(this.flush);
-    }
+    if (this.parts.length === 1) this.due(this);
   }
 
   /** Sends what is gathered now. */
-  readonly flush = (): void => {
-    if (this.immediate !== undefined) clearImmediate(this.immediate);
-    this.immediate = undefined;
-    this.pending.delete(this);
+  flush(): void {
     if (this.parts.length > 0) this.send();
-  };
+  }
 
   private send(): void {
     const body = encodeFramed(this.entries, this.parts);

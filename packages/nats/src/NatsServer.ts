@@ -55,8 +55,9 @@ export class NatsServer {
   private active: Service | undefined;
   private failedRegistration: Error | undefined;
   private snapshot: ReturnType<Bus['getMetrics']> | undefined;
-  /** Batches with outcomes gathered and not sent yet (sent at the end of the turn, or by stop()). */
+  /** Batches with outcomes gathered and not sent yet: sent together at the end of the turn (or by stop()). */
   private readonly replies = new Set<BatchReply>();
+  private repliesDue: NodeJS.Immediate | undefined;
   private batchMessages = 0;
   private batchedCalls = 0;
 
@@ -187,7 +188,7 @@ export class NatsServer {
         this.active?.stop().catch(() => undefined),
       ]);
       if (this.counts.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
-      for (const reply of [...this.replies]) reply.flush();
+      this.flushReplies();
       if (!this.connection.isClosed()) await this.connection.flush().catch(() => undefined);
     })();
     return this.stopping;
@@ -361,7 +362,7 @@ export class NatsServer {
           ),
         );
       },
-      this.replies,
+      this.replyDue,
     );
     for (let i = 0; i < size; i++) {
       this.admitBatchCall(
@@ -374,6 +375,19 @@ export class NatsServer {
       );
     }
   }
+
+  private readonly replyDue = (reply: BatchReply): void => {
+    this.replies.add(reply);
+    this.repliesDue ??= setImmediate(this.flushReplies);
+  };
+
+  private readonly flushReplies = (): void => {
+    if (this.repliesDue !== undefined) clearImmediate(this.repliesDue);
+    this.repliesDue = undefined;
+    const replies = [...this.replies];
+    this.replies.clear();
+    for (const reply of replies) reply.flush();
+  };
 
   /** Refuses a whole batch unread (one error reply for all its calls), counting `calls` calls. */
   private refuseBatch(endpoint: Endpoint, msg: Msg, calls: number, replyCodec: string, why: string): void {
