@@ -5,7 +5,13 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import { headers } from '@nats-io/transport-node';
 import { BatchReply } from './BatchReply.js';
 import type { Framed } from './batchEnvelope.js';
-import { batchCodec, batchedCodecOf, decodeFramed, readRequestEntry } from './batchEnvelope.js';
+import {
+  batchCodec,
+  batchedCodecOf,
+  decodeFramed,
+  readRequestEntry,
+  TooManyEntries,
+} from './batchEnvelope.js';
 import type { Codec } from './Codec.js';
 import type { ResolvedService } from './microService.js';
 import { startMicroService } from './microService.js';
@@ -321,26 +327,28 @@ export class NatsServer {
       this.refuseBatch(endpoint, msg, 1, replyCodec, `this node speaks ${codecId}, the batch is ${asked}`);
       return;
     }
+    const max = this.config.maxBatchSize;
     let framed: Framed;
     try {
-      framed = decodeFramed(msg.data, 0);
+      framed = decodeFramed(msg.data, 0, max);
     } catch (err) {
-      this.refuseBatch(endpoint, msg, 1, replyCodec, `malformed batch: ${messageOf(err)}`);
+      if (err instanceof TooManyEntries) {
+        const size = err.entries;
+        this.refuseBatch(
+          endpoint,
+          msg,
+          size,
+          replyCodec,
+          `a batch of ${size} calls, over this node's maxBatchSize of ${max}`,
+        );
+      } else {
+        this.refuseBatch(endpoint, msg, 1, replyCodec, `malformed batch: ${messageOf(err)}`);
+      }
       return;
     }
     const size = framed.parts.length;
     if (size === 0) {
       this.refuseBatch(endpoint, msg, 1, replyCodec, 'malformed batch: it holds no call');
-      return;
-    }
-    if (size > this.config.maxBatchSize) {
-      this.refuseBatch(
-        endpoint,
-        msg,
-        size,
-        replyCodec,
-        `a batch of ${size} calls, over this node's maxBatchSize of ${this.config.maxBatchSize}`,
-      );
       return;
     }
     this.batchMessages++;

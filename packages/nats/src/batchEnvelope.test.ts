@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   batchCodec,
@@ -8,6 +9,7 @@ import {
   readRequestEntry,
   replyEntry,
   requestEntry,
+  TooManyEntries,
 } from './batchEnvelope.js';
 
 const bytes = (text: string): Uint8Array => Buffer.from(text, 'utf8');
@@ -61,6 +63,60 @@ describe('the batch envelope', () => {
         message,
       );
     }
+  });
+
+  it('stops at a descriptor of more entries than allowed before reading any, saying how many', () => {
+    const body = bytes(`[${Array.from({ length: 9 }, () => '[0]').join(',')}]\n`);
+    let err: unknown;
+    try {
+      decodeFramed(body, 0, 8);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TooManyEntries);
+    expect((err as TooManyEntries).entries).toBe(9);
+    expect(decodeFramed(body, 0, 9).parts).toHaveLength(9);
+  });
+
+  it('reads any bytes as a framing whose parts fill the body exactly, or refuses them with a TypeError', () => {
+    const descriptorish = fc.oneof(
+      fc.json(),
+      fc
+        .array(fc.array(fc.oneof(fc.integer({ min: -2, max: 12 }), fc.jsonValue()), { maxLength: 3 }), {
+          maxLength: 6,
+        })
+        .map((a) => JSON.stringify(a)),
+    );
+    const body = fc.oneof(
+      fc.uint8Array({ maxLength: 64 }),
+      fc.tuple(descriptorish, fc.uint8Array({ maxLength: 24 })).map(([head, rest]) => {
+        const out = new Uint8Array(Buffer.byteLength(head) + 1 + rest.byteLength);
+        out.set(bytes(`${head}\n`), 0);
+        out.set(rest, out.byteLength - rest.byteLength);
+        return out;
+      }),
+    );
+    fc.assert(
+      fc.property(body, (data) => {
+        let framed: ReturnType<typeof decodeFramed>;
+        try {
+          framed = decodeFramed(data, 0);
+        } catch (err) {
+          expect(err).toBeInstanceOf(TypeError);
+          return;
+        }
+        const head = data.indexOf(10) + 1;
+        expect(framed.parts.reduce((n, p) => n + p.byteLength, head)).toBe(data.byteLength);
+        for (const entry of framed.entries) {
+          try {
+            readRequestEntry(entry);
+          } catch (err) {
+            expect(err).toBeInstanceOf(TypeError);
+          }
+        }
+      }),
+      { numRuns: 2_000 },
+    );
   });
 
   it('reads a request entry’s deadline and metadata with the rules of the single-call headers', () => {

@@ -59,12 +59,24 @@ export function encodeFramed(entries: readonly string[], parts: readonly Uint8Ar
   return body;
 }
 
+/** Thrown by {@link decodeFramed} for a descriptor of more entries than allowed: its size is known, its parts unread. */
+export class TooManyEntries extends RangeError {
+  constructor(readonly entries: number) {
+    super(`${entries} entries`);
+  }
+}
+
 /**
  * Reads a body written by {@link encodeFramed}: every entry an array whose element `lengthAt` is its part's
- * length, the lengths adding up to exactly the bytes after the first line.
+ * length, the lengths adding up to exactly the bytes after the first line. Past `maxEntries` entries it
+ * stops at once with {@link TooManyEntries}, before reading any.
  * @throws TypeError naming what is wrong (the envelope is then unreadable as a whole).
  */
-export function decodeFramed(body: Uint8Array, lengthAt: number): Framed {
+export function decodeFramed(
+  body: Uint8Array,
+  lengthAt: number,
+  maxEntries = Number.POSITIVE_INFINITY,
+): Framed {
   const end = body.indexOf(LINE_FEED);
   if (end < 0) throw new TypeError('no descriptor line (a JSON array, then a line feed)');
   const text = Buffer.from(body.buffer, body.byteOffset, end).toString('utf8');
@@ -75,6 +87,7 @@ export function decodeFramed(body: Uint8Array, lengthAt: number): Framed {
     throw new TypeError(`the descriptor line is not JSON: ${(err as Error).message}`);
   }
   if (!Array.isArray(descriptor)) throw new TypeError('the descriptor line is not a JSON array');
+  if (descriptor.length > maxEntries) throw new TooManyEntries(descriptor.length);
   const parts: Uint8Array[] = new Array(descriptor.length);
   let at = end + 1;
   for (let i = 0; i < descriptor.length; i++) {

@@ -9,6 +9,7 @@ import type { NatsServer } from '@cqrs-pool/nats';
 import { serve, taggedJson } from '@cqrs-pool/nats';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { connect, createInbox, headers } from '@nats-io/transport-node';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { decodeReplyChunk, encodeFramed, requestEntry } from '../src/batchEnvelope.js';
@@ -343,6 +344,31 @@ describe.skipIf(nats === undefined)('a serving node taking batch requests', () =
       { ok: true, value: 1 },
       { ok: true, value: 2 },
     ]);
+  });
+
+  it('answers random bodies (error replies or outcomes) and never crashes or hangs', async () => {
+    const server = servers[0] as NatsServer;
+    const bodies = fc.sample(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 80 }),
+        fc
+          .tuple(
+            fc.array(fc.array(fc.oneof(fc.nat(6), fc.jsonValue()), { maxLength: 3 }), { maxLength: 5 }),
+            fc.string(),
+          )
+          .map(([entries, rest]) => Buffer.from(`${JSON.stringify(entries)}\n${rest}`)),
+      ),
+      { numRuns: 60, seed: 7 },
+    );
+    for (const body of bodies) {
+      // Whatever came back first: one error reply, or a chunk of outcomes (then the rest follows).
+      const answer = await send(`${prefix}.qry.Echo`, body, 1);
+      const first = answer.replies[0] as Msg;
+      expect(['error', 'batch']).toContain(first.headers?.get('Cqrs-Status'));
+    }
+    await eventually(() => server.stats.inFlight === 0);
+    const ok = await send(`${prefix}.qry.Echo`, batchBody([{ input: 'still' }, { input: 'serving' }]), 2);
+    expect(ok.outcomes.get(1)).toEqual({ ok: true, value: 'serving' });
   });
 
   it('refuses a batch over maxBatchSize whole, counting its calls, running none', async () => {
