@@ -91,6 +91,8 @@ export class RequestGatherer {
     lane.held.push(call);
     if (lane.held.length >= this.limits.maxSize) {
       this.flush(lane);
+      // The calls still to come this turn leave at its end, not held behind the batch just sent.
+      this.schedule(lane);
       return;
     }
     if (lane.scheduled || lane.holdTimer !== undefined) return;

@@ -208,6 +208,44 @@ describe.skipIf(nats === undefined)('remote calls in batches', () => {
     expect(off.batching).toBe(false);
   });
 
+  it('holds calls behind a batch in flight, but sends a turn’s calls by its end once they fill a batch', async () => {
+    const own = `${prefix}.turn`;
+    const closed = newGate();
+    const bus = new QueryBus();
+    bus.registerHandler(Gated, async (input) => {
+      await closed.opened;
+      return `gated ${input.i}`;
+    });
+    const node = serve(serverConn, bus, { prefix: own });
+    await serverConn.flush();
+    // A long hold: a call held behind a batch in flight waits for a reply, and none comes while gated.
+    const client = new RemoteClient(clientConn, {
+      prefix: own,
+      batching: { maxSize: 16, maxDelayMs: 60_000 },
+    });
+    const caller = new QueryBus();
+    caller.registerHandler(Gated, remote(client));
+    const first = [0, 1, 2].map((i) => caller.execute(Gated, { i }));
+    await eventually(() => node.stats.received === 3);
+    expect(client.batchStats).toEqual({ messages: 1, calls: 2 });
+    // A batch is in flight: three calls are held.
+    const held = [3, 4, 5].map((i) => caller.execute(Gated, { i }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(node.stats.received).toBe(3);
+    // Enough more in one turn to fill two batches: those leave at once, and the rest at the end of the turn.
+    const more = Array.from({ length: 16 * 2 + 5 - 3 }, (_, k) => caller.execute(Gated, { i: 6 + k }));
+    await eventually(
+      () => node.stats.received === 3 + 16 * 2 + 5,
+      5_000,
+      'every call of the turn to reach the node',
+    );
+    expect(client.batchStats).toEqual({ messages: 4, calls: 2 + 16 * 2 + 5 });
+    closed.open();
+    const all = [...first, ...held, ...more];
+    expect(await within(10_000, Promise.all(all))).toEqual(all.map((_, i) => `gated ${i}`));
+    await node.stop();
+  });
+
   it('refuses OVERLOADED per call at the client’s maxInFlight, and at the node’s', async () => {
     const client = new RemoteClient(clientConn, { prefix, maxInFlight: 40 });
     const caller = new QueryBus();
