@@ -21,6 +21,7 @@ const prefix = `bs${process.pid}`;
 
 const Echo = defineQuery('Echo', { input: z.unknown(), output: z.unknown() });
 const Who = defineQuery('Who', { input: z.object({}), output: z.custom<Record<string, string>>() });
+const Big = defineQuery('Big', { input: z.object({ kb: z.number() }), output: z.string() });
 const Gated = defineQuery('Gated', { input: z.object({ n: z.number() }), output: z.string() });
 const Create = defineCommand('Create', {
   input: z.object({ id: z.number().int().min(1) }),
@@ -123,6 +124,7 @@ describe.skipIf(nats === undefined)('a serving node taking batch requests', () =
     const queries = new QueryBus();
     queries.registerHandler(Echo, (input) => input);
     queries.registerHandler(Who, (_input, ctx) => ({ ...ctx.metadata }));
+    queries.registerHandler(Big, (input) => 'x'.repeat(input.kb * 1024));
     queries.registerHandler(Gated, async (input, ctx) => {
       started.push(input.n);
       ctx.signal.addEventListener('abort', () => abortedSignals.push(input.n));
@@ -315,6 +317,34 @@ describe.skipIf(nats === undefined)('a serving node taking batch requests', () =
       succeeded: before.succeeded + 1,
       failed: before.failed + 1,
     });
+  });
+
+  it('splits outcomes over several replies within max_payload, and refuses one too big alone', async () => {
+    const maxPayload = serverConn.info?.max_payload ?? 1024 * 1024;
+    const third = Math.floor(maxPayload / 1024 / 3);
+    const calls: RawCall[] = [
+      { input: { kb: third } },
+      { input: { kb: third } },
+      { input: { kb: third } },
+      { input: { kb: Math.ceil(maxPayload / 1024) + 1 } },
+      { input: { kb: 1 } },
+    ];
+    const answer = await send(`${prefix}.qry.Big`, batchBody(calls), 5);
+    for (const i of [0, 1, 2])
+      expect(answer.outcomes.get(i)).toEqual({ ok: true, value: 'x'.repeat(third * 1024) });
+    expect(answer.outcomes.get(4)).toEqual({ ok: true, value: 'x'.repeat(1024) });
+    expect(answer.outcomes.get(3)).toMatchObject({
+      ok: false,
+      value: {
+        code: 'NOT_CLONEABLE',
+        message: expect.stringMatching(
+          /^Big: the result cannot be sent \(\d+ bytes\): over the connection's max_payload$/,
+        ),
+      },
+    });
+    // Settled together, they still could not share one reply.
+    expect(answer.replies.length).toBeGreaterThanOrEqual(2);
+    for (const reply of answer.replies) expect(reply.data.byteLength + 100).toBeLessThanOrEqual(maxPayload);
   });
 
   it('refuses a malformed envelope whole with a precise VALIDATION, and goes on serving', async () => {
