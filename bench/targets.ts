@@ -152,6 +152,12 @@ export function checkTargets(results: Results): TargetCheck[] {
       (x) => x >= 0.9,
     ),
     check(
+      'Remote over NATS, 1000 in flight: ≥ 50,000 calls/s',
+      v('remote', 'batchedManyPerSec'),
+      `${Math.round(v('remote', 'batchedManyPerSec')).toLocaleString('en-US')} calls/s (batching off: ${Math.round(v('remote', 'unbatchedManyPerSec')).toLocaleString('en-US')}; in-process pool: ${Math.round(v('remote', 'localManyPerSec')).toLocaleString('en-US')})`,
+      (x) => x >= 50_000,
+    ),
+    check(
       'No heap growth over 1M inline calls (≤ 1 MB after GC)',
       growth,
       `${growth.toFixed(2)} MB`,

@@ -1,11 +1,22 @@
 import type { CommandBus, Metadata, QueryBus } from '@cqrs-pool/core';
-import { CqrsError, isCqrsError } from '@cqrs-pool/core';
+import { CqrsError } from '@cqrs-pool/core';
 import type { Service } from '@nats-io/services';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { headers } from '@nats-io/transport-node';
+import { BatchReply } from './BatchReply.js';
+import type { Framed } from './batchEnvelope.js';
+import {
+  batchCodec,
+  batchedCodecOf,
+  decodeFramed,
+  readRequestEntry,
+  TooManyEntries,
+} from './batchEnvelope.js';
 import type { Codec } from './Codec.js';
 import type { ResolvedService } from './microService.js';
 import { startMicroService } from './microService.js';
+import type { ReplyBody } from './replyBodies.js';
+import { messageOf, metadataRefusal, outcomeBody } from './replyBodies.js';
 import { metadataOf, timeoutOf } from './requestHeaders.js';
 import type { NatsServerStats, RegisteredService, ServerConfig } from './ServeOptions.js';
 import { subjectFor } from './subjects.js';
@@ -30,7 +41,9 @@ function zeroCounts(): NatsServerStats {
 /**
  * One bus's handlers served on NATS, made by {@link serve}. Each request is decoded, run with
  * `bus.execute(name, input, { metadata, signal })` — through the bus's middleware and, for `inWorker`
- * handlers, its pool — and answered with the result or the error as plain data.
+ * handlers, its pool — and answered with the result or the error as plain data. A batch request (many
+ * calls in one message, see `RemoteClientOptions.batching`) is taken whole: its calls enter the bus in
+ * their order, each is answered on its own, in reply chunks as they settle, and counted as a call.
  */
 export class NatsServer {
   /** The subjects served, one per handler. */
@@ -48,6 +61,11 @@ export class NatsServer {
   private active: Service | undefined;
   private failedRegistration: Error | undefined;
   private snapshot: ReturnType<Bus['getMetrics']> | undefined;
+  /** Batches with outcomes gathered and not sent yet: sent together at the end of the turn (or by stop()). */
+  private readonly replies = new Set<BatchReply>();
+  private repliesDue: NodeJS.Immediate | undefined;
+  private batchMessages = 0;
+  private batchedCalls = 0;
 
   private readonly codec: Codec;
 
@@ -150,9 +168,14 @@ export class NatsServer {
     endpoint.counts[what] += by;
   }
 
-  /** A copy of the counts so far. */
+  /** A copy of the counts so far (calls, whether they came alone or in batches). */
   get stats(): NatsServerStats {
     return { ...this.counts };
+  }
+
+  /** Batch requests taken so far, and the calls they carried (their calls are in `stats` too). */
+  get batchStats(): { messages: number; calls: number } {
+    return { messages: this.batchMessages, calls: this.batchedCalls };
   }
 
   /**
@@ -171,6 +194,7 @@ export class NatsServer {
         this.active?.stop().catch(() => undefined),
       ]);
       if (this.counts.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      this.flushReplies();
       if (!this.connection.isClosed()) await this.connection.flush().catch(() => undefined);
     })();
     return this.stopping;
@@ -178,6 +202,11 @@ export class NatsServer {
 
   private onRequest(endpoint: Endpoint, err: Error | null, msg: Msg): void {
     if (err !== null) return;
+    const batched = batchedCodecOf(msg.headers?.get(WireHeaders.CODEC));
+    if (batched !== undefined) {
+      this.onBatch(endpoint, msg, batched);
+      return;
+    }
     const name = endpoint.name;
     this.count(endpoint, 'received');
     if (msg.reply === undefined || msg.reply === '') {
@@ -233,15 +262,7 @@ export class NatsServer {
       try {
         metadata = filter(metadata, { name, subject: msg.subject, headers: msg.headers });
       } catch (refusal) {
-        this.refuse(
-          endpoint,
-          msg,
-          isCqrsError(refusal)
-            ? refusal
-            : new CqrsError('VALIDATION', `${name}: metadata refused: ${messageOf(refusal)}`, {
-                handler: name,
-              }),
-        );
+        this.refuse(endpoint, msg, metadataRefusal(refusal, name));
         return;
       }
     }
@@ -285,44 +306,247 @@ export class NatsServer {
     );
   }
 
+  /**
+   * A batch request (docs/wire-protocol.md, "Batches"): read whole, then each call admitted as a single
+   * request would be (in-flight bound, its input decoded within the codec's limits, its metadata through the
+   * node's policy) and run, in order — so calls of one ordering key enter the bus in the order sent. Each
+   * is answered on its own, in reply chunks. Its deadline, when it has one, is answered with `TIMEOUT` at
+   * once when it passes, but does not abort the handler: a call with a signal travels alone to the pool's
+   * threads, and a batch's calls must travel there together (a single request's deadline does abort).
+   */
+  private onBatch(endpoint: Endpoint, msg: Msg, asked: string): void {
+    const name = endpoint.name;
+    if (msg.reply === undefined || msg.reply === '') {
+      this.count(endpoint, 'received');
+      this.count(endpoint, 'malformed');
+      return;
+    }
+    const codecId = this.codec.id;
+    const replyCodec = batchCodec(codecId);
+    if (codecId !== undefined && asked !== '' && asked !== codecId) {
+      this.refuseBatch(endpoint, msg, 1, replyCodec, `this node speaks ${codecId}, the batch is ${asked}`);
+      return;
+    }
+    const max = this.config.maxBatchSize;
+    let framed: Framed;
+    try {
+      framed = decodeFramed(msg.data, 0, max);
+    } catch (err) {
+      if (err instanceof TooManyEntries) {
+        const size = err.entries;
+        this.refuseBatch(
+          endpoint,
+          msg,
+          size,
+          replyCodec,
+          `a batch of ${size} calls, over this node's maxBatchSize of ${max}`,
+        );
+      } else {
+        this.refuseBatch(endpoint, msg, 1, replyCodec, `malformed batch: ${messageOf(err)}`);
+      }
+      return;
+    }
+    const size = framed.parts.length;
+    if (size === 0) {
+      this.refuseBatch(endpoint, msg, 1, replyCodec, 'malformed batch: it holds no call');
+      return;
+    }
+    this.batchMessages++;
+    this.batchedCalls += size;
+    const reply: BatchReply = new BatchReply(
+      msg,
+      replyCodec,
+      size,
+      this.connection.info?.max_payload ?? 1024 * 1024,
+      (index, timeoutMs) => {
+        this.count(endpoint, 'failed');
+        reply.add(
+          index,
+          STATUS_ERROR,
+          this.errorBody(
+            new CqrsError('TIMEOUT', `${name}: the caller's deadline (${timeoutMs} ms) passed`, {
+              handler: name,
+            }),
+          ),
+        );
+      },
+      this.replyDue,
+    );
+    for (let i = 0; i < size; i++) {
+      this.admitBatchCall(
+        endpoint,
+        msg,
+        reply,
+        i,
+        framed.entries[i] as unknown[],
+        framed.parts[i] as Uint8Array,
+      );
+    }
+  }
+
+  private readonly replyDue = (reply: BatchReply): void => {
+    this.replies.add(reply);
+    this.repliesDue ??= setImmediate(this.flushReplies);
+  };
+
+  private readonly flushReplies = (): void => {
+    if (this.repliesDue !== undefined) clearImmediate(this.repliesDue);
+    this.repliesDue = undefined;
+    const replies = [...this.replies];
+    this.replies.clear();
+    for (const reply of replies) reply.flush();
+  };
+
+  /** Refuses a whole batch unread (one error reply for all its calls), counting `calls` calls. */
+  private refuseBatch(endpoint: Endpoint, msg: Msg, calls: number, replyCodec: string, why: string): void {
+    const name = endpoint.name;
+    this.count(endpoint, 'received', calls);
+    this.count(endpoint, 'malformed', calls);
+    this.count(endpoint, 'failed', calls);
+    const h = headers();
+    h.set(WireHeaders.STATUS, STATUS_ERROR);
+    h.set(WireHeaders.CODEC, replyCodec);
+    try {
+      msg.respond(this.errorBody(new CqrsError('VALIDATION', `${name}: ${why}`, { handler: name })), {
+        headers: h,
+      });
+    } catch {
+      // A closed connection answers nothing more.
+    }
+  }
+
+  private admitBatchCall(
+    endpoint: Endpoint,
+    msg: Msg,
+    reply: BatchReply,
+    index: number,
+    entry: readonly unknown[],
+    part: Uint8Array,
+  ): void {
+    const name = endpoint.name;
+    this.count(endpoint, 'received');
+    if (this.counts.inFlight >= this.config.maxInFlight) {
+      this.refuseCall(
+        endpoint,
+        reply,
+        index,
+        new CqrsError('OVERLOADED', `${name}: ${this.config.maxInFlight} calls in flight on this node`, {
+          handler: name,
+        }),
+      );
+      return;
+    }
+    let input: unknown;
+    let metadata: Metadata;
+    let timeoutMs: number | undefined;
+    try {
+      ({ metadata, timeoutMs } = readRequestEntry(entry));
+      input = this.codec.decode(part);
+    } catch (decodeErr) {
+      this.count(endpoint, 'malformed');
+      this.refuseCall(
+        endpoint,
+        reply,
+        index,
+        new CqrsError('VALIDATION', `${name}: malformed request: ${messageOf(decodeErr)}`, { handler: name }),
+      );
+      return;
+    }
+    const filter = this.config.metadataFilter;
+    if (filter !== undefined) {
+      try {
+        metadata = filter(metadata, { name, subject: msg.subject, headers: msg.headers });
+      } catch (refusal) {
+        this.refuseCall(endpoint, reply, index, metadataRefusal(refusal, name));
+        return;
+      }
+    }
+    this.count(endpoint, 'inFlight');
+    if (timeoutMs !== undefined) reply.watch(index, timeoutMs);
+    let pending: Promise<unknown>;
+    try {
+      pending = this.bus.execute(name, input, { metadata });
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    // As for a single call: neither continuation may throw.
+    pending.then(
+      (value) => this.settleBatchCall(endpoint, reply, index, true, value),
+      (callErr: unknown) => this.settleBatchCall(endpoint, reply, index, false, callErr),
+    );
+  }
+
+  private refuseCall(endpoint: Endpoint, reply: BatchReply, index: number, err: CqrsError): void {
+    this.count(endpoint, 'failed');
+    reply.add(index, STATUS_ERROR, this.errorBody(err));
+  }
+
+  /** A batch call that ran: answered in its batch's next chunk unless its deadline answered it; never throws. */
+  private settleBatchCall(
+    endpoint: Endpoint,
+    reply: BatchReply,
+    index: number,
+    ok: boolean,
+    outcome: unknown,
+  ): void {
+    const name = endpoint.name;
+    try {
+      if (reply.isAnswered(index)) return;
+      let { status, body } = this.outcomeBody(name, ok, outcome);
+      if (body.byteLength > reply.maxPart) {
+        // Over the connection's max_payload even alone: the caller learns at once rather than at its timeout.
+        const what = status === STATUS_OK ? 'result' : 'error';
+        body = this.errorBody(
+          new CqrsError(
+            status === STATUS_OK ? 'NOT_CLONEABLE' : 'HANDLER_FAILED',
+            `${name}: the ${what} cannot be sent (${body.byteLength} bytes): over the connection's max_payload`,
+            { handler: name },
+          ),
+        );
+        status = STATUS_ERROR;
+      }
+      this.count(endpoint, status === STATUS_OK ? 'succeeded' : 'failed');
+      reply.add(index, status, body);
+    } catch {
+      // Not expected (outcomeBody and add never throw).
+    } finally {
+      this.ended(endpoint);
+    }
+  }
+
   /** Answers a call that ran, with its result or its error, and counts it; never throws. */
   private settle(endpoint: Endpoint, msg: Msg, ok: boolean, outcome: unknown): void {
     const name = endpoint.name;
     let succeeded = false;
     try {
-      if (ok) {
-        let body: Uint8Array | undefined;
-        try {
-          body = this.codec.encode(outcome);
-        } catch (encodeErr) {
-          this.answer(
-            msg,
-            STATUS_ERROR,
-            encodeError(cannotEncode(name, this.codec, encodeErr), this.codec, this.config.stacks),
-            name,
-          );
-        }
-        if (body !== undefined) succeeded = this.answer(msg, STATUS_OK, body, name);
-      } else {
-        this.answer(
-          msg,
-          STATUS_ERROR,
-          encodeError(asCqrsError(outcome, name), this.codec, this.config.stacks),
-          name,
-        );
-      }
+      const { status, body } = this.outcomeBody(name, ok, outcome);
+      const sent = this.answer(msg, status, body, name);
+      succeeded = sent && status === STATUS_OK;
     } catch {
-      // Not expected (encodeError and answer never throw); nothing is left to answer with.
+      // Not expected (outcomeBody and answer never throw); nothing is left to answer with.
     } finally {
       this.count(endpoint, succeeded ? 'succeeded' : 'failed');
-      this.count(endpoint, 'inFlight', -1);
-      if (this.counts.inFlight === 0) this.drained?.();
+      this.ended(endpoint);
     }
+  }
+
+  /** A call the node ran is over (answered or not): one fewer in flight. */
+  private ended(endpoint: Endpoint): void {
+    this.count(endpoint, 'inFlight', -1);
+    if (this.counts.inFlight === 0) this.drained?.();
+  }
+
+  private outcomeBody(name: string, ok: boolean, outcome: unknown): ReplyBody {
+    return outcomeBody(name, ok, outcome, this.codec, this.config.stacks);
+  }
+
+  private errorBody(err: unknown): Uint8Array {
+    return encodeError(err, this.codec, this.config.stacks);
   }
 
   private refuse(endpoint: Endpoint, msg: Msg, err: CqrsError): void {
     this.count(endpoint, 'failed');
-    this.answer(msg, STATUS_ERROR, encodeError(err, this.codec, this.config.stacks));
+    this.answer(msg, STATUS_ERROR, this.errorBody(err));
   }
 
   /**
@@ -350,37 +574,5 @@ export class NatsServer {
       this.answer(msg, STATUS_ERROR, encodeError(replacement, this.codec, this.config.stacks), name, true);
       return false;
     }
-  }
-}
-
-/**
- * The top-level error of a reply is a CqrsError, whatever the bus rejected with (a custom middleware may
- * reject with anything): clients in other languages rely on its `code` and `cqrs` keys.
- */
-function asCqrsError(err: unknown, name: string): unknown {
-  let known = false;
-  try {
-    known = isCqrsError(err);
-  } catch {
-    // A proxy that throws on every read: wrapped below.
-  }
-  return known
-    ? err
-    : new CqrsError('HANDLER_FAILED', `${name} failed: ${messageOf(err)}`, { cause: err, handler: name });
-}
-
-function cannotEncode(name: string, codec: Codec, err: unknown): CqrsError {
-  return new CqrsError(
-    'NOT_CLONEABLE',
-    `${name}: the result cannot be encoded (${codec.name}): ${messageOf(err)}`,
-    { handler: name },
-  );
-}
-
-function messageOf(err: unknown): string {
-  try {
-    return err instanceof Error ? String(err.message) : String(err);
-  } catch {
-    return 'unprintable error';
   }
 }

@@ -1,57 +1,50 @@
 import type { Metadata } from '@cqrs-pool/core';
-import { CqrsError, isCqrsError } from '@cqrs-pool/core';
-import { markForwarded } from '@cqrs-pool/core/internal';
+import { CqrsError } from '@cqrs-pool/core';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { createInbox, headers } from '@nats-io/transport-node';
+import {
+  batchCodec,
+  batchedCodecOf,
+  decodeReplyChunk,
+  encodeFramed,
+  requestEntry,
+  STATUS_BATCH,
+} from './batchEnvelope.js';
+import { CallTable } from './CallTable.js';
 import type { Codec } from './Codec.js';
+import {
+  abandoned,
+  abortError,
+  closedError,
+  fail,
+  message,
+  noResponders,
+  notCloneable,
+  otherCodec,
+  publishError,
+  unavailable,
+} from './clientErrors.js';
 import { encodeMetadata } from './metadataHeader.js';
+import type { Cancellable, RemoteCall, SentBatch } from './RemoteCall.js';
+import type { RemoteClientOptions } from './RemoteClientOptions.js';
+import { batchLimits, checkCount } from './RemoteClientOptions.js';
+import type { BatchLimits, Lane } from './RequestGatherer.js';
+import { RequestGatherer } from './RequestGatherer.js';
 import { checkPrefix, DEFAULT_PREFIX } from './subjects.js';
 import { taggedJson } from './taggedJson.js';
 import { decodeError } from './wireError.js';
 import { STATUS_ERROR, WireHeaders } from './wireHeaders.js';
 
-/** Options of {@link RemoteClient}. */
-export interface RemoteClientOptions {
-  /** Subject prefix: calls go to `<prefix>.cmd.<Name>` / `<prefix>.qry.<Name>`. Default `'cqrs'`. Must match the servers'. */
-  prefix?: string;
-  /**
-   * Requests this client may have in flight at once; one more is refused at once with `OVERLOADED` (nothing
-   * is sent, nothing queued). Default 1024.
-   */
-  maxInFlight?: number;
-  /**
-   * How long a request may wait for its reply, in ms, when nothing shorter bounds it: past it the caller gets
-   * `TIMEOUT` and a late reply is dropped. A server that dies with a request in hand never answers, so this
-   * is what ends such a call. Default 30 000. A `timeout()` middleware on the calling bus ends it sooner.
-   */
-  timeoutMs?: number;
-  /** Encodes inputs and decodes results and errors. Default {@link taggedJson}. Must match the servers'. */
-  codec?: Codec;
-  /**
-   * Where replies come back: this client subscribes to `<inboxPrefix>.<unique>.*`. Default: the connection's
-   * own `inboxPrefix` option (`connect({ inboxPrefix })`), else `_INBOX`. Give each caller's NATS user a
-   * prefix of its own and the subscribe permission for it only, so no caller can read another's replies.
-   */
-  inboxPrefix?: string;
-}
-
-interface Pending {
-  readonly name: string;
-  readonly subject: string;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (err: unknown) => void;
-  readonly timer: NodeJS.Timeout;
-  readonly signal: AbortSignal | undefined;
-  readonly onAbort: (() => void) | undefined;
-}
-
 const MAX_DELAY_MS = 2 ** 31 - 1;
+/** How long a subject's calls go one by one after a node answered that it does not read batches. */
+const UNBATCHED_MS = 60_000;
 
 /**
  * Sends calls over NATS request/reply and matches the replies: one inbox subscription for all its requests
- * (made on first use), a table of pending requests bounded by `maxInFlight`, a timer per request. A request
- * the caller abandons (abort, timeout) leaves the table at once; its late reply is dropped. Share one client
- * among several `remote()` handlers to share one bound.
+ * (made on first use), a table of pending calls bounded by `maxInFlight`, one timer for their deadlines.
+ * Calls to one subject made together travel in batches (see {@link RemoteClientOptions.batching}), each
+ * still settled on its own. A call the caller abandons (abort, timeout) leaves the table at once; its late
+ * reply is dropped. Share one client among several `remote()` handlers to share one bound.
  */
 export class RemoteClient {
   /** The subject prefix of `remote()` handlers made from this client (`options.prefix`). */
@@ -64,12 +57,17 @@ export class RemoteClient {
   readonly codec: Codec;
   /** The reply inbox prefix (`options.inboxPrefix`, or the connection's). */
   readonly inboxPrefix: string;
-  private readonly pending = new Map<string, Pending>();
+  /** The batching limits (`options.batching`), or `false` when every call goes alone. */
+  readonly batching: BatchLimits | false;
+  private readonly table: CallTable;
+  private readonly gatherer: RequestGatherer | undefined;
   private inbox: string | undefined;
   private subscription: Subscription | undefined;
   private statuses: AsyncIterable<unknown> | undefined;
   private nextId = 0;
   private closed = false;
+  private batchMessages = 0;
+  private batchedCalls = 0;
 
   /** @throws CqrsError `INVALID_REGISTRATION` for an option out of range (the message names it). */
   constructor(
@@ -94,11 +92,33 @@ export class RemoteClient {
       options.inboxPrefix ?? (typeof own === 'string' && own !== '' ? own : '_INBOX'),
       'RemoteClient: options.inboxPrefix',
     );
+    this.table = new CallTable(this.timeoutMs);
+    const limits = batchLimits(options.batching);
+    this.batching = limits ?? false;
+    this.gatherer =
+      limits === undefined
+        ? undefined
+        : new RequestGatherer(limits, {
+            live: (call) => !call.settled && !this.table.dropIfCancelled(call),
+            one: (call) => this.sendOne(call),
+            many: (lane, calls) => this.sendMany(lane, calls),
+            // Room for the headers of a batch request.
+            maxBytes: () => (this.connection.info?.max_payload ?? 1024 * 1024) - 512,
+          });
   }
 
-  /** Requests waiting for their reply. */
+  /** Calls waiting for their reply (held back for a batch included). */
   get inFlight(): number {
-    return this.pending.size;
+    this.table.sweepCancelled();
+    return this.table.size;
+  }
+
+  /**
+   * Batching so far: batch request messages sent, and the calls they carried (calls sent alone are in
+   * neither). `calls / messages` is the mean batch size.
+   */
+  get batchStats(): { messages: number; calls: number } {
+    return { messages: this.batchMessages, calls: this.batchedCalls };
   }
 
   /**
@@ -116,12 +136,60 @@ export class RemoteClient {
     metadata: Metadata,
     signal?: AbortSignal,
   ): Promise<unknown> {
+    return this.start(subject, name, input, metadata, signal, undefined);
+  }
+
+  /**
+   * `request` for `remote()`: the calling handler's context stands for its signal. Reading `ctx.signal` makes
+   * an AbortSignal per call, and listening to it costs more again — together more than the rest of a
+   * batched call on both sides. `ctx.isCancelled()` is read instead where it matters: before a held call
+   * is sent, and before this client's table is counted (`inFlight`, the `maxInFlight` bound), so an
+   * abandoned call leaves it as soon as anything could tell. The caller itself is released at once by its
+   * bus, which races the call against its cancellation.
+   * @internal
+   */
+  forward(
+    subject: string,
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+    ctx: Cancellable,
+  ): Promise<unknown> {
+    return this.start(subject, name, input, metadata, undefined, ctx);
+  }
+
+  /** Stops listening for replies; calls still pending are rejected with `CLOSED`. Idempotent. */
+  close(): void {
+    this.closed = true;
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
+    // nats.js's status iterators have stop(); without it the watcher ends at the next status or the close.
+    (this.statuses as { stop?: () => void } | undefined)?.stop?.();
+    this.gatherer?.clear();
+    for (const call of this.table.all()) {
+      this.table.settle(call, undefined, closedError(call.name));
+    }
+  }
+
+  private start(
+    subject: string,
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+    signal: AbortSignal | undefined,
+    ctx: Cancellable | undefined,
+  ): Promise<unknown> {
     if (this.closed) return fail('CLOSED', `${name}: the remote client is closed`, name);
     if (signal?.aborted === true) return Promise.reject(abortError(signal, name));
-    if (this.pending.size >= this.maxInFlight) {
-      return fail('OVERLOADED', `${name}: ${this.maxInFlight} remote calls in flight already`, name);
+    if (ctx?.isCancelled() === true) return Promise.reject(abandoned(name));
+    if (this.table.size >= this.maxInFlight) {
+      this.table.sweepCancelled();
+      if (this.table.size >= this.maxInFlight) {
+        return fail('OVERLOADED', `${name}: ${this.maxInFlight} remote calls in flight already`, name);
+      }
     }
     let body: Uint8Array;
+    let metadataJson: string | undefined;
     try {
       body = this.codec.encode(input);
     } catch (err) {
@@ -132,49 +200,90 @@ export class RemoteClient {
         err,
       );
     }
-    const h = headers();
-    if (this.codec.id !== undefined) h.set(WireHeaders.CODEC, this.codec.id);
-    h.set(WireHeaders.METADATA, encodeMetadata(metadata));
-    h.set(WireHeaders.TIMEOUT_MS, String(this.timeoutMs));
-    const traceparent = metadata[WireHeaders.TRACEPARENT];
-    if (traceparent !== undefined) h.set(WireHeaders.TRACEPARENT, traceparent);
-    const tracestate = metadata[WireHeaders.TRACESTATE];
-    if (tracestate !== undefined) h.set(WireHeaders.TRACESTATE, tracestate);
-    const id = (this.nextId++).toString(36);
+    try {
+      metadataJson = isEmpty(metadata) ? undefined : encodeMetadata(metadata);
+    } catch (err) {
+      return fail('NOT_CLONEABLE', `${name}: the metadata cannot be encoded: ${message(err)}`, name, err);
+    }
     return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.settle(
-          id,
-          undefined,
-          new CqrsError('TIMEOUT', `${name}: no reply within ${this.timeoutMs} ms`, { handler: name }),
-        );
-      }, this.timeoutMs);
-      const onAbort =
-        signal === undefined ? undefined : () => this.settle(id, undefined, abortError(signal, name));
-      this.pending.set(id, { name, subject, resolve, reject, timer, signal, onAbort });
-      if (onAbort !== undefined) signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        this.connection.publish(subject, body, { reply: `${this.replyInbox()}.${id}`, headers: h });
-      } catch (err) {
-        this.settle(id, undefined, publishError(err, name));
+      const call: RemoteCall = {
+        name,
+        subject,
+        body,
+        metadata,
+        metadataJson,
+        deadline: performance.now() + this.timeoutMs,
+        resolve,
+        reject,
+        signal,
+        onAbort: undefined,
+        ctx,
+        lane: this.gatherer?.laneFor(subject),
+        token: undefined,
+        batch: undefined,
+        index: 0,
+        settled: false,
+      };
+      this.table.add(call);
+      if (signal !== undefined) {
+        call.onAbort = () => this.table.settle(call, undefined, abortError(signal, name));
+        signal.addEventListener('abort', call.onAbort, { once: true });
       }
+      if (this.gatherer === undefined) this.sendOne(call);
+      else this.gatherer.add(call);
     });
   }
 
-  /** Stops listening for replies; requests still pending are rejected with `CLOSED`. Idempotent. */
-  close(): void {
-    this.closed = true;
-    this.subscription?.unsubscribe();
-    this.subscription = undefined;
-    // nats.js's status iterators have stop(); without it the watcher ends at the next status or the close.
-    (this.statuses as { stop?: () => void } | undefined)?.stop?.();
-    for (const id of [...this.pending.keys()]) {
-      const name = this.pending.get(id)?.name ?? '';
-      this.settle(
-        id,
-        undefined,
-        new CqrsError('CLOSED', `${name}: the remote client is closed`, { handler: name }),
+  /** The ms the caller still waits for `call`, sent as its deadline. */
+  private remaining(call: RemoteCall, now: number): number {
+    return Math.max(1, Math.min(this.timeoutMs, Math.ceil(call.deadline - now)));
+  }
+
+  /** Sends a call alone, as protocol version 1 has it (headers, the input as the body). */
+  private sendOne(call: RemoteCall): void {
+    const token = (this.nextId++).toString(36);
+    this.table.sentAlone(call, token);
+    const h = headers();
+    if (this.codec.id !== undefined) h.set(WireHeaders.CODEC, this.codec.id);
+    h.set(WireHeaders.METADATA, call.metadataJson ?? '{}');
+    h.set(WireHeaders.TIMEOUT_MS, String(this.remaining(call, performance.now())));
+    const traceparent = call.metadata[WireHeaders.TRACEPARENT];
+    if (traceparent !== undefined) h.set(WireHeaders.TRACEPARENT, traceparent);
+    const tracestate = call.metadata[WireHeaders.TRACESTATE];
+    if (tracestate !== undefined) h.set(WireHeaders.TRACESTATE, tracestate);
+    try {
+      this.connection.publish(call.subject, call.body, {
+        reply: `${this.replyInbox()}.${token}`,
+        headers: h,
+      });
+    } catch (err) {
+      this.table.settle(call, undefined, publishError(err, call.name));
+    }
+  }
+
+  /** Sends calls to one subject as one batch request (docs/wire-protocol.md, "Batches"). */
+  private sendMany(lane: Lane, calls: RemoteCall[]): void {
+    const batch: SentBatch = { token: (this.nextId++).toString(36), lane, calls, open: calls.length };
+    this.table.sentInBatch(batch);
+    this.batchMessages++;
+    this.batchedCalls += calls.length;
+    const now = performance.now();
+    const entries = calls.map((call) =>
+      requestEntry(call.body.byteLength, this.remaining(call, now), call.metadataJson),
+    );
+    const h = headers();
+    h.set(WireHeaders.CODEC, batchCodec(this.codec.id));
+    try {
+      this.connection.publish(
+        lane.subject,
+        encodeFramed(
+          entries,
+          calls.map((call) => call.body),
+        ),
+        { reply: `${this.replyInbox()}.${batch.token}`, headers: h },
       );
+    } catch (err) {
+      for (const call of calls) this.table.settle(call, undefined, publishError(err, call.name));
     }
   }
 
@@ -194,7 +303,7 @@ export class RemoteClient {
 
   /**
    * NATS refuses a publish its permissions forbid with an error on the connection, not on the request: the
-   * requests to that subject would wait for their timeout. They are ended at once instead.
+   * calls to that subject would wait for their timeout. They are ended at once instead.
    */
   private async watchPermissions(): Promise<void> {
     const statuses = this.connection.status();
@@ -205,15 +314,15 @@ export class RemoteClient {
         if (status.type !== 'error') continue;
         const err = status.error as { operation?: unknown; subject?: unknown };
         if (err.operation !== 'publish' || typeof err.subject !== 'string') continue;
-        for (const [id, entry] of [...this.pending]) {
-          if (entry.subject !== err.subject) continue;
-          this.settle(
-            id,
+        for (const call of this.table.all()) {
+          if (call.subject !== err.subject) continue;
+          this.table.settle(
+            call,
             undefined,
-            new CqrsError(
-              'UNAVAILABLE',
-              `${entry.name}: NATS refused the request: no permission to publish to ${err.subject}`,
-              { handler: entry.name, cause: status.error },
+            unavailable(
+              call.name,
+              `NATS refused the request: no permission to publish to ${err.subject}`,
+              status.error,
             ),
           );
         }
@@ -228,125 +337,130 @@ export class RemoteClient {
       this.failAll(`the reply subscription failed: ${err.message}`);
       return;
     }
-    const id = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
-    const entry = this.pending.get(id);
-    // A reply to a request already settled (timed out, aborted): dropped.
-    if (entry === undefined) return;
-    const name = entry.name;
+    const token = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+    const single = this.table.single(token);
+    if (single !== undefined) {
+      this.settleFromReply(single, msg);
+      return;
+    }
+    const batch = this.table.batch(token);
+    // Otherwise a reply to something already settled (timed out, aborted): dropped.
+    if (batch !== undefined) this.onBatchReply(batch, msg);
+  }
+
+  /** A single call's reply: its result, or its error. */
+  private settleFromReply(call: RemoteCall, msg: Msg): void {
+    const name = call.name;
     const h = msg.headers;
     // NATS itself answers 503 with an empty body when no subscription (no server) listens on the subject.
     if (msg.data.length === 0 && h?.code === 503) {
-      this.settle(
-        id,
-        undefined,
-        new CqrsError('UNAVAILABLE', `${name}: no server is serving it (no responders on NATS)`, {
-          handler: name,
-        }),
-      );
+      this.table.settle(call, undefined, noResponders(name));
       return;
     }
     if (h?.get(WireHeaders.STATUS) === STATUS_ERROR) {
       // Whatever codec it names: an error envelope our codecs cannot read becomes NOT_CLONEABLE there.
-      this.settle(id, undefined, decodeError(msg.data, this.codec, name));
+      this.table.settle(call, undefined, decodeError(msg.data, this.codec, name));
       return;
     }
     const replied = h?.get(WireHeaders.CODEC);
     if (this.codec.id !== undefined && replied !== undefined && replied !== '' && replied !== this.codec.id) {
-      this.settle(
-        id,
-        undefined,
-        new CqrsError(
-          'NOT_CLONEABLE',
-          `${name}: the reply is in ${replied}, this client speaks ${this.codec.id}`,
-          {
-            handler: name,
-          },
-        ),
-      );
+      this.table.settle(call, undefined, otherCodec(name, replied, this.codec.id));
       return;
     }
+    this.settleWithValue(call, msg.data);
+  }
+
+  private settleWithValue(call: RemoteCall, data: Uint8Array): void {
     let value: unknown;
     try {
-      value = this.codec.decode(msg.data);
+      value = this.codec.decode(data);
     } catch (decodeErr) {
-      this.settle(
-        id,
+      this.table.settle(
+        call,
         undefined,
-        new CqrsError(
-          'NOT_CLONEABLE',
-          `${name}: the reply cannot be decoded (${this.codec.name}): ${message(decodeErr)}`,
-          { handler: name, cause: decodeErr },
+        notCloneable(
+          call.name,
+          `the reply cannot be decoded (${this.codec.name}): ${message(decodeErr)}`,
+          decodeErr,
         ),
       );
       return;
     }
-    this.settle(id, value, undefined);
+    this.table.settle(call, value, undefined);
+  }
+
+  /**
+   * A reply to a batch: a chunk of outcomes (each settles its call), an error for the whole batch (every
+   * call still open gets it), NATS's no-responders, or the refusal of a node that does not read batches.
+   */
+  private onBatchReply(batch: SentBatch, msg: Msg): void {
+    const h = msg.headers;
+    const status = h?.get(WireHeaders.STATUS);
+    const codecHeader = h?.get(WireHeaders.CODEC);
+    const open = this.table.open(batch);
+    if (msg.data.length === 0 && h?.code === 503) {
+      for (const call of open) this.table.settle(call, undefined, noResponders(call.name));
+    } else if (status === STATUS_BATCH) {
+      this.settleChunk(batch, msg.data, batchedCodecOf(codecHeader));
+    } else if (status === STATUS_ERROR && codecHeader && batchedCodecOf(codecHeader) === undefined) {
+      // A node that does not read batches (protocol version 1 only) refuses one unread, for the codec it
+      // names: nothing ran. Its calls go again, alone, and the subject's next ones too for a while.
+      this.gatherer?.unbatch(batch.lane, UNBATCHED_MS);
+      for (const call of open) {
+        this.table.detach(call);
+        this.sendOne(call);
+      }
+    } else if (status === STATUS_ERROR) {
+      for (const call of open)
+        this.table.settle(call, undefined, decodeError(msg.data, this.codec, call.name));
+    } else {
+      for (const call of open) {
+        this.table.settle(
+          call,
+          undefined,
+          notCloneable(call.name, 'the reply to a batch is not a batch reply'),
+        );
+      }
+    }
+    this.gatherer?.replied(batch.lane);
+  }
+
+  private settleChunk(batch: SentBatch, data: Uint8Array, replied: string | undefined): void {
+    if (this.codec.id !== undefined && replied !== undefined && replied !== '' && replied !== this.codec.id) {
+      for (const call of this.table.open(batch)) {
+        this.table.settle(call, undefined, otherCodec(call.name, replied, this.codec.id));
+      }
+      return;
+    }
+    let outcomes: ReturnType<typeof decodeReplyChunk>;
+    try {
+      outcomes = decodeReplyChunk(data);
+    } catch (err) {
+      // The rest of the batch would never be read either: ended now, not at the timeout.
+      for (const call of this.table.open(batch)) {
+        this.table.settle(
+          call,
+          undefined,
+          notCloneable(call.name, `a batch reply cannot be read: ${message(err)}`, err),
+        );
+      }
+      return;
+    }
+    for (const outcome of outcomes) {
+      const call = batch.calls[outcome.index];
+      // One settled meanwhile (timed out, aborted) or an index the batch never had: dropped.
+      if (call === undefined || call.settled || call.batch !== batch) continue;
+      if (outcome.ok) this.settleWithValue(call, outcome.body);
+      else this.table.settle(call, undefined, decodeError(outcome.body, this.codec, call.name));
+    }
   }
 
   private failAll(reason: string): void {
-    for (const [id, entry] of [...this.pending]) {
-      this.settle(
-        id,
-        undefined,
-        new CqrsError('UNAVAILABLE', `${entry.name}: ${reason}`, { handler: entry.name }),
-      );
-    }
-  }
-
-  /** Ends one request once: off the table, timer and abort listener removed. */
-  private settle(id: string, value: unknown, err: CqrsError | undefined): void {
-    const entry = this.pending.get(id);
-    if (entry === undefined) return;
-    this.pending.delete(id);
-    clearTimeout(entry.timer);
-    if (entry.onAbort !== undefined) entry.signal?.removeEventListener('abort', entry.onAbort);
-    if (err === undefined) entry.resolve(value);
-    else entry.reject(markForwarded(err));
+    for (const call of this.table.all()) this.table.settle(call, undefined, unavailable(call.name, reason));
   }
 }
 
-function fail(
-  code: 'CLOSED' | 'OVERLOADED' | 'NOT_CLONEABLE',
-  text: string,
-  name: string,
-  cause?: unknown,
-): Promise<never> {
-  const details = cause === undefined ? { handler: name } : { handler: name, cause };
-  return Promise.reject(markForwarded(new CqrsError(code, text, details)));
-}
-
-/** As core settles an aborted call: the reason itself when it is a CqrsError (a timeout's `TIMEOUT`), else `ABORTED`. */
-function abortError(signal: AbortSignal, name: string): CqrsError {
-  const reason: unknown = signal.reason;
-  if (isCqrsError(reason)) return reason;
-  return new CqrsError('ABORTED', `${name}: aborted by the caller`, { cause: reason, handler: name });
-}
-
-function publishError(err: unknown, name: string): CqrsError {
-  const kind = (err as { name?: unknown } | null)?.name;
-  if (kind === 'ClosedConnectionError' || kind === 'DrainingConnectionError') {
-    return new CqrsError('UNAVAILABLE', `${name}: the NATS connection is closed or draining`, {
-      cause: err,
-      handler: name,
-    });
-  }
-  // Chiefly a body over the server's max_payload: the input is what cannot be sent.
-  return new CqrsError('NOT_CLONEABLE', `${name}: the request cannot be sent: ${message(err)}`, {
-    cause: err,
-    handler: name,
-  });
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function checkCount(value: unknown, option: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new CqrsError(
-      'INVALID_REGISTRATION',
-      `RemoteClient: options.${option} must be an integer >= ${min} and <= ${max}, got ${String(value)}`,
-    );
-  }
-  return value;
+function isEmpty(metadata: Metadata): boolean {
+  for (const _ in metadata) return false;
+  return true;
 }

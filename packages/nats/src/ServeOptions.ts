@@ -19,6 +19,13 @@ export interface ServeOptions {
    */
   maxInFlight?: number;
   /**
+   * Most calls one batch request may carry (see `RemoteClientOptions.batching`); a bigger batch is refused
+   * whole with `VALIDATION`, unread past its descriptor. Default 1024. Each call of a batch still counts
+   * against `maxInFlight` (those beyond it are answered `OVERLOADED`), and its input is decoded within the
+   * codec's limits on its own; the whole batch is bounded by the NATS server's `max_payload`.
+   */
+  maxBatchSize?: number;
+  /**
    * Which of the metadata a caller sent reaches the handlers: `{ allow: [...] }`, `{ drop: [...] }` or a
    * function (see {@link MetadataPolicy}). Default: all of it. Over NATS, metadata is whatever the caller
    * wrote — a `role` or `user` in it is a claim, not a fact: authorization rests on NATS accounts and subject
@@ -50,6 +57,7 @@ export interface RegisteredService {
 export interface ServerConfig {
   readonly codec: Codec;
   readonly maxInFlight: number;
+  readonly maxBatchSize: number;
   readonly metadataFilter: MetadataFilter | undefined;
   readonly stacks: boolean;
   readonly names: readonly string[];
@@ -58,9 +66,9 @@ export interface ServerConfig {
   readonly service: ResolvedService | undefined;
 }
 
-/** What a {@link NatsServer} has done since it started. */
+/** What a {@link NatsServer} has done since it started, in calls (each call of a batch counts as one). */
 export interface NatsServerStats {
-  /** Requests received. */
+  /** Calls received. */
   received: number;
   /** Answered with a result. */
   succeeded: number;
@@ -68,7 +76,8 @@ export interface NatsServerStats {
   failed: number;
   /**
    * Unreadable (bad body, bad headers, beyond the codec's limits) or without a reply subject; answered with
-   * `VALIDATION` when there is a reply subject. Counted in `failed` too when answered.
+   * `VALIDATION` when there is a reply subject. Counted in `failed` too when answered. A batch refused whole
+   * counts its calls when its descriptor could be read (over `maxBatchSize`), else as one.
    */
   malformed: number;
   /** Calls running now. */

@@ -10,7 +10,16 @@ export function encodeMetadata(metadata: Metadata): string {
  * @throws TypeError when it is anything else.
  */
 export function decodeMetadata(header: string): Metadata {
-  const parsed: unknown = JSON.parse(header);
+  return metadataFrom(JSON.parse(header));
+}
+
+/**
+ * Metadata from parsed JSON (a header's, or a batch call's): an object whose values are all strings, copied
+ * and frozen.
+ * @throws TypeError when it is anything else.
+ * @internal
+ */
+export function metadataFrom(parsed: unknown): Metadata {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new TypeError('metadata must be a JSON object');
   }

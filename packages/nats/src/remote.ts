@@ -2,8 +2,8 @@ import type { Definition, HandlerFn } from '@cqrs-pool/core';
 import { CqrsError } from '@cqrs-pool/core';
 import { markForwarded } from '@cqrs-pool/core/internal';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { RemoteClientOptions } from './RemoteClient.js';
 import { RemoteClient } from './RemoteClient.js';
+import type { RemoteClientOptions } from './RemoteClientOptions.js';
 import { subjectFor } from './subjects.js';
 
 /** Options of {@link remote}: a subject, and (when given a connection) those of the client it makes. */
@@ -18,9 +18,11 @@ export interface RemoteOptions extends RemoteClientOptions {
 /**
  * A handler that runs the call on whichever node serves it over NATS (see `serve`), for
  * `bus.registerHandler(Def, remote(nc))`. The call passes the calling bus's middleware first (validation,
- * timeout, retry, metrics: it counts as an inline handler's call), then goes out as one request; the
- * serving node runs it through its own bus and middleware. Metadata and W3C trace context travel in NATS
- * headers. The caller's abort or a `timeout()` abandons the request at once.
+ * timeout, retry, metrics: it counts as an inline handler's call), then goes out — alone, or in a batch
+ * with the calls to the same subject made at the same time (see `RemoteClientOptions.batching`); the
+ * serving node runs it through its own bus and middleware. Metadata and W3C trace context travel with it
+ * (in NATS headers, or in the batch's entry for it). The caller's abort or a `timeout()` abandons it at
+ * once: the caller is released by its bus, and a call not yet sent is not sent.
  *
  * Given a connection, `remote` makes a {@link RemoteClient} of its own (its own in-flight bound); given a
  * client, it shares that client (and its bound) with every other handler made from it — then only
@@ -66,6 +68,6 @@ export function remote(
       }
       subjects.set(`${ctx.kind}:${ctx.name}`, to);
     }
-    return client.request(to, ctx.name, input, ctx.metadata, ctx.signal);
+    return client.forward(to, ctx.name, input, ctx.metadata, ctx);
   };
 }

@@ -15,7 +15,8 @@ import { taggedJson } from './taggedJson.js';
  * Call it once per bus. Handlers registered after `serve` are not served.
  *
  * A request that cannot be read (bad body or headers, beyond the codec's limits) is answered with
- * `VALIDATION`; one beyond `maxInFlight` with `OVERLOADED`; one whose metadata `options.metadata` refuses with
+ * `VALIDATION`; one beyond `maxInFlight` with `OVERLOADED`; a batch request is answered call by call (a
+malformed or oversized batch envelope as a whole, with `VALIDATION`); one whose metadata `options.metadata` refuses with
  * that refusal; a failed call with the bus's error, as plain data, without stack traces unless
  * `options.stacks`. Nothing a caller sends can crash the node.
  *
@@ -51,6 +52,13 @@ export function serve(
       `serve: options.maxInFlight must be an integer >= 1, got ${String(maxInFlight)}`,
     );
   }
+  const maxBatchSize = options.maxBatchSize ?? 1024;
+  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
+    throw new CqrsError(
+      'INVALID_REGISTRATION',
+      `serve: options.maxBatchSize must be an integer >= 1, got ${String(maxBatchSize)}`,
+    );
+  }
   const codec = options.codec ?? taggedJson;
   if (typeof codec?.encode !== 'function' || typeof codec.decode !== 'function') {
     throw new CqrsError('INVALID_REGISTRATION', 'serve: options.codec must have encode and decode');
@@ -79,6 +87,7 @@ export function serve(
     service,
     codec,
     maxInFlight,
+    maxBatchSize,
     metadataFilter,
     stacks,
     names: [...new Set(names)],

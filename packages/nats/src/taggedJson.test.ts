@@ -88,6 +88,36 @@ describe('taggedJson', () => {
     expect(err.message).toBe('out');
   });
 
+  it('writes plain JSON data as JSON.stringify does: tags only where JSON falls short', () => {
+    // -0 and a `$t` key are where tagged JSON and JSON part ways.
+    const tagFree = (v: unknown): boolean =>
+      typeof v === 'number'
+        ? !Object.is(v, -0)
+        : typeof v !== 'object' || v === null
+          ? true
+          : Object.entries(v).every(([k, child]) => k !== '$t' && tagFree(child));
+    fc.assert(
+      fc.property(fc.jsonValue().filter(tagFree), (v) => {
+        expect(Buffer.from(taggedJson.encode(v)).toString('utf8')).toBe(JSON.stringify(v));
+        expect(roundTrip(v)).toStrictEqual(v);
+      }),
+      { numRuns: 300 },
+    );
+    expect(Buffer.from(taggedJson.encode({ a: [1, -0] })).toString('utf8')).toBe(
+      '{"a":[1,{"$t":"n","v":"-0"}]}',
+    );
+  });
+
+  it('passes on the error of a getter that throws, as JSON.stringify would', () => {
+    const hostile = {
+      get x(): number {
+        throw new Error('boom');
+      },
+    };
+    expect(() => taggedJson.encode(hostile)).toThrow('boom');
+    expect(() => taggedJson.encode([hostile])).toThrow('boom');
+  });
+
   it('refuses functions, symbols and cycles with a TypeError', () => {
     expect(() => taggedJson.encode({ f: () => 1 })).toThrow(TypeError);
     expect(() => taggedJson.encode([Symbol('s')])).toThrow(TypeError);

@@ -41,7 +41,11 @@ export function createTaggedJson(limits?: CodecLimits): Codec {
     name: 'tagged-json',
     id: 'tagged-json/1',
     encode(value: unknown): Uint8Array {
-      return Buffer.from(JSON.stringify(value, replacerFor(resolved)) ?? 'null', 'utf8');
+      // Plain JSON data needs no tags: written without the replacer, which costs a call per value.
+      const text = isPlain(value, 1, resolved.maxDepth)
+        ? JSON.stringify(value)
+        : JSON.stringify(value, replacerFor(resolved));
+      return Buffer.from(text ?? 'null', 'utf8');
     },
     decode(bytes: Uint8Array): unknown {
       const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
@@ -67,6 +71,45 @@ const typedArrays: Record<string, new (buffer: ArrayBuffer) => ArrayBufferView> 
   BigInt64Array,
   BigUint64Array,
 };
+
+/**
+ * Whether `value` is data that tagged JSON writes as JSON.stringify does: strings, booleans, `null`, finite
+ * numbers other than `-0`, and arrays and plain objects (no prototype but Object's, no `toJSON`, no own
+ * `$t`) of these, within the depth limit. Anything else — including what would make `encode` throw — goes
+ * through the replacer, which tags it or refuses it with the precise error. A getter that throws here does
+ * the same.
+ */
+function isPlain(value: unknown, depth: number, maxDepth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value) && (value !== 0 || 1 / value > 0);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth > maxDepth) return false;
+  try {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) if (!isPlain(value[i], depth + 1, maxDepth)) return false;
+      return true;
+    }
+    const proto: unknown = Object.getPrototypeOf(value);
+    if ((proto !== Object.prototype && proto !== null) || 'toJSON' in value || Object.hasOwn(value, '$t')) {
+      return false;
+    }
+    for (const key in value) {
+      if (!isPlain((value as Record<string, unknown>)[key], depth + 1, maxDepth)) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A replacer for one `encode` call: it keeps the walk's depth and the numeric keys seen (per call, so a
  * `toJSON` that encodes something else meanwhile does not disturb it). */

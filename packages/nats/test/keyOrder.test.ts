@@ -1,11 +1,11 @@
 /**
  * serve() keeps per-key order within one serving node: requests enter the node's bus in the order NATS
- * delivers them, and the bus's `orderingKey` does the rest. (Across nodes, order needs the durable,
+ * delivers them — the calls of a batch in their order in it —, and the bus's `orderingKey` does the rest. (Across nodes, order needs the durable,
  * partitioned path of @cqrs-pool/jetstream.)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandBus, defineCommand } from '@cqrs-pool/core';
-import { remote, serve } from '@cqrs-pool/nats';
+import { RemoteClient, remote, serve } from '@cqrs-pool/nats';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,6 +65,36 @@ describe.skipIf(nats === undefined)('per-key order over NATS, within one serving
       const expected = Array.from({ length: 20 }, (_, i) => 3 * i + accounts.indexOf(account)).flatMap(
         (seq) => [`start:${seq}`, `end:${seq}`],
       );
+      expect(events).toEqual(expected);
+    }
+  });
+
+  it('keeps that order through batches: bursts split over several batch messages, some sent while others run', async () => {
+    seen.length = 0;
+    const client = new RemoteClient(clientConn, { prefix, batching: { maxSize: 16 } });
+    const caller = new CommandBus();
+    caller.registerHandler(Deposit, remote(client));
+    const accounts = ['x', 'y', 'z', 'w'];
+    const sent: number[] = [];
+    const bursts: Promise<number>[] = [];
+    let seq = 0;
+    // Three bursts: the second and third are made while batches of the first are still running.
+    for (let burst = 0; burst < 3; burst++) {
+      for (let i = 0; i < 40; i++, seq++) {
+        sent.push(seq);
+        bursts.push(
+          caller.execute(Deposit, { account: accounts[seq % 4] as string, seq, ms: (seq * 7) % 3 }),
+        );
+      }
+      await sleep(1);
+    }
+    expect(await Promise.all(bursts)).toEqual(sent);
+    expect(client.batchStats.messages).toBeGreaterThanOrEqual(6);
+    for (const account of accounts) {
+      const events = seen.filter(([, a]) => a === account).map(([event, , s]) => `${event}:${s}`);
+      const expected = sent
+        .filter((s) => accounts[s % 4] === account)
+        .flatMap((s) => [`start:${s}`, `end:${s}`]);
       expect(events).toEqual(expected);
     }
   });
