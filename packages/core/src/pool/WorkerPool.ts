@@ -8,6 +8,7 @@ import { deserializeError } from '../errors/serialize.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { MessageKind } from '../messages/Definition.js';
 import type { CallTicket } from '../middleware/Middleware.js';
+import { BusyTime, nowMicros } from '../shared/BusyTime.js';
 import { CancelFlags, CancelResult, DONE, FAILED, STARTED } from '../shared/CancelFlags.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
 import { ModuleTable } from '../shared/ModuleTable.js';
@@ -30,6 +31,7 @@ import { HELLO, LOGGER_FAILED, THREAD_ERROR } from './protocol.js';
 import type { BatchLimits } from './TaskScheduler.js';
 import { TaskScheduler } from './TaskScheduler.js';
 import { ThreadLinks } from './ThreadLinks.js';
+import { UtilizationWindow } from './UtilizationWindow.js';
 import { DEFAULT_MAX_DEPTH, exceedsDepth } from './valueDepth.js';
 
 /** Options of {@link WorkerPool}. */
@@ -131,6 +133,10 @@ const hostPath = fileURLToPath(new URL('./handlerHost.cjs', import.meta.url));
 const moduleTableBytes = 256 * 1024;
 // Slots for nested calls, which bypass the queue and so are not bounded by maxQueue.
 const nestedSlotHeadroom = 4096;
+// `utilization` is the busy fraction over the last ~10 s: a sample of the busy total each second, 11 kept.
+const utilizationSampleMs = 1000;
+const utilizationSamples = 11;
+const timeOrigin = performance.timeOrigin;
 
 function positiveInt(name: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
@@ -165,6 +171,10 @@ export class WorkerPool {
   private readonly cancelGraceMs: number;
   private readonly queueLimit: number;
   private readonly maxDepth: number;
+  /** How long the threads were busy, counted by the threads (BusyTime.ts). */
+  private readonly busy: BusyTime;
+  private readonly window: UtilizationWindow;
+  private readonly sampler: NodeJS.Timeout;
   private running = 0;
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -204,10 +214,20 @@ export class WorkerPool {
         `WorkerPool: options.idleWait must be 'block' or 'loop', got ${safeString(idleWait)}`,
       );
     }
+    this.busy = new BusyTime(threads);
+    this.window = new UtilizationWindow(threads, utilizationSamples);
+    this.window.sample(nowMicros(), 0);
+    // Unref'd: the sampling never keeps a process alive; `close()` stops it.
+    this.sampler = setInterval(() => {
+      const now = nowMicros();
+      this.window.sample(now, this.busy.busyMicros(now));
+    }, utilizationSampleMs).unref();
     const workerData: PoolWorkerData = {
       modules: this.modules.buffer,
       cancel: this.cancelFlags.buffer,
+      cancelTimes: this.cancelFlags.timesBuffer,
       metrics: this.metrics.buffer,
+      busy: this.busy.buffer,
       maxDepth: this.maxDepth,
       guard: idleWait === 'block',
       ...(options.threadLogger === undefined ? {} : { logger: this.threadLoggerRef(options.threadLogger) }),
@@ -256,7 +276,11 @@ export class WorkerPool {
         );
       }
     });
-    this.piscina.on('workerDestroy', (worker: { id: number }) => this.links.drop(worker.id));
+    this.piscina.on('workerDestroy', (worker: { id: number }) => {
+      this.links.drop(worker.id);
+      // Its line of busy time is freed for the thread that replaces it; a call it was running counts until now.
+      this.busy.release(worker.id);
+    });
     // piscina emits 'error' for a thread that died with no task on it; unheard, it would crash the process.
     this.piscina.on('error', (err: unknown) => onThreadError?.(err));
   }
@@ -284,9 +308,23 @@ export class WorkerPool {
     return { messages: this.scheduler.batches, calls: this.scheduler.batchedCalls };
   }
 
-  /** Share of thread capacity used since the pool started, 0…1. */
+  /**
+   * The share of the pool's thread capacity (`threads` × time) that was busy over the last 10 s or so (since
+   * the pool started, in its first 10 s), 0…1: from {@link busySeconds}, sampled each second. A thread is
+   * busy while it holds at least one call, also one awaiting I/O or a nested call.
+   */
   get utilization(): number {
-    return this.piscina.utilization;
+    const now = nowMicros();
+    return this.window.fraction(now, this.busy.busyMicros(now));
+  }
+
+  /**
+   * Thread-seconds the pool's threads have been busy (holding at least one call) since it started, a call
+   * still running included up to now: counted in shared memory by the threads themselves. Never decreases;
+   * its rate of increase over a window, divided by the threads, is their busy fraction.
+   */
+  get busySeconds(): number {
+    return this.busy.busyMicros() / 1e6;
   }
 
   /** Calls handed to the pool and not finished there: queued and running, including cancelled ones still inside their grace period. */
@@ -400,6 +438,8 @@ export class WorkerPool {
       );
     }
     const gen = this.cancelFlags.generation(slot);
+    // The queue wait of a recorded call runs from here to its start in a thread (`recordQueueWait`).
+    const queuedAt = task.metricsSlot >= 0 ? timeOrigin + performance.now() : 0;
     const message: TaskMessage = {
       m: task.moduleId,
       x: task.exportName,
@@ -421,11 +461,13 @@ export class WorkerPool {
       return execution.then(
         (outcome) => {
           this.settleCount(outcome, task);
+          this.recordQueueWait(slot, task, queuedAt);
           this.cancelFlags.release(slot);
           return unwrap(outcome, task.name);
         },
         (err: unknown) => {
           this.settleLostCount(slot, task);
+          this.recordQueueWait(slot, task, queuedAt);
           this.cancelFlags.release(slot);
           throw threadFailure(err, task);
         },
@@ -456,6 +498,7 @@ export class WorkerPool {
       const finish = (): void => {
         unsubscribe();
         if (graceTimer !== undefined) clearTimeout(graceTimer);
+        this.recordQueueWait(slot, task, queuedAt);
         this.cancelFlags.release(slot);
       };
       execution.then(
@@ -479,6 +522,16 @@ export class WorkerPool {
         },
       );
     });
+  }
+
+  /**
+   * How long a recorded call waited before its handler started in a thread (for the calls before it in its
+   * batch too): from `queuedAt`, when it was handed to the pool, to the start its thread wrote beside its
+   * cancel flag. A call that never started (aborted while queued, its thread gone first) has no queue wait.
+   */
+  private recordQueueWait(slot: number, task: PoolTask, queuedAt: number): void {
+    if (queuedAt === 0 || (this.cancelFlags.flags(slot) & STARTED) === 0) return;
+    this.metrics.recordQueueWait(task.metricsSlot, (this.cancelFlags.startedAt(slot) - queuedAt) * 1000);
   }
 
   /** The thread counted this call: the metrics layer must not count it again. */
@@ -520,6 +573,7 @@ export class WorkerPool {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.sampler);
       if (this.running > 0) await new Promise<void>((resolve) => (this.drained = resolve));
       this.links.closeAll();
       await this.piscina.destroy();
