@@ -1,4 +1,5 @@
 import { CqrsError } from '../errors/CqrsError.js';
+import type { ErrorCode } from '../errors/codes.js';
 import { stripStacks } from '../errors/stripStacks.js';
 import { badExecuteOptions } from '../handler/badExecuteOptions.js';
 import type { ExecuteOptions, Metadata } from '../handler/HandlerContext.js';
@@ -8,6 +9,7 @@ import type { Logger } from '../handler/Logger.js';
 import { isLogger, noopLogger } from '../handler/Logger.js';
 import type { Definition, InputOf, MessageKind, ResultOf } from '../messages/Definition.js';
 import { compose } from '../middleware/compose.js';
+import { failureCodesOf } from '../middleware/failureCodes.js';
 import type { Call, ChainContext, Middleware, Next } from '../middleware/Middleware.js';
 import { isMetricsPlacement } from '../middleware/metrics.js';
 import { queryOnlyLabel } from '../middleware/queryOnly.js';
@@ -92,6 +94,12 @@ export interface MetricsSources {
     readonly recorded: boolean;
     /** Registered with an `orderingKey`: its key-wait figures are kept in the slot's main block. */
     readonly ordered: boolean;
+    /** Runs in the pool (`inWorker`): its calls' queue waits are kept in the slot's main block. */
+    readonly pooled: boolean;
+    /** A `circuitBreaker()` guards it: its transitions are counted on the slot's breaker line. */
+    readonly breaker: boolean;
+    /** The error codes its chain can fail a call with, from the middleware it has and where it runs. */
+    readonly failureCodes: readonly ErrorCode[];
   }[];
 }
 
@@ -115,6 +123,10 @@ interface Registration {
   readonly ordering: Ordering | undefined;
   /** Set by `ready()` when the worker export cannot be loaded: calls fail with it at once. */
   broken: CqrsError | undefined;
+  /** Calls dispatched so far, to sample the timing of inline handlers' calls (see `dispatch`). */
+  calls: number;
+  /** The error codes the chain can fail a call with (see `failureCodesFor`). */
+  readonly failureCodes: readonly ErrorCode[];
 }
 
 interface Ordering {
@@ -300,6 +312,8 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       worker,
       ordering,
       broken: undefined,
+      calls: 0,
+      failureCodes: failureCodesFor(middleware, worker !== undefined, orderingKey !== undefined),
     });
   }
 
@@ -413,6 +427,15 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     }
     const slot = registration.outermostSlot;
     const region = this.recorder as MetricsRegion;
+    // The call's duration as its caller sees it, execute to settled. Two clock reads cost more than an inline
+    // call's recording, so inline handlers' calls are timed as their latency is: all of the first 1024, then
+    // one in 8. A pooled call is timed every time.
+    const timedSlot =
+      registration.metricsSlot >= 0 &&
+      (registration.worker !== undefined || registration.calls++ < 1024 || (registration.calls & 7) === 0)
+        ? registration.metricsSlot
+        : -1;
+    const calledAt = timedSlot >= 0 ? performance.now() : 0;
     // Per-key order: the call takes its place in its key's lane now, as it enters the bus (KeyOrder.ts).
     let order: OrderTicket | undefined;
     let refused: CqrsError | undefined;
@@ -459,10 +482,12 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     // ever sees the cut error. With stacks kept (the default) this costs nothing.
     if (registration.direct) {
       if (!this.stacks) pending.then(undefined, stripStacks);
+      if (timedSlot >= 0) timeCall(pending, region, timedSlot, calledAt);
       return pending;
     }
     const ticket = call.ticket;
     if (ticket === undefined) {
+      if (timedSlot >= 0) timeCall(pending, region, timedSlot, calledAt);
       if (order === undefined) pending.then(this.settled, this.stacks ? this.settled : this.settledStripped);
       else {
         const release = (err?: unknown): void => {
@@ -476,6 +501,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     }
     // A middleware settled and counted the call already (a cache hit outermost in the chain): end it now.
     if (ticket.settledBy === pending) {
+      if (timedSlot >= 0) region.recordCallDuration(timedSlot, (performance.now() - calledAt) * 1000);
       region.decrementInFlight(slot);
       order?.settle();
       this.settled();
@@ -485,6 +511,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     // (refusals, aborts, crashes) — see recordingLayer.ts for the same logic as a placeable layer. A keyed
     // call gives its place up here too.
     const settle = (failed: boolean, err?: unknown): void => {
+      if (timedSlot >= 0) region.recordCallDuration(timedSlot, (performance.now() - calledAt) * 1000);
       region.decrementInFlight(slot);
       if (!ticket.claimed) {
         ticket.claimed = true;
@@ -637,7 +664,15 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     const handlers = [...this.handlers].map(([name, registration]) => {
       const recorded = registration.metricsSlot >= 0;
       const slot = recorded ? registration.metricsSlot : (region?.slotOf(`${this.kind}:${name}`) ?? -1);
-      return { name, slot, recorded, ordered: registration.ordering !== undefined };
+      return {
+        name,
+        slot,
+        recorded,
+        ordered: registration.ordering !== undefined,
+        pooled: registration.worker !== undefined,
+        breaker: registration.failureCodes.includes('CIRCUIT_OPEN'),
+        failureCodes: registration.failureCodes,
+      };
     });
     return { kind: this.kind, region, handlers };
   }
@@ -691,6 +726,26 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   protected registeredNames(): string[] {
     return [...this.handlers.keys()];
   }
+}
+
+/** Records the duration of a call, from `calledAt` (a `performance.now()` reading) to when `pending` settles. */
+function timeCall(pending: Promise<unknown>, region: MetricsRegion, slot: number, calledAt: number): void {
+  const record = (): void => region.recordCallDuration(slot, (performance.now() - calledAt) * 1000);
+  pending.then(record, record);
+}
+
+/**
+ * The error codes a handler's chain can fail a call with: those its built-in middleware refuse with (the
+ * breaker's `CIRCUIT_OPEN`, …), those of the pool for a worker handler, those of per-key order, and the two
+ * any call can end with. A custom middleware's codes are not known until they occur.
+ */
+function failureCodesFor(middleware: readonly Middleware[], pooled: boolean, ordered: boolean): ErrorCode[] {
+  const codes = new Set<ErrorCode>(['HANDLER_FAILED', 'ABORTED']);
+  for (const m of middleware) for (const code of failureCodesOf(m)) codes.add(code);
+  if (pooled) for (const code of ['WORKER_CRASHED', 'NOT_CLONEABLE', 'OVERLOADED'] as const) codes.add(code);
+  // A key function that throws refuses with VALIDATION; no room to wait for the key, with OVERLOADED.
+  if (ordered) for (const code of ['VALIDATION', 'OVERLOADED'] as const) codes.add(code);
+  return [...codes];
 }
 
 function errorText(err: unknown): string {

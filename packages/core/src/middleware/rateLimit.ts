@@ -1,6 +1,7 @@
 import { CqrsError } from '../errors/CqrsError.js';
 import { Gcra, gcraSettings } from '../shared/gcra.js';
 import { type Clock, wallClock } from '../shared/wallClock.js';
+import { producesCodes } from './failureCodes.js';
 import type { Middleware, Next } from './Middleware.js';
 import { claimSharedState } from './sharedClaims.js';
 
@@ -55,22 +56,25 @@ export function rateLimit(options: RateLimitOptions): Middleware {
   }
   const signature = `limit ${settings.limit}, windowMs ${settings.windowMs}, burst ${settings.burst}`;
 
-  return (next: Next, chain) => {
-    const shared = chain.shared;
-    const slot = key === 'bus' ? shared.busSlot() : shared.handlerSlot();
-    claimSharedState(chain, 'rateLimit', key === 'bus' ? 'bus rate limit' : 'rate limit', slot, signature);
-    const limiter = new Gcra(shared.region.buffer, settings, clock as Clock);
-    const handler = chain.name;
-    return (call) => {
-      const decision = limiter.tryAcquire(slot);
-      if (decision.allowed) return next(call);
-      const retryAfterMs = decision.retryAfterMs;
-      return Promise.reject(
-        new CqrsError('RATE_LIMITED', `${handler}: rate limit exceeded, retry in ${retryAfterMs} ms`, {
-          retryAfterMs,
-          handler,
-        }),
-      );
-    };
-  };
+  return producesCodes(
+    (next: Next, chain) => {
+      const shared = chain.shared;
+      const slot = key === 'bus' ? shared.busSlot() : shared.handlerSlot();
+      claimSharedState(chain, 'rateLimit', key === 'bus' ? 'bus rate limit' : 'rate limit', slot, signature);
+      const limiter = new Gcra(shared.region.buffer, settings, clock as Clock);
+      const handler = chain.name;
+      return (call) => {
+        const decision = limiter.tryAcquire(slot);
+        if (decision.allowed) return next(call);
+        const retryAfterMs = decision.retryAfterMs;
+        return Promise.reject(
+          new CqrsError('RATE_LIMITED', `${handler}: rate limit exceeded, retry in ${retryAfterMs} ms`, {
+            retryAfterMs,
+            handler,
+          }),
+        );
+      };
+    },
+    ['RATE_LIMITED'],
+  );
 }
