@@ -123,6 +123,12 @@ interface Registration {
   readonly ordering: Ordering | undefined;
   /** Set by `ready()` when the worker export cannot be loaded: calls fail with it at once. */
   broken: CqrsError | undefined;
+  /**
+   * How `dispatch` times the call's duration: 0 not at all (no metrics, or a direct registration — no
+   * middleware — whose terminal times it, unless it is an inline one with a key), 1 sampled like inline
+   * handlers' latency, 2 every call (worker handlers).
+   */
+  readonly callTiming: 0 | 1 | 2;
   /** Calls dispatched so far, to sample the timing of inline handlers' calls (see `dispatch`). */
   calls: number;
   /** The error codes the chain can fail a call with (see `failureCodesFor`). */
@@ -312,6 +318,12 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
       worker,
       ordering,
       broken: undefined,
+      callTiming:
+        metricsSlot < 0 || (direct && (worker !== undefined || ordering === undefined))
+          ? 0
+          : worker !== undefined
+            ? 2
+            : 1,
       calls: 0,
       failureCodes: failureCodesFor(middleware, worker !== undefined, orderingKey !== undefined),
     });
@@ -430,9 +442,9 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     // The call's duration as its caller sees it, execute to settled. Two clock reads cost more than an inline
     // call's recording, so inline handlers' calls are timed as their latency is: all of the first 1024, then
     // one in 8. A pooled call is timed every time.
+    const timing = registration.callTiming;
     const timedSlot =
-      registration.metricsSlot >= 0 &&
-      (registration.worker !== undefined || registration.calls++ < 1024 || (registration.calls & 7) === 0)
+      timing !== 0 && (timing === 2 || registration.calls++ < 1024 || (registration.calls & 7) === 0)
         ? registration.metricsSlot
         : -1;
     const calledAt = timedSlot >= 0 ? performance.now() : 0;

@@ -126,6 +126,8 @@ export interface PoolTask {
   readonly metricsSlot: number;
   /** The metrics layer's claim for this attempt, marked when the thread counted it. */
   readonly ticket: CallTicket | undefined;
+  /** A `performance.now()` reading of just before `run` (saves the pool a clock read), or -1. */
+  readonly queuedAt: number;
 }
 
 const hostPath = fileURLToPath(new URL('./handlerHost.cjs', import.meta.url));
@@ -439,7 +441,8 @@ export class WorkerPool {
     }
     const gen = this.cancelFlags.generation(slot);
     // The queue wait of a recorded call runs from here to its start in a thread (`recordQueueWait`).
-    const queuedAt = task.metricsSlot >= 0 ? timeOrigin + performance.now() : 0;
+    const queuedAt =
+      task.metricsSlot < 0 ? 0 : timeOrigin + (task.queuedAt >= 0 ? task.queuedAt : performance.now());
     const message: TaskMessage = {
       m: task.moduleId,
       x: task.exportName,
