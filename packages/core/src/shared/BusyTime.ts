@@ -4,6 +4,7 @@
  *
  *   line 0   header  lines │ (unused) │ overflow µs lo,hi (a wide counter, counters.ts)
  *   line i   thread  seq │ owner thread id │ busy µs lo,hi │ busy since µs lo,hi (0: idle)     i = 1..lines
+ *                    (a pair: a number below 2^53 as its low and high 32 bits)
  *
  * Each thread claims a free line when it starts (a CAS on `owner`) and is its only writer: when it begins
  * to hold a call it writes `since`, the time in µs of the wall clock every thread shares, and when it holds
@@ -44,20 +45,23 @@ export function nowMicros(): number {
   return Math.round((timeOrigin + performance.now()) * 1000);
 }
 
-function readPair(words: Uint32Array, index: number): number {
-  return Atomics.load(words, index + 1) * TWO_32 + Atomics.load(words, index);
+// Pairs are kept in Int32 words, each half as a signed 32-bit integer: V8 passes those to Atomics as small
+// integers, while an unsigned half of 2^31 or more is a heap number that sends every Atomics.store through
+// the runtime (measured: ~5× the cost of the whole write).
+function readPair(words: Int32Array, index: number): number {
+  return Atomics.load(words, index + 1) * TWO_32 + (Atomics.load(words, index) >>> 0);
 }
 
-function writePair(words: Uint32Array, index: number, value: number): void {
-  Atomics.store(words, index, value % TWO_32);
-  Atomics.store(words, index + 1, Math.floor(value / TWO_32));
+function writePair(words: Int32Array, index: number, value: number): void {
+  Atomics.store(words, index, (value % TWO_32) | 0);
+  Atomics.store(words, index + 1, Math.floor(value / TWO_32) | 0);
 }
 
-/** Takes the sequence lock of the line at `base`; false when it is held (by a writer in mid-write). */
-function tryLock(words: Uint32Array, base: number): number {
+/** Takes the sequence lock of the line at `base`: the new (odd) sequence, or -1 when a writer holds it. */
+function tryLock(words: Int32Array, base: number): number {
   const seq = Atomics.load(words, base + SEQ);
-  if ((seq & 1) !== 0 || Atomics.compareExchange(words, base + SEQ, seq, seq + 1) !== seq) return -1;
-  return seq + 1;
+  if ((seq & 1) !== 0 || Atomics.compareExchange(words, base + SEQ, seq, (seq + 1) | 0) !== seq) return -1;
+  return (seq + 1) | 0;
 }
 
 function addOverflow(words: Uint32Array, micros: number): void {
@@ -72,11 +76,15 @@ function addOverflow(words: Uint32Array, micros: number): void {
  * @internal
  */
 export class BusyClock {
-  private readonly words: Uint32Array;
+  private readonly words: Int32Array;
+  /** The header's overflow counter is a wide counter (counters.ts), over unsigned words. */
+  private readonly overflow: Uint32Array;
   /** First word of this thread's line, or -1 when it has none (it then counts into the overflow). */
   private base = -1;
   private active = 0;
   private since = 0;
+  /** The line's busy total: this thread is its only writer while it owns it. */
+  private total = 0;
 
   /** @param clock µs of the wall clock; injectable for tests. */
   constructor(
@@ -84,11 +92,15 @@ export class BusyClock {
     private readonly threadId: number,
     private readonly clock: () => number = nowMicros,
   ) {
-    this.words = new Uint32Array(buffer);
+    this.words = new Int32Array(buffer);
+    this.overflow = new Uint32Array(buffer);
     const lines = Atomics.load(this.words, LINES);
     for (let line = 1; line <= lines; line++) {
       if (Atomics.compareExchange(this.words, line * LINE_WORDS + OWNER, 0, threadId) === 0) {
         this.base = line * LINE_WORDS;
+        // A line given back by the main thread keeps the total of the threads before: it goes on from there.
+        // The main thread wrote it before it cleared the owner, so the claim sees it.
+        this.total = readPair(this.words, this.base + BUSY);
         break;
       }
     }
@@ -107,7 +119,7 @@ export class BusyClock {
     const now = this.clock();
     // A line freed under it (the pool let this thread go) already counts the interval up to then.
     if (this.base >= 0) this.write(now, true);
-    else addOverflow(this.words, now - this.since);
+    else addOverflow(this.overflow, now - this.since);
   };
 
   /** Writes the start (`ending` false) or the end of an interval into the line; gives the line up if lost. */
@@ -118,15 +130,16 @@ export class BusyClock {
     // Held only by the main thread freeing a line, for a few loads and stores: wait it out.
     while (seq < 0) seq = tryLock(words, base);
     if (Atomics.load(words, base + OWNER) !== this.threadId) {
-      Atomics.store(words, base + SEQ, seq + 1);
+      Atomics.store(words, base + SEQ, (seq + 1) | 0);
       this.base = -1;
       return;
     }
     if (ending) {
-      writePair(words, base + BUSY, readPair(words, base + BUSY) + Math.max(0, now - this.since));
+      this.total += Math.max(0, now - this.since);
+      writePair(words, base + BUSY, this.total);
       writePair(words, base + SINCE, 0);
     } else writePair(words, base + SINCE, now);
-    Atomics.store(words, base + SEQ, seq + 1);
+    Atomics.store(words, base + SEQ, (seq + 1) | 0);
   }
 }
 
@@ -136,7 +149,8 @@ export class BusyClock {
  */
 export class BusyTime {
   readonly buffer: SharedArrayBuffer;
-  private readonly words: Uint32Array;
+  private readonly words: Int32Array;
+  private readonly overflow: Uint32Array;
   private readonly lines: number;
   /** Per line, its last consistent read: busy µs, since µs. */
   private readonly seen: Float64Array;
@@ -149,7 +163,8 @@ export class BusyTime {
   constructor(threads: number) {
     this.lines = 2 * threads + 2;
     this.buffer = new SharedArrayBuffer((this.lines + 1) * LINE_BYTES);
-    this.words = new Uint32Array(this.buffer);
+    this.words = new Int32Array(this.buffer);
+    this.overflow = new Uint32Array(this.buffer);
     Atomics.store(this.words, LINES, this.lines);
     this.seen = new Float64Array(2 * (this.lines + 1));
   }
@@ -157,7 +172,7 @@ export class BusyTime {
   /** Thread-µs busy since the pool started, up to `now` (µs of `nowMicros`). Never decreases. */
   busyMicros(now: number = nowMicros()): number {
     this.retryFreeing();
-    let total = readWide(this.words, OVERFLOW);
+    let total = readWide(this.overflow, OVERFLOW);
     for (let line = 1; line <= this.lines; line++) {
       const frozenAt = this.freeing.get(line);
       if (frozenAt === undefined) this.readLine(line);
@@ -200,7 +215,7 @@ export class BusyTime {
     writePair(words, base + BUSY, busy);
     writePair(words, base + SINCE, 0);
     Atomics.store(words, base + OWNER, 0);
-    Atomics.store(words, base + SEQ, seq + 1);
+    Atomics.store(words, base + SEQ, (seq + 1) | 0);
     this.seen[2 * line] = busy;
     this.seen[2 * line + 1] = 0;
     return true;
