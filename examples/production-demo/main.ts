@@ -128,7 +128,14 @@ await Promise.all([commands.ready(), queries.ready()]);
 
 const buses = [commands, queries];
 const registry = new Registry();
-const unregisterMetrics = registerCqrsMetrics({ registry, buses, pool });
+// Besides the handlers' and the pool's series: the main thread's event-loop delay and the process's own.
+const unregisterMetrics = registerCqrsMetrics({
+  registry,
+  buses,
+  pool,
+  eventLoopDelay: true,
+  processMetrics: true,
+});
 const server = createServer((req, res) => {
   if (req.url === '/metrics') {
     registry.metrics().then(
