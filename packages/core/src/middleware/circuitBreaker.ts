@@ -85,75 +85,73 @@ export function circuitBreaker(options: CircuitBreakerOptions = {}): Middleware 
   const clock: Clock = functionOption(options, 'clock') ?? wallClock;
   const signature = `failureThreshold ${settings.failureThreshold}, resetAfterMs ${settings.resetAfterMs}, halfOpenProbes ${settings.halfOpenProbes}`;
 
-  return producesCodes(
-    (next: Next, chain) => {
-      const shared = chain.shared;
-      const slot = shared.handlerSlot();
-      claimSharedState(chain, 'circuitBreaker', 'circuit breaker', slot, signature);
-      const breaker = new BreakerState(shared.region.buffer, slot, settings, clock);
-      const handler = chain.name;
-      const announce = (transition: BreakerTransition | undefined): void => {
-        if (transition === undefined || onStateChange === undefined) return;
+  const middleware: Middleware = (next: Next, chain) => {
+    const shared = chain.shared;
+    const slot = shared.handlerSlot();
+    claimSharedState(chain, 'circuitBreaker', 'circuit breaker', slot, signature);
+    const breaker = new BreakerState(shared.region.buffer, slot, settings, clock);
+    const handler = chain.name;
+    const announce = (transition: BreakerTransition | undefined): void => {
+      if (transition === undefined || onStateChange === undefined) return;
+      try {
+        onStateChange({ handler, from: transition.from, to: transition.to, at: transition.at });
+      } catch (err) {
+        // A listener's bug must not fail the call that happened to move the breaker.
+        process.emitWarning(err instanceof Error ? err : String(err), 'CircuitBreakerListenerWarning');
+      }
+    };
+    // The continuations of a ticket. Every call of one closed round holds the same ticket, so its pair is made
+    // once per round, not per call; half-open trial calls (a few per round) get their own. They observe the
+    // call beside the caller rather than in front of it: the caller gets `next`'s own promise, and these run
+    // first among its reactions (attached first), so the breaker has counted a result before anyone sees it.
+    const continuationsOf = (ticket: number) => ({
+      passed: (): void => {
+        announce(breaker.report(ticket, true));
+      },
+      failed: (err: unknown): void => {
+        let counted: boolean;
         try {
-          onStateChange({ handler, from: transition.from, to: transition.to, at: transition.at });
-        } catch (err) {
-          // A listener's bug must not fail the call that happened to move the breaker.
-          process.emitWarning(err instanceof Error ? err : String(err), 'CircuitBreakerListenerWarning');
+          counted = Boolean(isFailure(err));
+        } catch {
+          counted = true;
         }
-      };
-      // The continuations of a ticket. Every call of one closed round holds the same ticket, so its pair is made
-      // once per round, not per call; half-open trial calls (a few per round) get their own. They observe the
-      // call beside the caller rather than in front of it: the caller gets `next`'s own promise, and these run
-      // first among its reactions (attached first), so the breaker has counted a result before anyone sees it.
-      const continuationsOf = (ticket: number) => ({
-        passed: (): void => {
-          announce(breaker.report(ticket, true));
-        },
-        failed: (err: unknown): void => {
-          let counted: boolean;
-          try {
-            counted = Boolean(isFailure(err));
-          } catch {
-            counted = true;
-          }
-          if (counted) announce(breaker.report(ticket, false));
-          else breaker.release(ticket);
-        },
-      });
-      let closedTicket = -1;
-      let closed = continuationsOf(0);
+        if (counted) announce(breaker.report(ticket, false));
+        else breaker.release(ticket);
+      },
+    });
+    let closedTicket = -1;
+    let closed = continuationsOf(0);
 
-      return (call) => {
-        const ticket = breaker.acquire();
-        const transition = breaker.takeTransition();
-        if (transition !== undefined) announce(transition);
-        if (ticket < 0) {
-          return Promise.reject(
-            new CqrsError('CIRCUIT_OPEN', `${handler}: circuit open, retry in ${-ticket} ms`, {
-              retryAfterMs: -ticket,
-              handler,
-            }),
-          );
-        }
-        let continuations = closed;
-        if ((ticket & 1) === 1) continuations = continuationsOf(ticket);
-        else if (ticket !== closedTicket) {
-          closed = continuations = continuationsOf(ticket);
-          closedTicket = ticket;
-        }
-        let pending: Promise<unknown>;
-        try {
-          pending = next(call);
-        } catch (err) {
-          pending = Promise.reject(err);
-        }
-        // The observing promise always fulfils (`failed` returns): it cannot become an unhandled rejection.
-        pending.then(continuations.passed, continuations.failed);
-        return pending;
-      };
-    },
-    ['CIRCUIT_OPEN'],
-  );
+    return (call) => {
+      const ticket = breaker.acquire();
+      const transition = breaker.takeTransition();
+      if (transition !== undefined) announce(transition);
+      if (ticket < 0) {
+        return Promise.reject(
+          new CqrsError('CIRCUIT_OPEN', `${handler}: circuit open, retry in ${-ticket} ms`, {
+            retryAfterMs: -ticket,
+            handler,
+          }),
+        );
+      }
+      let continuations = closed;
+      if ((ticket & 1) === 1) continuations = continuationsOf(ticket);
+      else if (ticket !== closedTicket) {
+        closed = continuations = continuationsOf(ticket);
+        closedTicket = ticket;
+      }
+      let pending: Promise<unknown>;
+      try {
+        pending = next(call);
+      } catch (err) {
+        pending = Promise.reject(err);
+      }
+      // The observing promise always fulfils (`failed` returns): it cannot become an unhandled rejection.
+      pending.then(continuations.passed, continuations.failed);
+      return pending;
+    };
+  };
+  return producesCodes(middleware, ['CIRCUIT_OPEN']);
 }
 
 function functionOption<K extends 'isFailure' | 'onStateChange' | 'clock'>(

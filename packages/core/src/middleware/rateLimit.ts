@@ -56,25 +56,23 @@ export function rateLimit(options: RateLimitOptions): Middleware {
   }
   const signature = `limit ${settings.limit}, windowMs ${settings.windowMs}, burst ${settings.burst}`;
 
-  return producesCodes(
-    (next: Next, chain) => {
-      const shared = chain.shared;
-      const slot = key === 'bus' ? shared.busSlot() : shared.handlerSlot();
-      claimSharedState(chain, 'rateLimit', key === 'bus' ? 'bus rate limit' : 'rate limit', slot, signature);
-      const limiter = new Gcra(shared.region.buffer, settings, clock as Clock);
-      const handler = chain.name;
-      return (call) => {
-        const decision = limiter.tryAcquire(slot);
-        if (decision.allowed) return next(call);
-        const retryAfterMs = decision.retryAfterMs;
-        return Promise.reject(
-          new CqrsError('RATE_LIMITED', `${handler}: rate limit exceeded, retry in ${retryAfterMs} ms`, {
-            retryAfterMs,
-            handler,
-          }),
-        );
-      };
-    },
-    ['RATE_LIMITED'],
-  );
+  const middleware: Middleware = (next: Next, chain) => {
+    const shared = chain.shared;
+    const slot = key === 'bus' ? shared.busSlot() : shared.handlerSlot();
+    claimSharedState(chain, 'rateLimit', key === 'bus' ? 'bus rate limit' : 'rate limit', slot, signature);
+    const limiter = new Gcra(shared.region.buffer, settings, clock as Clock);
+    const handler = chain.name;
+    return (call) => {
+      const decision = limiter.tryAcquire(slot);
+      if (decision.allowed) return next(call);
+      const retryAfterMs = decision.retryAfterMs;
+      return Promise.reject(
+        new CqrsError('RATE_LIMITED', `${handler}: rate limit exceeded, retry in ${retryAfterMs} ms`, {
+          retryAfterMs,
+          handler,
+        }),
+      );
+    };
+  };
+  return producesCodes(middleware, ['RATE_LIMITED']);
 }

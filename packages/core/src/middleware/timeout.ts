@@ -62,88 +62,86 @@ export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
       `timeout: options.graceMs must be a finite number >= 0 and <= ${MAX_DELAY_MS}, got ${String(graceMs)}`,
     );
   }
-  return producesCodes(
-    (next, chain) => {
-      const name = chain.name;
-      // One queue per chain: every deadline in it is `ms` after its call started, so they fall due in order.
-      const deadlines = new DeadlineQueue(ms);
-      return (call) => {
-        // Nothing to bound: the rest of the chain refuses an aborted call with ABORTED itself.
-        if (isAborted(call)) return next(call);
-        // A CancelToken, not an AbortController: making an AbortSignal costs ~3.4 µs on Node 20, and the pool
-        // and the inline terminal only need to be told. The token follows the caller's signal (or an outer
-        // timeout's token); a real signal is made only if something inside reads `call.signal`.
-        const token = new CancelToken();
-        return new Promise<unknown>((resolve, reject) => {
-          let pending: Promise<unknown>;
-          let done = false;
-          // Whether the handler's terminal had counted this call when the caller was released early (a
-          // claimed ticket, see recordingLayer.ts). Read then: once the call settles, the layer claims it too.
-          let countedInside = false;
-          // The error the caller was released with, when released early.
-          let releasedWith: unknown;
-          const finish = (): boolean => {
-            if (done) return false;
-            done = true;
-            deadlines.remove(deadline);
-            unsubscribe();
-            return true;
-          };
-          const onOuterAbort = (): void => {
-            const reason = abortReason(call);
-            // The reason passes on unchanged: inside, the call fails exactly as it would without this middleware.
-            token.abort(reason);
-            // Released here as well, in case something inside does not watch for aborts.
-            if (finish()) {
-              countedInside = call.ticket?.claimed === true;
-              releasedWith = abortErrorFor(reason, name);
-              reject(releasedWith);
-            }
-          };
-          // The queue's timer stays referenced while this deadline is pending (it is what settles the call if
-          // nothing inside watches the token) and is released as soon as no call is pending.
-          const deadline = deadlines.add(() => {
-            const err = new CqrsError('TIMEOUT', `${name}: timed out after ${ms} ms`, { handler: name });
-            // First the inside (the handler's terminal settles with this same error and counts the attempt), then
-            // the caller, who is released at `ms` even if something inside does not watch the token.
-            token.abort(err);
-            if (finish()) {
-              countedInside = call.ticket?.claimed === true;
-              releasedWith = err;
-              reject(err);
-            }
-          });
-          const unsubscribe = onAbort(call, onOuterAbort);
-          try {
-            pending = next(withToken(call, token, graceMs ?? call.cancelGraceMs));
-          } catch (err) {
-            pending = Promise.reject(err);
+  const middleware: Middleware = (next, chain) => {
+    const name = chain.name;
+    // One queue per chain: every deadline in it is `ms` after its call started, so they fall due in order.
+    const deadlines = new DeadlineQueue(ms);
+    return (call) => {
+      // Nothing to bound: the rest of the chain refuses an aborted call with ABORTED itself.
+      if (isAborted(call)) return next(call);
+      // A CancelToken, not an AbortController: making an AbortSignal costs ~3.4 µs on Node 20, and the pool
+      // and the inline terminal only need to be told. The token follows the caller's signal (or an outer
+      // timeout's token); a real signal is made only if something inside reads `call.signal`.
+      const token = new CancelToken();
+      return new Promise<unknown>((resolve, reject) => {
+        let pending: Promise<unknown>;
+        let done = false;
+        // Whether the handler's terminal had counted this call when the caller was released early (a
+        // claimed ticket, see recordingLayer.ts). Read then: once the call settles, the layer claims it too.
+        let countedInside = false;
+        // The error the caller was released with, when released early.
+        let releasedWith: unknown;
+        const finish = (): boolean => {
+          if (done) return false;
+          done = true;
+          deadlines.remove(deadline);
+          unsubscribe();
+          return true;
+        };
+        const onOuterAbort = (): void => {
+          const reason = abortReason(call);
+          // The reason passes on unchanged: inside, the call fails exactly as it would without this middleware.
+          token.abort(reason);
+          // Released here as well, in case something inside does not watch for aborts.
+          if (finish()) {
+            countedInside = call.ticket?.claimed === true;
+            releasedWith = abortErrorFor(reason, name);
+            reject(releasedWith);
           }
-          pending.then(
-            (value) => {
-              if (finish()) resolve(value);
-              // A success after the caller was released with a failure: a worker handler that finished just as
-              // the timeout landed (the pool lets such an outcome stand), counted a success by its thread.
-              else if (countedInside) {
-                const slot = chain.shared.handlerSlot();
-                chain.shared.region.recordLateFailure(slot);
-                chain.shared.region.recordFailureCode(slot, releasedWith);
-              }
-            },
-            (err: unknown) => {
-              if (finish()) reject(err);
-              // A failure inside after the caller was released with another error (a handler that failed just
-              // as the timeout landed): its code is counted as the one the caller got.
-              else if (countedInside) {
-                chain.shared.region.moveFailureCode(chain.shared.handlerSlot(), err, releasedWith);
-              }
-            },
-          );
+        };
+        // The queue's timer stays referenced while this deadline is pending (it is what settles the call if
+        // nothing inside watches the token) and is released as soon as no call is pending.
+        const deadline = deadlines.add(() => {
+          const err = new CqrsError('TIMEOUT', `${name}: timed out after ${ms} ms`, { handler: name });
+          // First the inside (the handler's terminal settles with this same error and counts the attempt), then
+          // the caller, who is released at `ms` even if something inside does not watch the token.
+          token.abort(err);
+          if (finish()) {
+            countedInside = call.ticket?.claimed === true;
+            releasedWith = err;
+            reject(err);
+          }
         });
-      };
-    },
-    ['TIMEOUT'],
-  );
+        const unsubscribe = onAbort(call, onOuterAbort);
+        try {
+          pending = next(withToken(call, token, graceMs ?? call.cancelGraceMs));
+        } catch (err) {
+          pending = Promise.reject(err);
+        }
+        pending.then(
+          (value) => {
+            if (finish()) resolve(value);
+            // A success after the caller was released with a failure: a worker handler that finished just as
+            // the timeout landed (the pool lets such an outcome stand), counted a success by its thread.
+            else if (countedInside) {
+              const slot = chain.shared.handlerSlot();
+              chain.shared.region.recordLateFailure(slot);
+              chain.shared.region.recordFailureCode(slot, releasedWith);
+            }
+          },
+          (err: unknown) => {
+            if (finish()) reject(err);
+            // A failure inside after the caller was released with another error (a handler that failed just
+            // as the timeout landed): its code is counted as the one the caller got.
+            else if (countedInside) {
+              chain.shared.region.moveFailureCode(chain.shared.handlerSlot(), err, releasedWith);
+            }
+          },
+        );
+      });
+    };
+  };
+  return producesCodes(middleware, ['TIMEOUT']);
 }
 
 /**

@@ -45,58 +45,56 @@ export function validation(options: ValidationOptions = {}): Middleware {
       `validation: options.output must be a boolean, got ${String(output)}`,
     );
   }
-  return producesCodes(
-    (next, chain) => {
-      const name = chain.name;
-      const inputSchema = chain.definition.input;
-      const outputSchema = output ? chain.definition.output : undefined;
-      // The handler ran and was counted a success; the caller gets VALIDATION, so the count must say failure.
-      // A claimed ticket means a recording layer outside this middleware counts the call and the handler's
-      // terminal already counted it (a ticket nobody claimed is counted by that layer from our rejection).
-      const recountAsFailure = (call: Call, err: unknown): void => {
-        if (call.ticket?.claimed !== true) return;
-        const slot = chain.shared.handlerSlot();
-        chain.shared.region.recordLateFailure(slot);
-        chain.shared.region.recordFailureCode(slot, err);
-      };
-      const checkResult = (call: Call, result: unknown): unknown => {
-        const schema = outputSchema as z.ZodType;
-        let parsed: SafeParseResult;
-        try {
-          parsed = schema.safeParse(result);
-        } catch {
-          return parseAsync(schema, result, name, 'output').then(undefined, (err: unknown) => {
-            recountAsFailure(call, err);
-            throw err;
-          });
-        }
-        if (parsed.success) return parsed.data;
-        const err = invalid(name, 'output', parsed.error.issues);
-        recountAsFailure(call, err);
-        throw err;
-      };
-      const withOutputCheck =
-        outputSchema === undefined
-          ? (_call: Call, pending: Promise<unknown>): Promise<unknown> => pending
-          : (call: Call, pending: Promise<unknown>): Promise<unknown> =>
-              pending.then((result) => checkResult(call, result));
-      return (call) => {
-        let parsed: SafeParseResult;
-        try {
-          parsed = inputSchema.safeParse(call.input);
-        } catch {
-          const input = parseAsync(inputSchema, call.input, name, 'input');
-          return withOutputCheck(
-            call,
-            input.then((value) => next({ ...call, input: value })),
-          );
-        }
-        if (!parsed.success) return Promise.reject(invalid(name, 'input', parsed.error.issues));
-        return withOutputCheck(call, next({ ...call, input: parsed.data }));
-      };
-    },
-    ['VALIDATION'],
-  );
+  const middleware: Middleware = (next, chain) => {
+    const name = chain.name;
+    const inputSchema = chain.definition.input;
+    const outputSchema = output ? chain.definition.output : undefined;
+    // The handler ran and was counted a success; the caller gets VALIDATION, so the count must say failure.
+    // A claimed ticket means a recording layer outside this middleware counts the call and the handler's
+    // terminal already counted it (a ticket nobody claimed is counted by that layer from our rejection).
+    const recountAsFailure = (call: Call, err: unknown): void => {
+      if (call.ticket?.claimed !== true) return;
+      const slot = chain.shared.handlerSlot();
+      chain.shared.region.recordLateFailure(slot);
+      chain.shared.region.recordFailureCode(slot, err);
+    };
+    const checkResult = (call: Call, result: unknown): unknown => {
+      const schema = outputSchema as z.ZodType;
+      let parsed: SafeParseResult;
+      try {
+        parsed = schema.safeParse(result);
+      } catch {
+        return parseAsync(schema, result, name, 'output').then(undefined, (err: unknown) => {
+          recountAsFailure(call, err);
+          throw err;
+        });
+      }
+      if (parsed.success) return parsed.data;
+      const err = invalid(name, 'output', parsed.error.issues);
+      recountAsFailure(call, err);
+      throw err;
+    };
+    const withOutputCheck =
+      outputSchema === undefined
+        ? (_call: Call, pending: Promise<unknown>): Promise<unknown> => pending
+        : (call: Call, pending: Promise<unknown>): Promise<unknown> =>
+            pending.then((result) => checkResult(call, result));
+    return (call) => {
+      let parsed: SafeParseResult;
+      try {
+        parsed = inputSchema.safeParse(call.input);
+      } catch {
+        const input = parseAsync(inputSchema, call.input, name, 'input');
+        return withOutputCheck(
+          call,
+          input.then((value) => next({ ...call, input: value })),
+        );
+      }
+      if (!parsed.success) return Promise.reject(invalid(name, 'input', parsed.error.issues));
+      return withOutputCheck(call, next({ ...call, input: parsed.data }));
+    };
+  };
+  return producesCodes(middleware, ['VALIDATION']);
 }
 
 /**
