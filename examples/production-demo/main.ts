@@ -128,14 +128,7 @@ await Promise.all([commands.ready(), queries.ready()]);
 
 const buses = [commands, queries];
 const registry = new Registry();
-// Besides the handlers' and the pool's series: the main thread's event-loop delay and the process's own.
-const unregisterMetrics = registerCqrsMetrics({
-  registry,
-  buses,
-  pool,
-  eventLoopDelay: true,
-  processMetrics: true,
-});
+const unregisterMetrics = registerCqrsMetrics({ registry, buses, pool });
 const server = createServer((req, res) => {
   if (req.url === '/metrics') {
     registry.metrics().then(
