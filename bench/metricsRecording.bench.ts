@@ -1,10 +1,12 @@
 /**
  * What metrics cost a call on the main thread: one `record()` (a handful of `Atomics.add`s on stripe 0)
- * against the same loop without it. Target: ≤ ~50 ns added per call.
+ * against the same loop without it. Target: ≤ ~50 ns added per call. And what the caller-side timings add:
+ * a pooled call's duration and queue wait (main thread), a pool thread's busy interval (per message).
  *
  *   node build.mjs --fast && node dist/bench/metricsRecording.bench.js [--json]
  */
 import { bench, do_not_optimize, group } from 'mitata';
+import { BusyClock, BusyTime } from '../packages/core/src/shared/BusyTime.js';
 import { MAIN_STRIPE } from '../packages/core/src/shared/layout.js';
 import { MetricsRegion } from '../packages/core/src/shared/MetricsRegion.js';
 import { report } from './report.js';
@@ -55,6 +57,31 @@ group('one settled call on the main thread', () => {
   });
 });
 
+group('timings of a pooled call', () => {
+  bench('baseline: one performance.now()', () => do_not_optimize(performance.now())).baseline(true);
+
+  bench('main: call duration and queue wait (2 clock reads, 2 records)', function* () {
+    const region = new MetricsRegion({ threadStripes: 4 });
+    const slot = region.allocate('CreateUser');
+    let i = 0;
+    yield () => {
+      i = (i + 1) & 1023;
+      const calledAt = performance.now();
+      region.recordQueueWait(slot, LATENCIES[i] ?? 0);
+      region.recordCallDuration(slot, (performance.now() - calledAt) * 1000 + (LATENCIES[i] ?? 0));
+    };
+  });
+
+  bench('thread: busy interval, enter + leave (per message)', function* () {
+    const busy = new BusyTime(4);
+    const clock = new BusyClock(busy.buffer, 1);
+    yield () => {
+      clock.enter();
+      clock.leave();
+    };
+  });
+});
+
 group('reading', () => {
   bench('snapshot() of 16 handlers, 5 stripes', function* () {
     const region = new MetricsRegion({ threadStripes: 4 });
@@ -66,4 +93,8 @@ group('reading', () => {
   });
 });
 
-await report('metricsRecording', undefined, ['Metrics recording alone', 'Metrics snapshot']);
+await report('metricsRecording', undefined, [
+  'Metrics recording alone',
+  'Timings of a pooled call',
+  'Metrics snapshot',
+]);

@@ -27,6 +27,7 @@ import type {
 import { EARLY_FLUSH_MS, HELLO, LOGGER_FAILED, THREAD_ERROR } from '../packages/core/src/pool/protocol.js';
 import { SURELY_CLONEABLE_DEPTH, surelyCloneable } from '../packages/core/src/pool/surelyCloneable.js';
 import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
+import { BusyClock } from '../packages/core/src/shared/BusyTime.js';
 import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
 import { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
@@ -35,11 +36,14 @@ import { ThreadContext } from './ThreadContext.js';
 
 const data = workerData as PoolWorkerData;
 const modules = new ModuleTableView(data.modules);
-const cancelFlags = new CancelFlagsView(data.cancel);
+const cancelFlags = new CancelFlagsView(data.cancel, data.cancelTimes);
 const metrics = new MetricsView(data.metrics);
 // This thread's stripe of every handler's counters: claimed once, so its writes never share a cache line
 // with another thread's.
 const stripe = metrics.claimStripe();
+// This thread's line of busy time: a busy interval runs while it holds a call (a batch, a nested call).
+const busy = new BusyClock(data.busy, threadId);
+const timeOrigin = performance.timeOrigin;
 
 // Nested dispatch: `ctx.commands` / `ctx.queries` / `ctx.events` call the main thread's buses over `bus`
 // (comlink), and the main thread runs nested worker handlers back on this thread through `run` — this
@@ -49,7 +53,11 @@ const busChannel = new MessageChannel();
 const runChannel = new MessageChannel();
 const mainBuses = Comlink.wrap<NestedDispatchApi>(nodeEndpoint(busChannel.port1));
 runChannel.port1.on('message', (request: RunRequest) => {
-  void runTask(request.task).then((outcome) => runChannel.port1.postMessage({ id: request.id, outcome }));
+  busy.enter();
+  void runTask(request.task).then((outcome) => {
+    busy.leave();
+    runChannel.port1.postMessage({ id: request.id, outcome });
+  });
 });
 parentPort?.postMessage({ [HELLO]: true, threadId, bus: busChannel.port2, run: runChannel.port2 }, [
   busChannel.port2,
@@ -199,7 +207,11 @@ function tooDeep(what: string): Error {
 export default function run(message: TaskMessage | BatchMessage): Promise<TaskOutcome | BatchOutcome> {
   // Nothing of this message has started: the pool sends it again when this thread is gone.
   if (retiring) process.exit(1);
-  return 'w' in message ? runBatch(message) : runTask(message);
+  busy.enter();
+  const answer = 'w' in message ? runBatch(message) : runTask(message);
+  // Attached before piscina awaits the answer: the interval ends before the result is posted.
+  answer.then(busy.leave, busy.leave);
+  return answer;
 }
 
 /**
@@ -250,7 +262,10 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   const handler = cachedHandler(task) ?? (await resolveHandler(task));
   if (typeof handler !== 'function') return handler;
   if (task.probe === true) return { ok: true, v: undefined };
-  if (!cancelFlags.start(task.c, task.g)) return cancelledOutcome;
+  // A recorded call's start time goes beside its flag: the main thread works out its queue wait from it.
+  if (!cancelFlags.start(task.c, task.g, task.s >= 0 ? timeOrigin + performance.now() : undefined)) {
+    return cancelledOutcome;
+  }
   if (baseLogger === undefined) await loggerReady;
   const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId, baseLogger as Logger, data.maxDepth);
   const started = performance.now();

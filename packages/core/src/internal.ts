@@ -6,6 +6,7 @@ export { isForwarded, markForwarded } from './errors/forwarded.js';
 export type { SerializedError } from './errors/serialize.js';
 export { deserializeError, serializeError } from './errors/serialize.js';
 export type { CircuitState } from './shared/breakerState.js';
+export { TRANSITIONS } from './shared/breakerState.js';
 export {
   BUCKETS,
   bucketIndex,

@@ -121,7 +121,7 @@ describe('shared memory under real threads', () => {
     });
   }
 
-  it(`admits exactly halfOpenProbes trial calls across ${PARTIES} threads, trial after trial`, async () => {
+  it(`admits exactly halfOpenProbes trial calls across ${PARTIES} threads, trial after trial, counting each transition once`, async () => {
     const trials = 200;
     const breaker = { failureThreshold: 2, resetAfterMs: 1_000, halfOpenProbes: 7 };
     const region = new MetricsRegion({
@@ -151,14 +151,21 @@ describe('shared memory under real threads', () => {
       const [admitted, toHalfOpen, toClosed, toOpen] = Array.from(words.subarray(trial * TRIAL_WORDS));
       const closes = trial % 2 === 0;
       const state = new BreakerState(region.buffer, trial, breaker).state();
+      // The transition counters beside the state: each transition counted once, by whichever thread won
+      // it — the main thread's opening, then the threads' half-open and close or reopen.
+      const counted = region.readTransitions(trial).join(',');
       const ok =
         admitted === breaker.halfOpenProbes &&
         toHalfOpen === 1 &&
         toClosed === (closes ? 1 : 0) &&
         toOpen === (closes ? 0 : 1) &&
-        state === (closes ? 'closed' : 'open');
-      if (!ok)
-        wrong.push(`trial ${trial}: ${admitted} admitted, ${toHalfOpen}/${toClosed}/${toOpen}, ${state}`);
+        state === (closes ? 'closed' : 'open') &&
+        counted === `1,1,${toClosed},${toOpen}`;
+      if (!ok) {
+        wrong.push(
+          `trial ${trial}: ${admitted} admitted, ${toHalfOpen}/${toClosed}/${toOpen}, ${state}, counted ${counted}`,
+        );
+      }
     }
     expect(wrong).toEqual([]);
   });

@@ -1,32 +1,29 @@
 import { Histogram, type HistogramConfiguration } from 'prom-client';
-import { labelsOf } from './labelsOf.js';
 import { cumulativeCounts, type LatencyBuckets } from './latencyBuckets.js';
-import type { HandlerFigures, ScrapeReader } from './ScrapeReader.js';
+import type { HandlerFigures, HandlerLabel, MicrosHistogram, ScrapeReader } from './ScrapeReader.js';
 
 type HistogramData = Awaited<ReturnType<Histogram<string>['get']>>;
 type HistogramValue = HistogramData['values'][number];
 
 /** Which shared histogram of a handler a {@link SharedLatencyHistogram} publishes; undefined: none for it. */
-export type HistogramSource = (
-  figures: HandlerFigures,
-) => { counts: number[]; sumMicros: number } | undefined;
+export type HistogramSource = (figures: HandlerFigures) => MicrosHistogram | undefined;
 
 const handlerLatency: HistogramSource = (figures) => figures;
 
 /**
- * `<prefix>latency_seconds{handler,kind,subscriber?}` (or another histogram of µs the region keeps per
- * handler, such as the key wait): a prom-client Histogram whose values are the shared histogram's, read on
- * scrape. prom-client's Histogram can only `observe` one sample at a time, so this subclass answers
+ * `<prefix>latency_seconds{handler,kind}` (or another histogram of µs the region keeps per handler: the call
+ * duration, the queue wait, the key wait): a prom-client Histogram whose values are the shared histogram's,
+ * read on scrape. prom-client's Histogram can only `observe` one sample at a time, so this subclass answers
  * `get()` (and `getForPromString()`, which the registry prefers) itself, in the shape Histogram produces:
  * cumulative `_bucket{le}` series, `_sum` in seconds and `_count` — so the exposition says `histogram` and
  * aggregates like any other. Samples passed to `observe` are ignored: the shared memory is the only source.
  */
-export class SharedLatencyHistogram extends Histogram<'handler' | 'kind' | 'subscriber'> {
+export class SharedLatencyHistogram extends Histogram<HandlerLabel> {
   private readonly metricName: string;
   private readonly metricHelp: string;
 
   constructor(
-    config: HistogramConfiguration<'handler' | 'kind' | 'subscriber'>,
+    config: HistogramConfiguration<HandlerLabel>,
     private readonly reader: ScrapeReader,
     private readonly buckets: LatencyBuckets,
     private readonly source: HistogramSource = handlerLatency,
@@ -51,7 +48,7 @@ export class SharedLatencyHistogram extends Histogram<'handler' | 'kind' | 'subs
     for (const figures of this.reader.read().handlers) {
       const histogram = this.source(figures);
       if (histogram === undefined) continue;
-      const labels = labelsOf(figures);
+      const labels = figures.labels;
       const cumulative = cumulativeCounts(histogram.counts, this.buckets);
       let count = 0;
       for (const n of histogram.counts) count += n;

@@ -1,6 +1,11 @@
-import { BUCKETS, bucketIndex } from '@cqrs-pool/core/internal';
+import { BUCKETS, bucketIndex, bucketLowerBound, bucketUpperBound } from '@cqrs-pool/core/internal';
 import { describe, expect, it } from 'vitest';
-import { cumulativeCounts, DEFAULT_LATENCY_BUCKETS, latencyBuckets } from './latencyBuckets.js';
+import {
+  cumulativeCounts,
+  DEFAULT_LATENCY_BUCKETS,
+  FINE_LATENCY_BUCKETS,
+  latencyBuckets,
+} from './latencyBuckets.js';
 
 describe('latencyBuckets', () => {
   it('maps one bound per power of two onto the shared buckets by default', () => {
@@ -33,5 +38,21 @@ describe('latencyBuckets', () => {
     const buckets = latencyBuckets([0.000004, 0.001024, 0.002048, 67.108864]);
     // 1024 µs is not below 1024 µs; 70 s is in the overflow bucket, counted only in +Inf.
     expect(cumulativeCounts(counts, buckets)).toEqual([2, 4, 5, 5]);
+  });
+
+  it('offers every bound of the shared histogram, each bucket within 25 % from 4 µs up', () => {
+    const buckets = latencyBuckets(FINE_LATENCY_BUCKETS);
+    expect(buckets.le).toEqual(FINE_LATENCY_BUCKETS);
+    expect(buckets.le).toHaveLength(BUCKETS - 1);
+    expect(buckets.bucketsBelow).toEqual(Array.from({ length: BUCKETS - 1 }, (_, i) => i + 1));
+    expect(buckets.le.slice(0, 9)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 10].map((us) => us / 1e6));
+    // What bounds histogram_quantile's error: the widest bucket relative to its lower bound.
+    for (let i = 4; i < BUCKETS - 1; i++) {
+      expect(bucketUpperBound(i) / bucketLowerBound(i)).toBeLessThanOrEqual(1.25);
+    }
+    // The default has one bound per power of two: a bucket spans a factor of 2.
+    for (let k = 1; k < DEFAULT_LATENCY_BUCKETS.length; k++) {
+      expect((DEFAULT_LATENCY_BUCKETS[k] as number) / (DEFAULT_LATENCY_BUCKETS[k - 1] as number)).toBe(2);
+    }
   });
 });

@@ -2,11 +2,23 @@ import { CqrsError } from '@cqrs-pool/core';
 import { bucketUpperBound, OVERFLOW_BUCKET, OVERFLOW_MICROS } from '@cqrs-pool/core/internal';
 
 /**
- * The `le` bounds of the exported latency histogram, in seconds: one per power of two of microseconds, from
+ * The default `le` bounds of the exported histograms, in seconds: one per power of two of microseconds, from
  * 1 µs to 2^26 µs (67 s). Every one is a bound of the shared log-linear histogram (four buckets per power of
- * two), so each cumulative count is exact, not interpolated.
+ * two), so each cumulative count is exact, not interpolated. A quantile `histogram_quantile` works out from
+ * them lies in the bucket of the true one: within a factor of 2 of it (the bucket's bounds).
  */
 export const DEFAULT_LATENCY_BUCKETS: readonly number[] = Array.from({ length: 27 }, (_, k) => 2 ** k / 1e6);
+
+/**
+ * Every bound the shared histogram has, in seconds: four per power of two of microseconds (1, 1.25, 1.5,
+ * 1.75 × 2^k), from 1 µs to 67 s — 100 bounds. A quantile from them is within 25 % of the true one (a
+ * bucket's upper bound is at most 1.25 × its lower). That is 100 series per histogram and handler: keep the
+ * range you need, e.g. `FINE_LATENCY_BUCKETS.filter((s) => s >= 1e-4 && s <= 10)`.
+ */
+export const FINE_LATENCY_BUCKETS: readonly number[] = Array.from(
+  { length: OVERFLOW_BUCKET },
+  (_, index) => bucketUpperBound(index) / 1e6,
+);
 
 /** Exported `le` bounds mapped onto the shared histogram's buckets. */
 export interface LatencyBuckets {

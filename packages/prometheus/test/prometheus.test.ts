@@ -127,14 +127,17 @@ describe('registerCqrsMetrics on a /metrics endpoint', () => {
       cqrs_failures_total: 'counter',
       cqrs_in_flight: 'gauge',
       cqrs_circuit_state: 'gauge',
+      cqrs_circuit_transitions_total: 'counter',
       cqrs_latency_seconds: 'histogram',
+      cqrs_call_duration_seconds: 'histogram',
+      cqrs_queue_wait_seconds: 'histogram',
       cqrs_key_waiting: 'gauge',
       cqrs_key_wait_seconds: 'histogram',
       cqrs_pool_threads: 'gauge',
       cqrs_pool_queue_size: 'gauge',
       cqrs_pool_max_queue: 'gauge',
-      cqrs_pool_utilization: 'gauge',
       cqrs_pool_in_flight: 'gauge',
+      cqrs_pool_busy_seconds_total: 'counter',
     });
     const series = m.all('cqrs_executions_total').map((s) => `${s.labels.kind}:${s.labels.handler}`);
     expect(series.sort()).toEqual([
@@ -149,15 +152,26 @@ describe('registerCqrsMetrics on a /metrics endpoint', () => {
     expect(m.value('cqrs_executions_total', at('Touch', 'command'))).toBe(5);
     expect(m.value('cqrs_executions_total', at('Lookup', 'query'))).toBe(3);
     expect(m.value('cqrs_executions_total', at('Flaky', 'query'))).toBe(3);
-    // Failures by the code each caller got: a series per code that occurred, none for a handler that never failed.
+    // Failures by the code each caller got; the codes a chain can produce are there at 0 until they occur.
     const failures = m
       .all('cqrs_failures_total')
+      .filter((s) => s.value > 0)
       .map((s) => `${s.labels.kind}:${s.labels.handler}:${s.labels.code}=${s.value}`);
     expect(failures.sort()).toEqual([
       'command:Work:HANDLER_FAILED=2',
       'query:Flaky:CIRCUIT_OPEN=1',
       'query:Flaky:HANDLER_FAILED=2',
     ]);
+    const codesOf = (handler: string) =>
+      m
+        .all('cqrs_failures_total', { handler })
+        .map((s) => s.labels.code)
+        .sort();
+    const pooled = ['ABORTED', 'HANDLER_FAILED', 'NOT_CLONEABLE', 'OVERLOADED', 'WORKER_CRASHED'];
+    expect(codesOf('Work')).toEqual(pooled);
+    expect(codesOf('Lookup')).toEqual(pooled);
+    expect(codesOf('Touch')).toEqual(['ABORTED', 'HANDLER_FAILED']);
+    expect(codesOf('Flaky')).toEqual(['ABORTED', 'CIRCUIT_OPEN', 'HANDLER_FAILED']);
 
     // Worker calls are timed where they ran, each one; the refused Flaky call has no latency.
     expect(m.value('cqrs_latency_seconds_count', at('Work', 'command'))).toBe(6);
@@ -189,6 +203,30 @@ describe('registerCqrsMetrics on a /metrics endpoint', () => {
     expect(workSum).toBeGreaterThanOrEqual(6 * 0.002);
     expect(workSum).toBeLessThan(6 * 1);
 
+    // What callers waited: every settled call, refusals included (the refused Flaky call too).
+    expect(m.value('cqrs_call_duration_seconds_count', at('Work', 'command'))).toBe(6);
+    expect(m.value('cqrs_call_duration_seconds_count', at('Touch', 'command'))).toBe(5);
+    expect(m.value('cqrs_call_duration_seconds_count', at('Flaky', 'query'))).toBe(3);
+    expect(m.value('cqrs_call_duration_seconds_count', at('Slow', 'query'))).toBe(0);
+    // A call's duration contains its handler's run (both rounded to the µs, hence the 1 µs a call).
+    expect(m.value('cqrs_call_duration_seconds_sum', at('Work', 'command'))).toBeGreaterThanOrEqual(
+      workSum - 6e-6,
+    );
+    // Queue waits: worker handlers only, one per call that started in a thread.
+    expect(m.value('cqrs_queue_wait_seconds_count', at('Work', 'command'))).toBe(6);
+    expect(m.value('cqrs_queue_wait_seconds_count', at('Lookup', 'query'))).toBe(3);
+    expect(m.all('cqrs_queue_wait_seconds_count', at('Touch', 'command'))).toEqual([]);
+    // The breaker's transitions: Flaky's opened once; no series for handlers without a breaker.
+    const transitions = m
+      .all('cqrs_circuit_transitions_total')
+      .map((s) => `${s.labels.handler}:${s.labels.from}->${s.labels.to}=${s.value}`);
+    expect(transitions.sort()).toEqual([
+      'Flaky:closed->open=1',
+      'Flaky:half-open->closed=0',
+      'Flaky:half-open->open=0',
+      'Flaky:open->half-open=0',
+    ]);
+
     expect(m.value('cqrs_circuit_state', at('Flaky', 'query'))).toBe(2);
     expect(m.value('cqrs_circuit_state', at('Work', 'command'))).toBe(0);
     expect(m.value('cqrs_in_flight', at('Slow', 'query'))).toBe(1);
@@ -198,9 +236,8 @@ describe('registerCqrsMetrics on a /metrics endpoint', () => {
     expect(m.value('cqrs_pool_queue_size')).toBe(0);
     expect(m.value('cqrs_pool_max_queue')).toBe(10_000);
     expect(m.value('cqrs_pool_in_flight')).toBe(0);
-    const utilization = m.value('cqrs_pool_utilization');
-    expect(utilization).toBeGreaterThanOrEqual(0);
-    expect(utilization).toBeLessThanOrEqual(1);
+    // Six Work calls spun 2 ms each on a thread: at least that much thread time was busy.
+    expect(m.value('cqrs_pool_busy_seconds_total')).toBeGreaterThanOrEqual(6 * 0.002);
 
     openGate();
     await expect(slow).resolves.toBe('late');
@@ -250,7 +287,7 @@ describe('registerCqrsMetrics on a /metrics endpoint', () => {
 
   it('unregisters its metrics, and refuses a taken name without touching the registry', async () => {
     expect(() => registerCqrsMetrics({ registry, buses: [queries] })).toThrow(/already been registered/);
-    expect(registry.getMetricsAsArray()).toHaveLength(12);
+    expect(registry.getMetricsAsArray()).toHaveLength(14);
     const remove = registerCqrsMetrics({ registry, buses: [queries], prefix: 'other_' });
     expect((await scrape()).value('other_executions_total', at('Lookup', 'query'))).toBe(3);
     remove();
@@ -286,7 +323,10 @@ describe('event subscribers', () => {
       expect(m.value('cqrs_executions_total', sub('mailer'))).toBe(3);
       expect(m.value('cqrs_failures_total', { ...sub('indexer'), code: 'HANDLER_FAILED' })).toBe(1);
       expect(m.value('cqrs_failures_total', { ...sub('mailer'), code: 'HANDLER_FAILED' })).toBe(3);
-      expect(m.all('cqrs_failures_total', sub('read-model'))).toHaveLength(0);
+      // No failure: the series its chain can produce are there, at 0.
+      const readModelFailures = m.all('cqrs_failures_total', sub('read-model'));
+      expect(readModelFailures.map((s) => s.labels.code).sort()).toEqual(['ABORTED', 'HANDLER_FAILED']);
+      expect(readModelFailures.every((s) => s.value === 0)).toBe(true);
       expect(m.value('cqrs_latency_seconds_count', sub('indexer'))).toBe(3);
       expect(m.all('cqrs_latency_seconds_bucket', sub('indexer'))).toHaveLength(28);
       expect(m.value('cqrs_in_flight', sub('indexer'))).toBe(0);

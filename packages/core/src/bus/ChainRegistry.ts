@@ -1,6 +1,7 @@
 export type { BusOptions, HandlerFor, RegisterOptions } from './busOptions.js';
 
 import { CqrsError } from '../errors/CqrsError.js';
+import type { ErrorCode } from '../errors/codes.js';
 import { stripStacks } from '../errors/stripStacks.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { HandlerFn } from '../handler/handle.js';
@@ -9,6 +10,7 @@ import type { Logger } from '../handler/Logger.js';
 import { isLogger, noopLogger } from '../handler/Logger.js';
 import type { Definition, MessageKind } from '../messages/Definition.js';
 import { compose } from '../middleware/compose.js';
+import { failureCodesOf } from '../middleware/failureCodes.js';
 import type { Call, ChainContext, Middleware, Next } from '../middleware/Middleware.js';
 import { isMetricsPlacement } from '../middleware/metrics.js';
 import { queryOnlyLabel } from '../middleware/queryOnly.js';
@@ -49,6 +51,12 @@ export interface MetricsSources {
     readonly recorded: boolean;
     /** Registered with an `orderingKey`: its key-wait figures are kept in the slot's main block. */
     readonly ordered: boolean;
+    /** Runs in the pool (`inWorker`): its calls' queue waits are kept in the slot's main block. */
+    readonly pooled: boolean;
+    /** A `circuitBreaker()` guards it: its transitions are counted on the slot's breaker line. */
+    readonly breaker: boolean;
+    /** The error codes its chain can fail a call with, from the middleware it has and where it runs. */
+    readonly failureCodes: readonly ErrorCode[];
     readonly message?: string;
     readonly subscriber?: string;
   }[];
@@ -76,6 +84,16 @@ export interface Registration {
   readonly ordering: Ordering | undefined;
   /** Set by `ready()` when the worker export cannot be loaded: calls fail with it at once. */
   broken: CqrsError | undefined;
+  /**
+   * How `run` times the call's duration: 0 not at all (no metrics, or a direct registration — no
+   * middleware — whose terminal times it, unless it is an inline one with a key), 1 sampled like inline
+   * handlers' latency, 2 every call (worker handlers).
+   */
+  readonly callTiming: 0 | 1 | 2;
+  /** Calls run so far, to sample the timing of inline handlers' calls (see `run`). */
+  calls: number;
+  /** The error codes the chain can fail a call with (see `failureCodesFor`). */
+  readonly failureCodes: readonly ErrorCode[];
 }
 
 const OPEN = 0;
@@ -284,6 +302,14 @@ export class ChainRegistry {
       worker,
       ordering,
       broken: undefined,
+      callTiming:
+        metricsSlot < 0 || (direct && (worker !== undefined || ordering === undefined))
+          ? 0
+          : worker !== undefined
+            ? 2
+            : 1,
+      calls: 0,
+      failureCodes: failureCodesFor(middleware, worker !== undefined, orderingKey !== undefined),
     };
     this.registrations.push(registration);
     return registration;
@@ -306,6 +332,15 @@ export class ChainRegistry {
   ): Promise<unknown> {
     const slot = registration.outermostSlot;
     const region = this.recorder as MetricsRegion;
+    // The call's duration as its caller sees it, execute to settled. Two clock reads cost more than an inline
+    // call's recording, so inline handlers' calls are timed as their latency is: all of the first 1024, then
+    // one in 8. A pooled call is timed every time.
+    const timing = registration.callTiming;
+    const timedSlot =
+      timing !== 0 && (timing === 2 || registration.calls++ < 1024 || (registration.calls & 7) === 0)
+        ? registration.metricsSlot
+        : -1;
+    const calledAt = timedSlot >= 0 ? performance.now() : 0;
     let order: OrderTicket | undefined;
     let refused: CqrsError | undefined;
     if (placed !== undefined) {
@@ -350,10 +385,12 @@ export class ChainRegistry {
     // ever sees the cut error. With stacks kept (the default) this costs nothing.
     if (registration.direct) {
       if (!this.stacks) pending.then(undefined, stripStacks);
+      if (timedSlot >= 0) timeCall(pending, region, timedSlot, calledAt);
       return pending;
     }
     const ticket = call.ticket;
     if (ticket === undefined) {
+      if (timedSlot >= 0) timeCall(pending, region, timedSlot, calledAt);
       if (order === undefined) pending.then(this.settled, this.stacks ? this.settled : this.settledStripped);
       else {
         const release = (err?: unknown): void => {
@@ -367,6 +404,7 @@ export class ChainRegistry {
     }
     // A middleware settled and counted the call already (a cache hit outermost in the chain): end it now.
     if (ticket.settledBy === pending) {
+      if (timedSlot >= 0) region.recordCallDuration(timedSlot, (performance.now() - calledAt) * 1000);
       region.decrementInFlight(slot);
       order?.settle();
       this.settled();
@@ -376,6 +414,7 @@ export class ChainRegistry {
     // (refusals, aborts, crashes) — see recordingLayer.ts for the same logic as a placeable layer. A keyed
     // call gives its place up here too.
     const settle = (failed: boolean, err?: unknown): void => {
+      if (timedSlot >= 0) region.recordCallDuration(timedSlot, (performance.now() - calledAt) * 1000);
       region.decrementInFlight(slot);
       if (!ticket.claimed) {
         ticket.claimed = true;
@@ -496,10 +535,18 @@ export class ChainRegistry {
       const recorded = registration.metricsSlot >= 0;
       const slot = recorded ? registration.metricsSlot : (region?.slotOf(`${this.kind}:${name}`) ?? -1);
       const subscriber = registration.subscriber;
-      const ordered = registration.ordering !== undefined;
+      const figures = {
+        name,
+        slot,
+        recorded,
+        ordered: registration.ordering !== undefined,
+        pooled: registration.worker !== undefined,
+        breaker: registration.failureCodes.includes('CIRCUIT_OPEN'),
+        failureCodes: registration.failureCodes,
+      };
       return subscriber === undefined
-        ? { name, slot, recorded, ordered }
-        : { name, slot, recorded, ordered, message: registration.definition.name, subscriber };
+        ? figures
+        : { ...figures, message: registration.definition.name, subscriber };
     });
     return { kind: this.kind, region, handlers };
   }
@@ -560,4 +607,24 @@ function checkMiddleware(
     }
   }
   return [...list];
+}
+
+/** Records the duration of a call, from `calledAt` (a `performance.now()` reading) to when `pending` settles. */
+function timeCall(pending: Promise<unknown>, region: MetricsRegion, slot: number, calledAt: number): void {
+  const record = (): void => region.recordCallDuration(slot, (performance.now() - calledAt) * 1000);
+  pending.then(record, record);
+}
+
+/**
+ * The error codes a handler's chain can fail a call with: those its built-in middleware refuse with (the
+ * breaker's `CIRCUIT_OPEN`, …), those of the pool for a worker handler, those of per-key order, and the two
+ * any call can end with. A custom middleware's codes are not known until they occur.
+ */
+function failureCodesFor(middleware: readonly Middleware[], pooled: boolean, ordered: boolean): ErrorCode[] {
+  const codes = new Set<ErrorCode>(['HANDLER_FAILED', 'ABORTED']);
+  for (const m of middleware) for (const code of failureCodesOf(m)) codes.add(code);
+  if (pooled) for (const code of ['WORKER_CRASHED', 'NOT_CLONEABLE', 'OVERLOADED'] as const) codes.add(code);
+  // A key function that throws refuses with VALIDATION; no room to wait for the key, with OVERLOADED.
+  if (ordered) for (const code of ['VALIDATION', 'OVERLOADED'] as const) codes.add(code);
+  return [...codes];
 }

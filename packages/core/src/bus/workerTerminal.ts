@@ -37,6 +37,10 @@ export function workerTerminal(
     // As for inline handlers: each attempt is counted once, by the thread that finished it or here when
     // none did (aborted, overloaded, crashed), under a ticket of its own; the layer's pass is claimed.
     let recorded = ownsCall && metricsSlot >= 0;
+    // A call this terminal owns whole is timed here, its caller's wait for it from now to `end` (dispatch
+    // comes straight here): no continuation of the dispatcher's own, and the reading doubles as the start of
+    // its queue wait when it goes to the pool at once.
+    const calledAt = recorded ? performance.now() : -1;
     // Ends an attempt this terminal owns the recording of (`recorded`), or the whole call (`ownsCall`).
     // `failure`: the error of a failed attempt. Its code is counted here even when the thread counted the
     // failure itself: only the main thread sees every failure's error.
@@ -44,7 +48,10 @@ export function workerTerminal(
       if (recorded && !counted) region.recordCount(metricsSlot, failed);
       if (recorded && failed) region.recordFailureCode(metricsSlot, failure);
       if (ownsCall) {
-        if (recorded) region.decrementInFlight(metricsSlot);
+        if (recorded) {
+          region.recordCallDuration(metricsSlot, (performance.now() - calledAt) * 1000);
+          region.decrementInFlight(metricsSlot);
+        }
         // A keyed call: its place goes to the next call once the pool is done with its handler too.
         call.order?.settle();
         (settled as () => void)();
@@ -60,7 +67,7 @@ export function workerTerminal(
       end(broken, true, false);
       return Promise.reject(broken);
     }
-    const run = (): Promise<unknown> => {
+    const run = (queuedAt: number): Promise<unknown> => {
       const order = call.order;
       order?.begin();
       const ticket = recorded ? { claimed: false, settledBy: undefined } : undefined;
@@ -82,6 +89,7 @@ export function workerTerminal(
         depth: call.depth,
         // The key is held until the thread is done, also past a timeout (a handler in its grace period).
         done: order === undefined ? undefined : () => order.end(),
+        queuedAt,
       });
       if (ticket === undefined && !ownsCall) return running;
       return running.then(
@@ -98,10 +106,13 @@ export function workerTerminal(
     // Per-key order: a keyed call runs at its turn (KeyOrder.ts); until then it waits here, after the
     // middleware, so a timeout or an abort ends the wait.
     const turn = call.order?.turn(call, name);
-    if (turn === undefined) return run();
-    return turn.then(run, (err: unknown) => {
-      end(err, true, false);
-      throw err;
-    });
+    if (turn === undefined) return run(calledAt);
+    return turn.then(
+      () => run(-1),
+      (err: unknown) => {
+        end(err, true, false);
+        throw err;
+      },
+    );
   };
 }

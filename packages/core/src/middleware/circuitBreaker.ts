@@ -7,6 +7,7 @@ import {
   type CircuitState,
 } from '../shared/breakerState.js';
 import { type Clock, wallClock } from '../shared/wallClock.js';
+import { producesCodes } from './failureCodes.js';
 import type { Middleware, Next } from './Middleware.js';
 import { claimSharedState } from './sharedClaims.js';
 
@@ -84,7 +85,7 @@ export function circuitBreaker(options: CircuitBreakerOptions = {}): Middleware 
   const clock: Clock = functionOption(options, 'clock') ?? wallClock;
   const signature = `failureThreshold ${settings.failureThreshold}, resetAfterMs ${settings.resetAfterMs}, halfOpenProbes ${settings.halfOpenProbes}`;
 
-  return (next: Next, chain) => {
+  const middleware: Middleware = (next: Next, chain) => {
     const shared = chain.shared;
     const slot = shared.handlerSlot();
     claimSharedState(chain, 'circuitBreaker', 'circuit breaker', slot, signature);
@@ -150,6 +151,7 @@ export function circuitBreaker(options: CircuitBreakerOptions = {}): Middleware 
       return pending;
     };
   };
+  return producesCodes(middleware, ['CIRCUIT_OPEN']);
 }
 
 function functionOption<K extends 'isFailure' | 'onStateChange' | 'clock'>(

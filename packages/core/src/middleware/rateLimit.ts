@@ -1,6 +1,7 @@
 import { CqrsError } from '../errors/CqrsError.js';
 import { Gcra, gcraSettings } from '../shared/gcra.js';
 import { type Clock, wallClock } from '../shared/wallClock.js';
+import { producesCodes } from './failureCodes.js';
 import type { Middleware, Next } from './Middleware.js';
 import { claimSharedState } from './sharedClaims.js';
 
@@ -55,7 +56,7 @@ export function rateLimit(options: RateLimitOptions): Middleware {
   }
   const signature = `limit ${settings.limit}, windowMs ${settings.windowMs}, burst ${settings.burst}`;
 
-  return (next: Next, chain) => {
+  const middleware: Middleware = (next: Next, chain) => {
     const shared = chain.shared;
     const slot = key === 'bus' ? shared.busSlot() : shared.handlerSlot();
     claimSharedState(chain, 'rateLimit', key === 'bus' ? 'bus rate limit' : 'rate limit', slot, signature);
@@ -73,4 +74,5 @@ export function rateLimit(options: RateLimitOptions): Middleware {
       );
     };
   };
+  return producesCodes(middleware, ['RATE_LIMITED']);
 }

@@ -3,6 +3,7 @@ import { abortErrorFor } from '../util/abortError.js';
 import { CancelToken } from '../util/CancelToken.js';
 import { abortReason, isAborted, onAbort } from '../util/callAbort.js';
 import { DeadlineQueue } from '../util/DeadlineQueue.js';
+import { producesCodes } from './failureCodes.js';
 import type { Call, Middleware } from './Middleware.js';
 
 /** Options of {@link timeout}. */
@@ -61,7 +62,7 @@ export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
       `timeout: options.graceMs must be a finite number >= 0 and <= ${MAX_DELAY_MS}, got ${String(graceMs)}`,
     );
   }
-  return (next, chain) => {
+  const middleware: Middleware = (next, chain) => {
     const name = chain.name;
     // One queue per chain: every deadline in it is `ms` after its call started, so they fall due in order.
     const deadlines = new DeadlineQueue(ms);
@@ -140,6 +141,7 @@ export function timeout(ms: number, options: TimeoutOptions = {}): Middleware {
       });
     };
   };
+  return producesCodes(middleware, ['TIMEOUT']);
 }
 
 /**

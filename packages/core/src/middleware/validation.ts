@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { CqrsError } from '../errors/CqrsError.js';
+import { producesCodes } from './failureCodes.js';
 import type { Call, Middleware } from './Middleware.js';
 
 /** Options of {@link validation}. */
@@ -44,7 +45,7 @@ export function validation(options: ValidationOptions = {}): Middleware {
       `validation: options.output must be a boolean, got ${String(output)}`,
     );
   }
-  return (next, chain) => {
+  const middleware: Middleware = (next, chain) => {
     const name = chain.name;
     const inputSchema = chain.definition.input;
     const outputSchema = output ? chain.definition.output : undefined;
@@ -93,6 +94,7 @@ export function validation(options: ValidationOptions = {}): Middleware {
       return withOutputCheck(call, next({ ...call, input: parsed.data }));
     };
   };
+  return producesCodes(middleware, ['VALIDATION']);
 }
 
 /**

@@ -8,6 +8,7 @@ import { deserializeError } from '../errors/serialize.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { MessageKind } from '../messages/Definition.js';
 import type { CallTicket } from '../middleware/Middleware.js';
+import { BusyTime, nowMicros } from '../shared/BusyTime.js';
 import { CancelFlags, CancelResult, DONE, FAILED, STARTED } from '../shared/CancelFlags.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
 import { ModuleTable } from '../shared/ModuleTable.js';
@@ -30,6 +31,7 @@ import { HELLO, LOGGER_FAILED, THREAD_ERROR } from './protocol.js';
 import type { BatchLimits } from './TaskScheduler.js';
 import { TaskScheduler } from './TaskScheduler.js';
 import { ThreadLinks } from './ThreadLinks.js';
+import { UtilizationWindow } from './UtilizationWindow.js';
 import { DEFAULT_MAX_DEPTH, exceedsDepth } from './valueDepth.js';
 
 /** Options of {@link WorkerPool}. */
@@ -127,6 +129,8 @@ export interface PoolTask {
   readonly metricsSlot: number;
   /** The metrics layer's claim for this attempt, marked when the thread counted it. */
   readonly ticket: CallTicket | undefined;
+  /** A `performance.now()` reading of just before `run` (saves the pool a clock read), or -1. */
+  readonly queuedAt: number;
 }
 
 const hostPath = fileURLToPath(new URL('./handlerHost.cjs', import.meta.url));
@@ -134,6 +138,10 @@ const hostPath = fileURLToPath(new URL('./handlerHost.cjs', import.meta.url));
 const moduleTableBytes = 256 * 1024;
 // Slots for nested calls, which bypass the queue and so are not bounded by maxQueue.
 const nestedSlotHeadroom = 4096;
+// `utilization` is the busy fraction over the last ~10 s: a sample of the busy total each second, 11 kept.
+const utilizationSampleMs = 1000;
+const utilizationSamples = 11;
+const timeOrigin = performance.timeOrigin;
 
 function positiveInt(name: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
@@ -168,6 +176,10 @@ export class WorkerPool {
   private readonly cancelGraceMs: number;
   private readonly queueLimit: number;
   private readonly maxDepth: number;
+  /** How long the threads were busy, counted by the threads (BusyTime.ts). */
+  private readonly busy: BusyTime;
+  private readonly window: UtilizationWindow;
+  private readonly sampler: NodeJS.Timeout;
   private running = 0;
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -207,10 +219,20 @@ export class WorkerPool {
         `WorkerPool: options.idleWait must be 'block' or 'loop', got ${safeString(idleWait)}`,
       );
     }
+    this.busy = new BusyTime(threads);
+    this.window = new UtilizationWindow(threads, utilizationSamples);
+    this.window.sample(nowMicros(), 0);
+    // Unref'd: the sampling never keeps a process alive; `close()` stops it.
+    this.sampler = setInterval(() => {
+      const now = nowMicros();
+      this.window.sample(now, this.busy.busyMicros(now));
+    }, utilizationSampleMs).unref();
     const workerData: PoolWorkerData = {
       modules: this.modules.buffer,
       cancel: this.cancelFlags.buffer,
+      cancelTimes: this.cancelFlags.timesBuffer,
       metrics: this.metrics.buffer,
+      busy: this.busy.buffer,
       maxDepth: this.maxDepth,
       guard: idleWait === 'block',
       ...(options.threadLogger === undefined ? {} : { logger: this.threadLoggerRef(options.threadLogger) }),
@@ -259,7 +281,11 @@ export class WorkerPool {
         );
       }
     });
-    this.piscina.on('workerDestroy', (worker: { id: number }) => this.links.drop(worker.id));
+    this.piscina.on('workerDestroy', (worker: { id: number }) => {
+      this.links.drop(worker.id);
+      // Its line of busy time is freed for the thread that replaces it; a call it was running counts until now.
+      this.busy.release(worker.id);
+    });
     // piscina emits 'error' for a thread that died with no task on it; unheard, it would crash the process.
     this.piscina.on('error', (err: unknown) => onThreadError?.(err));
   }
@@ -287,9 +313,23 @@ export class WorkerPool {
     return { messages: this.scheduler.batches, calls: this.scheduler.batchedCalls };
   }
 
-  /** Share of thread capacity used since the pool started, 0…1. */
+  /**
+   * The share of the pool's thread capacity (`threads` × time) that was busy over the last 10 s or so (since
+   * the pool started, in its first 10 s), 0…1: from {@link busySeconds}, sampled each second. A thread is
+   * busy while it holds at least one call, also one awaiting I/O or a nested call.
+   */
   get utilization(): number {
-    return this.piscina.utilization;
+    const now = nowMicros();
+    return this.window.fraction(now, this.busy.busyMicros(now));
+  }
+
+  /**
+   * Thread-seconds the pool's threads have been busy (holding at least one call) since it started, a call
+   * still running included up to now: counted in shared memory by the threads themselves. Never decreases;
+   * its rate of increase over a window, divided by the threads, is their busy fraction.
+   */
+  get busySeconds(): number {
+    return this.busy.busyMicros() / 1e6;
   }
 
   /** Calls handed to the pool and not finished there: queued and running, including cancelled ones still inside their grace period. */
@@ -408,6 +448,9 @@ export class WorkerPool {
       );
     }
     const gen = this.cancelFlags.generation(slot);
+    // The queue wait of a recorded call runs from here to its start in a thread (`recordQueueWait`).
+    const queuedAt =
+      task.metricsSlot < 0 ? 0 : timeOrigin + (task.queuedAt >= 0 ? task.queuedAt : performance.now());
     // An event subscriber's task carries its name (`sb`); other tasks carry no such key at all, so their
     // messages clone as before.
     const message: TaskMessage =
@@ -446,11 +489,13 @@ export class WorkerPool {
       return execution.then(
         (outcome) => {
           this.settleCount(outcome, task);
+          this.recordQueueWait(slot, task, queuedAt);
           this.cancelFlags.release(slot);
           return unwrap(outcome, task);
         },
         (err: unknown) => {
           this.settleLostCount(slot, task);
+          this.recordQueueWait(slot, task, queuedAt);
           this.cancelFlags.release(slot);
           throw threadFailure(err, task);
         },
@@ -481,6 +526,7 @@ export class WorkerPool {
       const finish = (): void => {
         unsubscribe();
         if (graceTimer !== undefined) clearTimeout(graceTimer);
+        this.recordQueueWait(slot, task, queuedAt);
         this.cancelFlags.release(slot);
       };
       execution.then(
@@ -504,6 +550,16 @@ export class WorkerPool {
         },
       );
     });
+  }
+
+  /**
+   * How long a recorded call waited before its handler started in a thread (for the calls before it in its
+   * batch too): from `queuedAt`, when it was handed to the pool, to the start its thread wrote beside its
+   * cancel flag. A call that never started (aborted while queued, its thread gone first) has no queue wait.
+   */
+  private recordQueueWait(slot: number, task: PoolTask, queuedAt: number): void {
+    if (queuedAt === 0 || (this.cancelFlags.flags(slot) & STARTED) === 0) return;
+    this.metrics.recordQueueWait(task.metricsSlot, (this.cancelFlags.startedAt(slot) - queuedAt) * 1000);
   }
 
   /** The thread counted this call: the metrics layer must not count it again. */
@@ -545,6 +601,7 @@ export class WorkerPool {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.sampler);
       if (this.running > 0) await new Promise<void>((resolve) => (this.drained = resolve));
       this.links.closeAll();
       await this.piscina.destroy();

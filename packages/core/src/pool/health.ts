@@ -30,7 +30,7 @@ export interface HealthSnapshot {
     queueSize: number;
     /** The pool's `maxQueue`. */
     maxQueue: number;
-    /** Share of thread capacity used since the pool started, 0…1. */
+    /** The share of the pool's thread capacity busy over the last 10 s or so, 0…1 (`pool.utilization`). */
     utilization: number;
     /** Calls handed to the pool and not settled: running on a thread or waiting in its queue. */
     inFlight: number;

@@ -149,7 +149,11 @@ export interface WireReport {
 export interface PoolWorkerData {
   readonly modules: SharedArrayBuffer;
   readonly cancel: SharedArrayBuffer;
+  /** Per cancel slot, the time its task started (CancelFlags.ts). */
+  readonly cancelTimes: SharedArrayBuffer;
   readonly metrics: SharedArrayBuffer;
+  /** The threads' busy time (BusyTime.ts). */
+  readonly busy: SharedArrayBuffer;
   /** `maxDepth`: the deepest nesting of a value the thread sends (results, nested inputs, errors). */
   readonly maxDepth: number;
   /** `threadLogger`: its module's index in the module table and the export to use; absent when not set. */

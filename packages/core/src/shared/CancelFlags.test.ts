@@ -13,7 +13,7 @@ import {
 describe('CancelFlags', () => {
   it('hands out distinct slots, live and not cancelled until the caller cancels', () => {
     const flags = new CancelFlags(8);
-    const view = new CancelFlagsView(flags.buffer);
+    const view = new CancelFlagsView(flags.buffer, flags.timesBuffer);
     const a = flags.acquire();
     const b = flags.acquire();
     expect(a).not.toBe(b);
@@ -29,7 +29,7 @@ describe('CancelFlags', () => {
 
   it('tells the caller the handler had not started, and then the thread never starts it', () => {
     const flags = new CancelFlags(8);
-    const view = new CancelFlagsView(flags.buffer);
+    const view = new CancelFlagsView(flags.buffer, flags.timesBuffer);
     const slot = flags.acquire();
     const gen = flags.generation(slot);
     expect(flags.cancel(slot, gen)).toBe(CancelResult.queued);
@@ -39,7 +39,7 @@ describe('CancelFlags', () => {
 
   it('is ABA-safe: after release and reuse of a slot, the stale generation reads cancelled and cannot start or cancel', () => {
     const flags = new CancelFlags(8);
-    const view = new CancelFlagsView(flags.buffer);
+    const view = new CancelFlagsView(flags.buffer, flags.timesBuffer);
     const slot = flags.acquire();
     const stale = flags.generation(slot);
     expect(view.start(slot, stale)).toBe(true);
@@ -63,7 +63,7 @@ describe('CancelFlags', () => {
 
   it('reads a released slot as cancelled for its old task even before reuse', () => {
     const flags = new CancelFlags(8);
-    const view = new CancelFlagsView(flags.buffer);
+    const view = new CancelFlagsView(flags.buffer, flags.timesBuffer);
     const slot = flags.acquire();
     const gen = flags.generation(slot);
     flags.release(slot);
@@ -83,7 +83,7 @@ describe('CancelFlags', () => {
 
   it('grows its buffer past the initial slots, keeping every entry, seen by a view made before growth', () => {
     const flags = new CancelFlags(5000);
-    const view = new CancelFlagsView(flags.buffer);
+    const view = new CancelFlagsView(flags.buffer, flags.timesBuffer);
     const initialBytes = flags.buffer.byteLength;
     const first = flags.acquire();
     const firstGen = flags.generation(first);
@@ -109,7 +109,7 @@ describe('CancelFlags', () => {
 
   it('wakes a thread waiting on the word when it cancels', async () => {
     const flags = new CancelFlags(4);
-    const view = new CancelFlagsView(flags.buffer);
+    const view = new CancelFlagsView(flags.buffer, flags.timesBuffer);
     const slot = flags.acquire();
     const gen = flags.generation(slot);
     view.start(slot, gen);
@@ -121,7 +121,7 @@ describe('CancelFlags', () => {
 
   it('lets exactly one of finish and cancel own the outcome of a running task', () => {
     const flags = new CancelFlags(4);
-    const view = new CancelFlagsView(flags.buffer);
+    const view = new CancelFlagsView(flags.buffer, flags.timesBuffer);
     const finishedFirst = flags.acquire();
     const genA = flags.generation(finishedFirst);
     view.start(finishedFirst, genA);
@@ -138,11 +138,30 @@ describe('CancelFlags', () => {
 
   it('records whether a finished task failed', () => {
     const flags = new CancelFlags(4);
-    const view = new CancelFlagsView(flags.buffer);
+    const view = new CancelFlagsView(flags.buffer, flags.timesBuffer);
     const slot = flags.acquire();
     const gen = flags.generation(slot);
     view.start(slot, gen);
     view.finish(slot, gen, true);
     expect(flags.flags(slot)).toBe(STARTED | DONE | FAILED);
+  });
+
+  it("keeps a task's start time beside its flag, through growth, and only for the task that started", () => {
+    const flags = new CancelFlags(3000);
+    const view = new CancelFlagsView(flags.buffer, flags.timesBuffer);
+    const first = flags.acquire();
+    expect(view.start(first, flags.generation(first), 1_795_000_000_123.25)).toBe(true);
+    const slots = Array.from({ length: 2000 }, () => flags.acquire());
+    const last = slots.at(-1) as number;
+    const lastGen = flags.generation(last);
+    expect(view.start(last, lastGen, 42.5)).toBe(true);
+    expect(flags.startedAt(first)).toBe(1_795_000_000_123.25);
+    expect(flags.startedAt(last)).toBe(42.5);
+    // Cancelled before it started: its thread's start fails, the flag never says STARTED.
+    const cancelled = slots[0] as number;
+    const gen = flags.generation(cancelled);
+    flags.cancel(cancelled, gen);
+    expect(view.start(cancelled, gen, 7)).toBe(false);
+    expect(flags.flags(cancelled) & STARTED).toBe(0);
   });
 });

@@ -13,6 +13,9 @@
  * finishes after does not count, because the main thread counted the abort. That is what keeps metrics exact
  * when callers abort.
  *
+ * Beside the words, a second buffer holds each slot's start time: a thread writes it just before `start`,
+ * and the main thread reads it once it sees STARTED, to work out how long the call waited for a thread.
+ *
  * The generation makes slot reuse ABA-safe: a thread that still holds an old task compares against the
  * generation it was given, so a reused slot never looks live to it. `Atomics.notify` on release and on
  * cancel wakes a thread that waits on the word to fire `ctx.signal`.
@@ -45,18 +48,30 @@ export function liveWord(gen: number): number {
 
 const initialSlots = 1024;
 const bytesPerSlot = 4;
+const bytesPerTime = 8;
 
 /** The thread side: reads a task's flag. @internal */
 export class CancelFlagsView {
   readonly words: Int32Array;
-  constructor(readonly buffer: SharedArrayBuffer) {
-    // Length-tracking view: it follows the buffer when the main thread grows it.
+  /** Per slot, when its task started in its thread: ms of the wall clock (`timeOrigin + now()`). */
+  protected readonly times: Float64Array;
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    readonly timesBuffer: SharedArrayBuffer,
+  ) {
+    // Length-tracking views: they follow the buffers when the main thread grows them.
     this.words = new Int32Array(buffer);
+    this.times = new Float64Array(timesBuffer);
   }
 
-  /** Marks the task started; false when it was cancelled (or its slot recycled) before it started. */
-  start(slot: number, gen: number): boolean {
+  /**
+   * Marks the task started; false when it was cancelled (or its slot recycled) before it started.
+   * `atMs` (wall-clock ms), when given, is kept as its start time: written before the flag, so whoever sees
+   * STARTED sees it too.
+   */
+  start(slot: number, gen: number, atMs?: number): boolean {
     const live = liveWord(gen);
+    if (atMs !== undefined) this.times[slot] = atMs;
     return Atomics.compareExchange(this.words, slot, live, live | STARTED) === live;
   }
 
@@ -80,10 +95,10 @@ export class CancelFlags extends CancelFlagsView {
   private next = 0;
 
   constructor(readonly maxSlots: number) {
+    const slots = Math.min(initialSlots, maxSlots);
     super(
-      new SharedArrayBuffer(Math.min(initialSlots, maxSlots) * bytesPerSlot, {
-        maxByteLength: maxSlots * bytesPerSlot,
-      }),
+      new SharedArrayBuffer(slots * bytesPerSlot, { maxByteLength: maxSlots * bytesPerSlot }),
+      new SharedArrayBuffer(slots * bytesPerTime, { maxByteLength: maxSlots * bytesPerTime }),
     );
   }
 
@@ -93,9 +108,16 @@ export class CancelFlags extends CancelFlagsView {
     if (slot !== undefined) return slot;
     if (this.next === this.maxSlots) return -1;
     if (this.next === this.words.length) {
-      this.buffer.grow(Math.min(this.words.length * 2, this.maxSlots) * bytesPerSlot);
+      const slots = Math.min(this.words.length * 2, this.maxSlots);
+      this.buffer.grow(slots * bytesPerSlot);
+      this.timesBuffer.grow(slots * bytesPerTime);
     }
     return this.next++;
+  }
+
+  /** When the task in `slot` started, in wall-clock ms, as its thread wrote it; only valid once STARTED is seen. */
+  startedAt(slot: number): number {
+    return this.times[slot] ?? 0;
   }
 
   /** The generation a task in `slot` must present. */

@@ -165,6 +165,35 @@ describe('MetricsRegion', () => {
     expect(region.readHistogram(0)).toHaveLength(BUCKETS);
   });
 
+  it('keeps call durations and queue waits per handler beside the key waits, each with its sum', () => {
+    const region = new MetricsRegion({ threadStripes: 1 });
+    const a = region.allocate('A');
+    const b = region.allocate('B');
+    region.recordCallDuration(a, 1_500.4);
+    region.recordCallDuration(a, 0);
+    region.recordQueueWait(a, 70_000);
+    region.recordQueueWait(b, 3);
+    region.recordKeyWait(b, 9);
+    const count = (h: { counts: number[] }) => h.counts.reduce((sum, n) => sum + n, 0);
+    const call = region.readCallDuration(a);
+    expect(count(call)).toBe(2);
+    expect(call.sumMicros).toBe(1_500);
+    expect(call.counts[bucketIndex(1_500)]).toBe(1);
+    expect(call.counts[0]).toBe(1);
+    expect(region.readQueueWait(a)).toMatchObject({ sumMicros: 70_000 });
+    expect(count(region.readQueueWait(a))).toBe(1);
+    expect(region.readQueueWait(b)).toMatchObject({ sumMicros: 3 });
+    // Nothing leaks between the three histograms or into the handler's own latency.
+    expect(count(region.readCallDuration(b))).toBe(0);
+    expect(count(region.readKeyWait(a))).toBe(0);
+    expect(region.readKeyWait(b)).toMatchObject({ sumMicros: 9, waiting: 0 });
+    expect(region.handlerMetrics(a).executions).toBe(0);
+    expect(region.readHistogram(a).every((n) => n === 0)).toBe(true);
+    // Clamped like latencies.
+    region.recordCallDuration(b, MAX_LATENCY_MICROS * 4);
+    expect(region.readCallDuration(b).counts[OVERFLOW_BUCKET]).toBe(1);
+  });
+
   it('reports the circuit state kept on the same buffer', () => {
     const region = new MetricsRegion({ threadStripes: 1 });
     const slot = region.allocate('Flaky');

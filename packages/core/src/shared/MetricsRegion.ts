@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { isCqrsError } from '../errors/CqrsError.js';
-import { type CircuitState, circuitStateAt } from './breakerState.js';
+import { type CircuitState, circuitStateAt, transitionCounts } from './breakerState.js';
 import { addWide, addWideLocal, readWide } from './counters.js';
 import { BUCKETS, bucketIndex, bucketLowerBound, bucketUpperBound, quantileFromCounts } from './histogram.js';
 import {
@@ -195,28 +195,70 @@ export class MetricsRegion extends MetricsView {
 
   /** One call of `slot` got its key after waiting `micros` (0 when it never waited). Main thread only. */
   recordKeyWait(slot: number, micros: number): void {
+    this.recordMain(slot, Main.keyWaitHistogram, Main.keyWaitSumMicros, micros);
+  }
+
+  /** One call of `slot` settled `micros` after `execute` (what its caller waited). Main thread only. */
+  recordCallDuration(slot: number, micros: number): void {
+    this.recordMain(slot, Main.callHistogram, Main.callSumMicros, micros);
+  }
+
+  /**
+   * One pooled call of `slot` started in its thread `micros` after it was handed to the pool (the time it
+   * waited for a thread, and for the calls before it in its batch). Main thread only.
+   */
+  recordQueueWait(slot: number, micros: number): void {
+    this.recordMain(slot, Main.queueWaitHistogram, Main.queueWaitSumMicros, micros);
+  }
+
+  /** Adds `micros` to a histogram of the main block and its sum. */
+  private recordMain(slot: number, histogram: number, sum: number, micros: number): void {
     const base = this.layout.mainWord(slot);
-    // Most keyed calls find their key free: a zero wait adds one to the first bucket and nothing to the sum.
+    // Many waits are zero (a key that was free): one add to the first bucket, nothing to the sum.
     if (!(micros > 0)) {
-      addWideLocal(this.words, base + Main.keyWaitHistogram, 1);
+      addWideLocal(this.words, base + histogram, 1);
       return;
     }
     const value = micros < MAX_LATENCY_MICROS ? (micros + 0.5) | 0 : MAX_LATENCY_MICROS;
     // The main block is written and read on the main thread only: no atomics needed.
-    addWideLocal(this.words, base + Main.keyWaitHistogram + 2 * bucketIndex(value), 1);
-    addWideLocal(this.words, base + Main.keyWaitSumMicros, value);
+    addWideLocal(this.words, base + histogram + 2 * bucketIndex(value), 1);
+    addWideLocal(this.words, base + sum, value);
+  }
+
+  /** A histogram of the main block (µs) and its sum. */
+  private readMain(slot: number, histogram: number, sum: number): { counts: number[]; sumMicros: number } {
+    const base = this.layout.mainWord(slot);
+    const counts = new Array<number>(BUCKETS);
+    for (let b = 0; b < BUCKETS; b++) counts[b] = readWide(this.words, base + histogram + 2 * b);
+    return { counts, sumMicros: readWide(this.words, base + sum) };
   }
 
   /** The key-wait histogram of `slot` (µs) and its sum, for exporters. @internal */
   readKeyWait(slot: number): { counts: number[]; sumMicros: number; waiting: number } {
-    const base = this.layout.mainWord(slot);
-    const counts = new Array<number>(BUCKETS);
-    for (let b = 0; b < BUCKETS; b++) counts[b] = readWide(this.words, base + Main.keyWaitHistogram + 2 * b);
+    const { counts, sumMicros } = this.readMain(slot, Main.keyWaitHistogram, Main.keyWaitSumMicros);
     return {
       counts,
-      sumMicros: readWide(this.words, base + Main.keyWaitSumMicros),
-      waiting: Atomics.load(this.ints, base + Main.keyWaiting),
+      sumMicros,
+      waiting: Atomics.load(this.ints, this.layout.mainWord(slot) + Main.keyWaiting),
     };
+  }
+
+  /** The call-duration histogram of `slot` (µs: execute to settled, as callers saw it) and its sum. @internal */
+  readCallDuration(slot: number): { counts: number[]; sumMicros: number } {
+    return this.readMain(slot, Main.callHistogram, Main.callSumMicros);
+  }
+
+  /** The queue-wait histogram of `slot` (µs: pool.run to the start in a thread) and its sum. @internal */
+  readQueueWait(slot: number): { counts: number[]; sumMicros: number } {
+    return this.readMain(slot, Main.queueWaitHistogram, Main.queueWaitSumMicros);
+  }
+
+  /**
+   * The breaker transitions of `slot` so far, by kind, in the order of `TRANSITIONS` (all zero when no
+   * breaker guards it). @internal
+   */
+  readTransitions(slot: number): number[] {
+    return transitionCounts(this.ints, this.layout.breakerWord(slot));
   }
 
   /** The per-key order figures of `slot` (see {@link OrderingMetrics}). */

@@ -4,6 +4,7 @@ import {
   BreakerState,
   type BreakerTicket,
   circuitStateAt,
+  TRANSITIONS,
 } from './breakerState.js';
 import { Breaker } from './layout.js';
 import { MetricsRegion } from './MetricsRegion.js';
@@ -142,6 +143,29 @@ describe('BreakerState', () => {
     expect(breaker.tryAcquire().admitted).toBe(false);
     at(12_200);
     expect(breaker.tryAcquire()).toMatchObject({ admitted: true, transition: { to: 'half-open' } });
+  });
+
+  it('counts each transition once, by kind, beside the state: closed→open→half-open→open→half-open→closed', () => {
+    const { region, slot, breaker, at } = setup({ halfOpenProbes: 1 });
+    const counts = () =>
+      Object.fromEntries(
+        TRANSITIONS.map(([from, to], i) => [`${from}->${to}`, region.readTransitions(slot)[i]]),
+      );
+    expect(Object.values(counts())).toEqual([0, 0, 0, 0]);
+    open(breaker);
+    // Refusals while open, and a late failure, move nothing.
+    expect(breaker.tryAcquire().admitted).toBe(false);
+    at(11_000);
+    breaker.onResult(ticketOf(breaker.tryAcquire()), false);
+    at(12_000);
+    breaker.onResult(ticketOf(breaker.tryAcquire()), true);
+    expect(breaker.state()).toBe('closed');
+    expect(counts()).toEqual({
+      'closed->open': 1,
+      'open->half-open': 2,
+      'half-open->closed': 1,
+      'half-open->open': 1,
+    });
   });
 
   it('opens again on failures after it closed, counting the new run from zero', () => {

@@ -64,6 +64,25 @@ const CLOSED = 0;
 const OPEN = 1;
 const HALF_OPEN = 2;
 const STATES: readonly CircuitState[] = ['closed', 'open', 'half-open'];
+
+/** The transitions a breaker makes, in the order their counters have on the breaker line. */
+export const TRANSITIONS: readonly (readonly [from: CircuitState, to: CircuitState])[] = [
+  ['closed', 'open'],
+  ['open', 'half-open'],
+  ['half-open', 'closed'],
+  ['half-open', 'open'],
+];
+// The counter of a transition, by `from * 3 + to` of the state numbers above (-1: not a transition).
+const TRANSITION_INDEX = [-1, 0, -1, -1, -1, 1, 2, 3, -1];
+
+/**
+ * The transition counters of the breaker whose line starts at 32-bit word `line`, in the order of
+ * {@link TRANSITIONS}. 32-bit counts, read as unsigned: 4 billion transitions before one wraps.
+ * @internal
+ */
+export function transitionCounts(ints: Int32Array, line: number): number[] {
+  return TRANSITIONS.map((_, i) => Atomics.load(ints, line + Breaker.transitions + i) >>> 0);
+}
 const STATE_MASK = 3;
 // 29 bits of generation keep the state word positive.
 const GENERATION_MASK = 0x1fff_ffff;
@@ -292,6 +311,10 @@ export class BreakerState {
     if (Atomics.compareExchange(this.ints, this.stateIndex, word, (generation << 2) | state) !== word) {
       return undefined;
     }
+    // Counted by the CAS's winner alone, so each transition once, on whichever thread made it. After the
+    // CAS: a reader may see the new state a moment before its count, never a count ahead of a transition.
+    const counter = TRANSITION_INDEX[(word & STATE_MASK) * 3 + state] ?? -1;
+    if (counter >= 0) Atomics.add(this.ints, this.stateIndex + Breaker.transitions + counter, 1);
     if (state === OPEN) {
       Atomics.store(this.bigs, this.untilIndex, BigInt(Math.round((now + this.resetAfterMs) * 1000)));
       Atomics.store(this.ints, this.stateIndex + Breaker.untilTag, generation | this.clockFlag);

@@ -8,17 +8,22 @@
  *              │ magic │ version │ stripes │ handlers │ threads claimed │ (unused)                   │
  *   128        ├─ handler 0 ─────────────────────────────────────────────────────────────────────────┤
  *     +0       │ breaker line  state·gen │ failures tag·n │ probes tag·n │ successes tag·n │          │
- *              │               until tag │ · │ until µs (int64, bytes 24..31)                      │
+ *              │               until tag │ · │ until µs (int64, bytes 24..31) │                    │
+ *              │               transitions: closed→open │ open→half-open │ half-open→closed │      │
+ *              │                            half-open→open (words 8..11)                         │
  *     +128     │ limiter line  TAT ns (int64)                                                        │
- *     +256     │ main line     calls waiting for their key │ key-wait µs lo,hi │                         │
- *     +384     │ key-wait histogram  101 buckets × (lo,hi), 7 lines (main thread only)               │
- *     +1280    │ stripe 0 (main thread)                                                              │
+ *     +256     │ main line     calls waiting for their key │ key-wait µs lo,hi │ call µs lo,hi │     │
+ *              │               queue-wait µs lo,hi                                                 │
+ *     +384     │ key-wait histogram    101 buckets × (lo,hi), 7 lines ┐                             │
+ *     +1280    │ call-duration hist.   the same, 7 lines              ├ main thread only            │
+ *     +2176    │ queue-wait histogram  the same, 7 lines              ┘                             │
+ *     +3072    │ stripe 0 (main thread)                                                              │
  *              │   counters line  executions lo,hi │ failures lo,hi │ latency µs lo,hi │ max µs │      │
  *              │                  in-flight (stripe 0 only)                                          │
- *     +1408    │   histogram      101 buckets × (lo,hi)  = 808 B, padded to 7 lines                  │
- *     +2304    │ stripe 1 (first pool-thread stripe) …                                               │
+ *     +3200    │   histogram      101 buckets × (lo,hi)  = 808 B, padded to 7 lines                  │
+ *     +4096    │ stripe 1 (first pool-thread stripe) …                                               │
  *     …        │ stripe S                                                                            │
- *   128 + H    ├─ handler 1 … (H = 1280 + (S + 1) × 1024 bytes)                                      │
+ *   128 + H    ├─ handler 1 … (H = 3072 + (S + 1) × 1024 bytes)                                    │
  *              └─────────────────────────────────────────────────────────────────────────────────────┘
  *
  * Why this shape:
@@ -31,11 +36,14 @@
  *   striped counters exist to avoid. The price is (S + 1) × 808 B per handler and a wider sum at snapshot.
  * - Counters are 64-bit as two 32-bit words (see counters.ts): at a million records a second a 32-bit
  *   count would wrap within the hour.
- * - The breaker line is read on every call by every thread and written only on failures and transitions;
+ * - The breaker line is read on every call by every thread and written only on failures and transitions
+ *   (the transition counters too: the thread whose CAS made a transition counts it, on any thread);
  *   the limiter word is written on every admitted call, so it gets a line of its own rather than evicting
  *   the breaker line from every core's cache.
  * - The main block holds what only the main thread measures (per-key order happens where calls enter the
- *   bus): not striped, on lines of its own, so it never shares a line with a thread's stripe.
+ *   bus; a call's duration is what its caller saw; a pooled call's queue wait is worked out when its outcome
+ *   comes back): not striped, written without atomics, on lines of its own, so it never shares a line with
+ *   a thread's stripe.
  * - Hot paths use fixed-length views taken over the buffer's current length, remapped when a slot lies
  *   beyond them, not length-tracking views: on Node 20 an `Atomics` operation through a length-tracking view
  *   of a growable buffer costs about 2.5× as much (~20 ns instead of ~8). A fixed view stays valid as the
@@ -48,7 +56,7 @@ export const LINE_BYTES = 128;
 /** Identifies a metrics region in its first word ("CQRS"). */
 export const MAGIC = 0x43_51_52_53;
 /** Bumped whenever anything below changes, so a mismatched thread bundle fails loudly. */
-export const VERSION = 2;
+export const VERSION = 3;
 /** The main thread always records into stripe 0. */
 export const MAIN_STRIPE = 0;
 
@@ -78,6 +86,11 @@ export const Breaker = {
   untilTag: 4,
   /** Byte offset in the line of the int64 open-until time, in µs of the breaker's clock. */
   untilMicrosByte: 24,
+  /**
+   * First of four 32-bit counters of transitions, in the order of `TRANSITIONS` (breakerState.ts): counted
+   * by the one call whose compare-and-swap made each.
+   */
+  transitions: 8,
 } as const;
 
 /** Word indices (32-bit) in a stripe's counters line; each wide counter spans two words (lo, hi). */
@@ -93,20 +106,29 @@ export const Stripe = {
   histogram: LINE_BYTES / 4,
 } as const;
 
+const HISTOGRAM_BYTES = Math.ceil((BUCKETS * 8) / LINE_BYTES) * LINE_BYTES;
+
 /** Word indices (32-bit) in a handler's main block, written by the main thread only. */
 export const Main = {
   /** Calls of this handler waiting for their ordering key (a gauge). */
   keyWaiting: 0,
   /** Sum of the key waits recorded in the histogram below, in µs (wide: lo, hi). */
   keyWaitSumMicros: 2,
+  /** Sum of the call durations (execute to settled) in their histogram, in µs (wide). */
+  callSumMicros: 4,
+  /** Sum of the queue waits (pool.run to the handler's start in its thread) in their histogram, in µs (wide). */
+  queueWaitSumMicros: 6,
   /** First word of the key-wait histogram (as a stripe's latency histogram). */
   keyWaitHistogram: LINE_BYTES / 4,
+  /** First word of the call-duration histogram. */
+  callHistogram: (LINE_BYTES + HISTOGRAM_BYTES) / 4,
+  /** First word of the queue-wait histogram. */
+  queueWaitHistogram: (LINE_BYTES + 2 * HISTOGRAM_BYTES) / 4,
 } as const;
 
 export const HEADER_BYTES = LINE_BYTES;
-const HISTOGRAM_BYTES = Math.ceil((BUCKETS * 8) / LINE_BYTES) * LINE_BYTES;
-/** Breaker line + limiter line + the main block (main line and key-wait histogram). */
-export const CONTROL_BYTES = 3 * LINE_BYTES + HISTOGRAM_BYTES;
+/** Breaker line + limiter line + the main block (main line and its three histograms). */
+export const CONTROL_BYTES = 3 * LINE_BYTES + 3 * HISTOGRAM_BYTES;
 const LIMITER_BYTE = LINE_BYTES;
 const MAIN_BYTE = 2 * LINE_BYTES;
 /** Counters line + histogram lines. */

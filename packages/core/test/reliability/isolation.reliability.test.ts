@@ -12,6 +12,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PoolWorkerData, TaskMessage, TaskOutcome } from '../../src/pool/protocol.js';
+import { BusyTime } from '../../src/shared/BusyTime.js';
 import { CancelFlags } from '../../src/shared/CancelFlags.js';
 import { MetricsRegion } from '../../src/shared/MetricsRegion.js';
 import { ModuleTable } from '../../src/shared/ModuleTable.js';
@@ -41,7 +42,9 @@ function forgedPool() {
   const workerData: PoolWorkerData = {
     modules: modules.buffer,
     cancel: cancel.buffer,
+    cancelTimes: cancel.timesBuffer,
     metrics: metrics.buffer,
+    busy: new BusyTime(1).buffer,
     maxDepth: 1000,
     guard: false,
   };
