@@ -12,7 +12,7 @@ describe('examples/production-demo', () => {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
       [main, '--duration', '3', '--rate', '100', '--threads', '2', '--linger', '0'],
-      { timeout: 30_000 },
+      { timeout: 60_000 },
     );
     expect(stdout).toMatch(/serving http:\/\/127\.0\.0\.1:\d+\/metrics/);
     expect(stdout).toMatch(
@@ -56,7 +56,7 @@ describe('examples/production-demo', () => {
       correlationId: expect.stringMatching(/^req-\d+$/),
       requestId: expect.any(Number),
     });
-  });
+  }, 90_000);
 
   it('keeps serving the final counts on /metrics while it lingers, until a signal ends it cleanly', async () => {
     // A linger far longer than the test may take: only the SIGTERM below can end it.
@@ -95,5 +95,5 @@ describe('examples/production-demo', () => {
     } finally {
       child.kill('SIGKILL');
     }
-  });
+  }, 90_000);
 });
