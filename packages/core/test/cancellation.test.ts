@@ -21,7 +21,11 @@ function control(): Int32Array {
   return c;
 }
 
-async function setup(cancelGraceMs = 1000) {
+/**
+ * A one-thread pool and its buses. A cancelled handler that stops by itself keeps its thread however late
+ * it gets to run (a grace of 30 s, not the default 1 s); the runaway test sets a short one.
+ */
+async function setup(cancelGraceMs = 30_000) {
   const p = new WorkerPool({ threads: 1, cancelGraceMs });
   pool = p;
   const commands = new CommandBus({ pool: p });

@@ -47,8 +47,12 @@ afterEach(async () => {
   pool = undefined;
 });
 
+/**
+ * A one-thread pool. A cancelled handler that stops by itself keeps its thread however late it gets to run
+ * (a grace of 30 s, not the default 1 s); the runaway test sets its own.
+ */
 function newPool(options: ConstructorParameters<typeof WorkerPool>[0] = {}): WorkerPool {
-  const p = new WorkerPool({ threads: 1, ...options });
+  const p = new WorkerPool({ threads: 1, cancelGraceMs: 30_000, ...options });
   pool = p;
   return p;
 }
