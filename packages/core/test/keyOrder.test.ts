@@ -308,5 +308,5 @@ describe('per-key order', () => {
     );
     // Every aborted worker step ends in its thread (it ignores cancellation): wait for the pool to be idle.
     await waitUntil(() => pool?.inFlight === 0, HANG_MS, 'the pool to be idle');
-  });
+  }, 60_000);
 });
