@@ -21,7 +21,7 @@ const examples: [string, string | undefined][] = [
 /** Runs an example expecting a non-zero exit; returns its exit code and output. */
 async function failing(args: string[]): Promise<{ code: unknown; stdout: string; stderr: string }> {
   try {
-    await run(process.execPath, args, { timeout: 15_000 });
+    await run(process.execPath, args, { timeout: 30_000 });
   } catch (err) {
     const { code, stdout, stderr } = err as { code: unknown; stdout: string; stderr: string };
     return { code, stdout, stderr };
@@ -32,27 +32,27 @@ async function failing(args: string[]): Promise<{ code: unknown; stdout: string;
 describe.each(examples)('examples/%s on the command line', (example, documented) => {
   it('prints its usage for --help and -h, and exits 0 without starting', async () => {
     for (const flag of ['--help', '-h']) {
-      const { stdout, stderr } = await run(process.execPath, [built(example), flag], { timeout: 15_000 });
+      const { stdout, stderr } = await run(process.execPath, [built(example), flag], { timeout: 30_000 });
       expect(stdout).toMatch(new RegExp(`^Usage: node dist/examples/${example}\\.js`));
       // The usage and nothing after it: the example did not start.
       expect(stdout).toMatch(/-h, --help +print this help and exit\n$/);
       if (documented !== undefined) expect(stdout).toContain(documented);
       expect(stderr).toBe('');
     }
-  });
+  }, 90_000);
 
   it('refuses an unknown option in one line on stderr, exit code 2, no stack trace', async () => {
     const { code, stdout, stderr } = await failing([built(example), '--bogus']);
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr).toBe('error: unknown option --bogus (see --help)\n');
-  });
+  }, 60_000);
 
   it('refuses a stray argument the same way', async () => {
     const { code, stderr } = await failing([built(example), 'stray']);
     expect(code).toBe(2);
     expect(stderr).toBe('error: unexpected argument "stray" (see --help)\n');
-  });
+  }, 60_000);
 });
 
 describe('options with values', () => {
@@ -66,7 +66,7 @@ describe('options with values', () => {
     expect(notANumber.stderr).toBe('error: --rate must be a number >= 1, got "fast" (see --help)\n');
     const fraction = await failing([main, '--threads=1.5']);
     expect(fraction.stderr).toBe('error: --threads must be an integer >= 1, got "1.5" (see --help)\n');
-  });
+  }, 120_000);
 
   it('names a variant that does not exist', async () => {
     const server = await failing([built('http-service/server'), '--variant', 'cluster']);
@@ -79,5 +79,5 @@ describe('options with values', () => {
     expect(main.stderr).toBe(
       'error: --variants: unknown variant "cluster" (known: inline, pool, piscina) (see --help)\n',
     );
-  });
+  }, 90_000);
 });

@@ -7,7 +7,7 @@ const main = fileURLToPath(new URL('../../dist/examples/demo/main.js', import.me
 
 describe('examples/demo', () => {
   it('runs the basic flow to the end and exits by itself', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, [main], { timeout: 15_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, [main], { timeout: 60_000 });
     expect(stdout).toContain('created #1 Alice Johnson <alice@example.com>');
     expect(stdout).toContain('#3: Carol Davis');
     expect(stdout).toMatch(/3 users fingerprinted on pool thread \d+, correlation id demo-1/);
@@ -21,5 +21,5 @@ describe('examples/demo', () => {
     expect(stdout).toMatch(/GetUser\s+3 \/ 0 /);
     expect(stdout).toMatch(/BuildUserReport\s+2 \/ 1 /);
     expect(stdout).toContain('After close: CLOSED. Done.');
-  });
+  }, 90_000);
 });

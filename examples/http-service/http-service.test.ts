@@ -190,7 +190,7 @@ describe('examples/http-service, the demo', () => {
       /\npool\s+cqrs-pool, 1 thread\s+[1-9]\d*\s+[\d.]+\s+[\d.]+\s+0\s+[\d.]+\s+[\d.]+\s+[\d.]+\n/,
     );
     expect(stdout).not.toContain('probes failed');
-  });
+  }, 90_000);
 });
 
 describe('examples/http-service, the server alone', () => {

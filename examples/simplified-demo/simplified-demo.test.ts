@@ -7,8 +7,8 @@ const main = fileURLToPath(new URL('../../dist/examples/simplified-demo/main.js'
 
 describe('examples/simplified-demo', () => {
   it('runs the e-commerce flow to the end and exits by itself', async () => {
-    // execFile rejects on a non-zero exit code or on the timeout, so resolving means exit 0.
-    const { stdout } = await promisify(execFile)(process.execPath, [main], { timeout: 20_000 });
+    // execFile rejects on a non-zero exit code or on the timeout (a hang guard), so resolving means exit 0.
+    const { stdout } = await promisify(execFile)(process.execPath, [main], { timeout: 60_000 });
     expect(stdout).toContain('created user #1 Alice <alice@example.com>');
     expect(stdout).toContain('created user #2 Bob <bob@example.com>');
     expect(stdout).toContain('created product #1 Keyboard €49.99, stock 10');
@@ -35,5 +35,5 @@ describe('examples/simplified-demo', () => {
     expect(stdout).toMatch(/ListOrders\s+query\s+1\s+0\s/);
     expect(stdout).toMatch(/PriceQuote\s+query\s+1\s+0\s/);
     expect(stdout).toContain('Done.');
-  });
+  }, 90_000);
 });

@@ -1,8 +1,10 @@
 /**
  * circuitBreaker and rateLimit on real threads: the breaker's state is shared by every thread and bus of a
  * pool, refused calls never reach a thread, half-open admits exactly `halfOpenProbes` calls however many
- * callers race for them, and the limiter admits `burst + rate × elapsed` under concurrent load. Runs against
- * the built package and fixtures (`node build.mjs --fast` first).
+ * callers race for them, and the limiter admits `burst + rate × elapsed` under concurrent load. Time goes by
+ * the breaker's and the limiter's own clocks where a count depends on it (an injected clock the test moves),
+ * so no count depends on how fast the machine runs. Runs against the built package and fixtures
+ * (`node build.mjs --fast` first).
  */
 
 import type { CqrsError } from '@cqrs-pool/core';
@@ -18,7 +20,7 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 // The middleware from source until index.ts exports them; they meet the built buses through the
 // Middleware/ChainContext shapes and the region's buffer, as they will from the package.
-import { waitUntil } from './control.js';
+import { allThreadsUp, HANG_MS, waitUntil } from './control.js';
 import { figures } from './figures.js';
 import { Flaky, Noop, Reached } from './fixtures/breakerHandlers.js';
 import { fixtureUrl } from './fixtureUrl.js';
@@ -67,6 +69,7 @@ describe('circuitBreaker on worker threads', () => {
     });
     bus.registerHandler(Flaky, inWorker(handlers, 'flaky'));
     await bus.ready();
+    await allThreadsUp(p, 2);
     const control = newControl();
     // 12 concurrent failures, run by both threads: all admitted while closed, the 5th to finish opens.
     const failing = await settleAll(
@@ -81,10 +84,13 @@ describe('circuitBreaker on worker threads', () => {
     const refused = await settleAll(
       Array.from({ length: 50 }, () => bus.execute(Flaky, { control, fail: false, spinMs: 0 })),
     );
+    const refusedBy = performance.timeOrigin + performance.now();
     expect(codesOf(refused)).toEqual({ CIRCUIT_OPEN: 50 });
     const first = (refused[0] as PromiseRejectedResult).reason as CqrsError;
     expect(first.handler).toBe('Flaky');
-    expect(first.retryAfterMs).toBeGreaterThan(9_000);
+    // What is left of the 10 s, by the wall clock the breaker keeps, however long the calls above took.
+    const openedAt = (changes[0] as CircuitStateChange).at;
+    expect(first.retryAfterMs).toBeGreaterThanOrEqual(Math.floor(openedAt + 10_000 - refusedBy));
     expect(first.retryAfterMs).toBeLessThanOrEqual(10_000);
     expect(Atomics.load(control, Reached.calls)).toBe(12);
     expect(figures(bus, 'Flaky')).toMatchObject({
@@ -132,18 +138,21 @@ describe('circuitBreaker on worker threads', () => {
     expect(figures(bus, 'Flaky').circuit).toBe('open');
     await waitUntil(
       () => figures(bus, 'Flaky').circuit === 'half-open',
-      2_000,
+      HANG_MS,
       'the snapshot to say half-open',
     );
     expect(performance.now() - openedAt).toBeGreaterThanOrEqual(190);
     expect(changes).toEqual(['closed→open']); // no call has moved it yet: the snapshot read the time
 
-    // Waves of callers while the probes run (each probe holds a thread for 150 ms, well past the last wave).
+    // Waves of callers while the probes run: each probe holds its thread until the last wave is in.
     const calls: Promise<unknown>[] = [];
     for (let wave = 0; wave < 5; wave++) {
-      for (let i = 0; i < 60; i++) calls.push(bus.execute(Flaky, { control, fail: false, spinMs: 150 }));
+      for (let i = 0; i < 60; i++)
+        calls.push(bus.execute(Flaky, { control, fail: false, spinMs: 0, hold: true }));
       await sleep(5);
     }
+    Atomics.store(control, Reached.release, 1);
+    Atomics.notify(control, Reached.release);
     const outcomes = await settleAll(calls);
     expect(codesOf(outcomes)).toEqual({ ok: 3, CIRCUIT_OPEN: 297 });
     expect(Atomics.load(control, Reached.calls)).toBe(1 + 3);
@@ -155,18 +164,24 @@ describe('circuitBreaker on worker threads', () => {
 
   it('reopens when a probe fails', async () => {
     const p = newPool({ threads: 2 });
+    // The breaker's clock is the test's: 100 ms pass when the test says so, however slow the calls are.
+    let now = 1_000_000;
     const bus = new CommandBus({
       pool: p,
-      middleware: [circuitBreaker({ failureThreshold: 1, resetAfterMs: 100 })],
+      middleware: [circuitBreaker({ failureThreshold: 1, resetAfterMs: 100, clock: () => now })],
     });
     bus.registerHandler(Flaky, inWorker(handlers, 'flaky'));
     const control = newControl();
     await rejectionWith(bus.execute(Flaky, { control, fail: true, spinMs: 0 }), 'HANDLER_FAILED');
-    await sleep(120);
+    await rejectionWith(bus.execute(Flaky, { control, fail: false, spinMs: 0 }), 'CIRCUIT_OPEN');
+    now += 100;
+    // The probe fails: open again, for a full resetAfterMs from now.
     await rejectionWith(bus.execute(Flaky, { control, fail: true, spinMs: 0 }), 'HANDLER_FAILED');
+    now += 40;
     const err = await rejectionWith(bus.execute(Flaky, { control, fail: false, spinMs: 0 }), 'CIRCUIT_OPEN');
-    expect(err.retryAfterMs).toBeGreaterThan(50);
+    expect(err.retryAfterMs).toBe(60);
     expect(figures(bus, 'Flaky').circuit).toBe('open');
+    expect(Atomics.load(control, Reached.calls)).toBe(2);
   });
 
   it('does not count a call its caller aborted, and gives its probe place back', async () => {
@@ -196,33 +211,38 @@ describe('circuitBreaker on worker threads', () => {
 });
 
 describe('rateLimit on worker threads', () => {
-  it('admits burst + rate × elapsed (±1) of many concurrent calls', async () => {
+  it('admits exactly burst + rate × elapsed of many concurrent calls, and tells the refused when to retry', async () => {
     const p = newPool({ threads: 2 });
     const limit = 100;
     const windowMs = 1000;
     const burst = 20;
-    const bus = new CommandBus({ pool: p, middleware: [rateLimit({ limit, windowMs, burst })] });
+    const intervalMs = windowMs / limit;
+    // The limiter's clock is the test's: 2 ms pass between two batches of callers, however long the machine
+    // takes to serve them, so the count depends on nothing but the limiter.
+    let now = 1_000_000;
+    const bus = new CommandBus({
+      pool: p,
+      middleware: [rateLimit({ limit, windowMs, burst, clock: () => now })],
+    });
     bus.registerHandler(Noop, inWorker(handlers, 'noop'));
     await bus.ready();
     const calls: Promise<unknown>[] = [];
-    const started = performance.timeOrigin + performance.now();
-    let ended: number;
-    for (;;) {
+    const started = now;
+    for (let batch = 0; batch < 250; batch++) {
+      if (batch > 0) now += 2;
       for (let i = 0; i < 25; i++) calls.push(bus.execute(Noop, {}));
-      // Timed right after the last batch is admitted or refused, not after the pause that follows it.
-      ended = performance.timeOrigin + performance.now();
-      if (ended - started >= 500) break;
-      await sleep(2);
+      // Admitted calls run on the threads while the next batches come in.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     const outcomes = await settleAll(calls);
     const codes = codesOf(outcomes);
-    const expected = burst + Math.floor((ended - started) / (windowMs / limit));
-    expect(Math.abs((codes.ok ?? 0) - expected)).toBeLessThanOrEqual(1);
+    // Every interval of the run freed one place, and each batch found the places freed since the last one.
+    expect(codes.ok).toBe(burst + Math.floor((now - started) / intervalMs));
     expect((codes.ok ?? 0) + (codes.RATE_LIMITED ?? 0)).toBe(calls.length);
     const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
     expect(refused.reason).toMatchObject({ code: 'RATE_LIMITED', handler: 'Noop' });
     expect(refused.reason.retryAfterMs).toBeGreaterThanOrEqual(1);
-    expect(refused.reason.retryAfterMs).toBeLessThanOrEqual(10);
+    expect(refused.reason.retryAfterMs).toBeLessThanOrEqual(intervalMs);
     expect(figures(bus, 'Noop')).toMatchObject({ executions: calls.length, failures: codes.RATE_LIMITED });
   });
 

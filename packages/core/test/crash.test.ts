@@ -1,6 +1,6 @@
 import { CommandBus, inWorker, QueryBus, WorkerPool } from '@cqrs-pool/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { waitUntil } from './control.js';
+import { HANG_MS, waitUntil } from './control.js';
 import { Crash, Describe, Square } from './fixtures/messages.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
@@ -25,7 +25,7 @@ describe('a thread that dies', () => {
     const results = await Promise.all(Array.from({ length: 20 }, (_, n) => commands.execute(Square, { n })));
     expect(results).toEqual(Array.from({ length: 20 }, (_, n) => n * n));
     const p = pool;
-    await waitUntil(() => p.threads === 2, 5000, 'the pool to be back at 2 threads');
+    await waitUntil(() => p.threads === 2, HANG_MS, 'the pool to be back at 2 threads');
     expect(p.inFlight).toBe(0);
   });
 
@@ -41,6 +41,6 @@ describe('a thread that dies', () => {
     const after = await queries.execute(Describe, {});
     expect(after.threadId).not.toBe(before.threadId);
     const p = pool;
-    await waitUntil(() => p.threads === 1, 5000, 'the pool to be back at 1 thread');
+    await waitUntil(() => p.threads === 1, HANG_MS, 'the pool to be back at 1 thread');
   });
 });

@@ -13,7 +13,7 @@ import {
 } from '@cqrs-pool/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { newControl, releaseAll, waitForStarts, waitUntil } from './control.js';
+import { HANG_MS, newControl, releaseAll, waitForStarts, waitUntil } from './control.js';
 import { Block } from './fixtures/messages.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
@@ -77,10 +77,10 @@ describe('healthSnapshot', () => {
     const running = [commands.execute(Block, { control: c })];
     await waitForStarts(c, 1);
     for (let i = 0; i < 4; i++) running.push(commands.execute(Block, { control: c }));
-    await waitUntil(() => p.queueSize === 4, 2000, 'four queued calls');
+    await waitUntil(() => p.queueSize === 4, HANG_MS, 'four queued calls');
     expect(healthSnapshot({ pool: p, buses: [commands] }).status).toBe('ok');
     running.push(commands.execute(Block, { control: c }));
-    await waitUntil(() => p.queueSize === 5, 2000, 'five queued calls');
+    await waitUntil(() => p.queueSize === 5, HANG_MS, 'five queued calls');
     const health = healthSnapshot({ pool: p, buses: [commands] });
     expect(health.status).toBe('degraded');
     // In flight counts the queued calls too: one running, five waiting.

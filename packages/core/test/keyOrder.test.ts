@@ -16,7 +16,7 @@ import {
 } from '@cqrs-pool/core';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { newControl, releaseAll, waitForStarts, waitUntil } from './control.js';
+import { HANG_MS, newControl, releaseAll, waitForStarts, waitUntil } from './control.js';
 import { Block } from './fixtures/messages.js';
 import { step } from './fixtures/orderingHandlers.js';
 import { Step, stepLog } from './fixtures/orderingMessages.js';
@@ -204,7 +204,7 @@ describe('per-key order', () => {
     const after = commands.execute(Step, { seq: 1, log, ms: 0 });
     await waitUntil(
       () => commands.getMetrics().handlers.Step?.ordering?.waiting === 1,
-      5_000,
+      HANG_MS,
       'Step to wait',
     );
     expect(ticks(log, 1).start).toBe(0);
@@ -333,6 +333,6 @@ describe('per-key order', () => {
       { numRuns: 40 },
     );
     // Every aborted worker step ends in its thread (it ignores cancellation): wait for the pool to be idle.
-    await waitUntil(() => pool?.inFlight === 0, 10_000, 'the pool to be idle');
-  });
+    await waitUntil(() => pool?.inFlight === 0, HANG_MS, 'the pool to be idle');
+  }, 60_000);
 });

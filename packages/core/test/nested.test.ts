@@ -31,8 +31,8 @@ function setup(threads: number, queryMiddleware: readonly Middleware[] = []) {
   return { commands, queries };
 }
 
-// Every nested call is bounded: a deadlock shows as ABORTED after 5 s, not as a hung test.
-const bounded = () => ({ signal: AbortSignal.timeout(5000) });
+// Every nested call is bounded: a deadlock shows as ABORTED after 15 s, not as a hung test.
+const bounded = () => ({ signal: AbortSignal.timeout(15_000) });
 
 describe('nested calls from a worker handler', () => {
   it('complete with one thread: the nested worker handler runs on the thread that awaits it', async () => {
@@ -142,7 +142,10 @@ describe('a nested worker handler that kills its thread', () => {
     await expect(commands.execute(Square, { n: 6 })).resolves.toBe(36);
     // Nothing is left waiting for the dead thread: closing drains at once.
     const closed = Promise.all([commands.close(), p.close()]).then(() => 'closed');
-    const outcome = await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 3000, 'hung'))]);
+    const outcome = await Promise.race([
+      closed,
+      new Promise((resolve) => setTimeout(resolve, 15_000, 'hung')),
+    ]);
     expect(outcome).toBe('closed');
     expect(commands.pending).toBe(0);
   });

@@ -1,7 +1,7 @@
 /** Settles every call, bounded: a call still pending after `timeoutMs` fails the test instead of hanging it. */
 export async function settleAll<T>(
   calls: Promise<T>[],
-  timeoutMs = 10_000,
+  timeoutMs = 15_000,
 ): Promise<PromiseSettledResult<T>[]> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {

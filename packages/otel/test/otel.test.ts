@@ -100,7 +100,7 @@ function mainSpans(): SpanRecord[] {
 
 /** The one finished span named `name`, on either thread, waiting for thread spans still in flight. */
 async function spanNamed(name: string): Promise<SpanRecord> {
-  const deadline = Date.now() + 5_000;
+  const deadline = Date.now() + 15_000;
   for (;;) {
     const found = [...mainSpans(), ...workerSpans].filter((s) => s.name === name);
     if (found.length > 1) throw new Error(`${found.length} spans named ${name}`);

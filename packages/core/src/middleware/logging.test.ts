@@ -209,20 +209,30 @@ describe('logging: lines', () => {
   });
 
   it('logs a call slower than slowMs at warn with slow: true', async () => {
-    const { logger, entries } = recordingLogger();
-    const run = chain(
-      logger,
-      // Far apart, so a loaded machine's late timer cannot make the quick call slow.
-      { slowMs: 150 },
-      (call) => new Promise((resolve) => setTimeout(() => resolve(1), (call.input as { wait: number }).wait)),
-    );
-    await run(callOf(CreateUser, { wait: 0 }));
-    await run(callOf(CreateUser, { wait: 200 }));
-    expect(entries.map((e) => e.level)).toEqual(['info', 'warn']);
-    expect(entries[0]?.obj).not.toHaveProperty('slow');
-    expect(entries[1]?.obj).toMatchObject({ slow: true, outcome: 'ok' });
-    expect(entries[1]?.obj.durationMs).toBeGreaterThanOrEqual(150);
-    expect(entries[1]?.msg).toMatch(/ok in \d+\.\dms \(slow\)$/);
+    // Fake timers and clock: the durations are the ones the test sets, on a loaded machine too.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'performance'] });
+    try {
+      const { logger, entries } = recordingLogger();
+      const run = chain(
+        logger,
+        { slowMs: 150 },
+        (call) =>
+          new Promise((resolve) => setTimeout(() => resolve(1), (call.input as { wait: number }).wait)),
+      );
+      const quick = run(callOf(CreateUser, { wait: 149 }));
+      await vi.advanceTimersByTimeAsync(149);
+      await quick;
+      const slow = run(callOf(CreateUser, { wait: 151 }));
+      await vi.advanceTimersByTimeAsync(151);
+      await slow;
+      expect(entries.map((e) => e.level)).toEqual(['info', 'warn']);
+      expect(entries[0]?.obj).not.toHaveProperty('slow');
+      expect(entries[0]?.obj.durationMs).toBe(149);
+      expect(entries[1]?.obj).toMatchObject({ slow: true, outcome: 'ok', durationMs: 151 });
+      expect(entries[1]?.msg).toMatch(/ok in 151\.0ms \(slow\)$/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -10,7 +10,7 @@ import { getEventListeners } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { CommandBus, circuitBreaker, inWorker, QueryBus, WorkerPool } from '@cqrs-pool/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { waitUntil } from '../control.js';
+import { HANG_MS, waitUntil } from '../control.js';
 import {
   ExhaustMemory,
   Exit,
@@ -22,6 +22,7 @@ import {
 } from '../fixtures/reliabilityMessages.js';
 import { fixtureUrl } from '../fixtureUrl.js';
 import { rejectionWith } from '../rejectionWith.js';
+import { holdBoth } from './holdBoth.js';
 
 const handlers = fixtureUrl('reliabilityHandlers');
 const hasProc = (() => {
@@ -58,7 +59,7 @@ function setup(options: ConstructorParameters<typeof WorkerPool>[0] = {}) {
 async function backTo(p: WorkerPool, threads: number): Promise<void> {
   await waitUntil(
     () => p.threads === threads && p.inFlight === 0,
-    5_000,
+    HANG_MS,
     `the pool back at ${threads} threads`,
   );
 }
@@ -73,6 +74,20 @@ async function settledOsThreads(): Promise<number> {
     count = now;
   }
   return count;
+}
+
+/**
+ * The OS thread count once it is back to at most `count`, or the last count seen after the hang bound: an
+ * exited thread is reaped a moment later, the later the busier the machine, so this waits for that event.
+ */
+async function osThreadsBackTo(count: number): Promise<number> {
+  const deadline = performance.now() + HANG_MS;
+  let now = readdirSync('/proc/self/task').length;
+  while (now > count && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    now = readdirSync('/proc/self/task').length;
+  }
+  return now;
 }
 
 describe('a thread that dies', () => {
@@ -95,47 +110,49 @@ describe('a thread that dies', () => {
         idleWait: 'loop',
       });
       await Promise.all([commands.ready(), queries.ready()]);
-      // One call holds the other thread while the crash happens; it must complete normally.
-      const other = queries.execute(Hold, { ms: 300 });
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      const started = performance.now();
-      const err = await rejectionWith(commands.execute(def, {}), 'WORKER_CRASHED', 10_000);
-      const crashMs = performance.now() - started;
-      expect(err.handler).toBe(def.name);
+      // Both threads up and idle: the call below takes one, the crash the other.
+      await holdBoth(queries);
+      // One call holds the other thread until the crash has happened; it must complete normally.
+      const release = new Int32Array(new SharedArrayBuffer(8));
+      const other = queries.execute(Hold, { ms: HANG_MS, control: release });
+      try {
+        const err = await rejectionWith(commands.execute(def, {}), 'WORKER_CRASHED');
+        expect(err.handler).toBe(def.name);
+      } finally {
+        Atomics.store(release, 0, 1);
+        Atomics.notify(release, 0);
+      }
       const held = await other;
       expect(held.threadId).toBeGreaterThan(0);
       await backTo(p, 2);
-      // Both threads work again: two overlapping holds run on two distinct threads.
-      const [a, b] = await Promise.all([
-        queries.execute(Hold, { ms: 50 }),
-        queries.execute(Hold, { ms: 50 }),
-      ]);
-      expect(a.threadId).not.toBe(b.threadId);
+      // Both threads work again: two holds at once run on two distinct threads.
+      const [a, b] = await holdBoth(queries);
+      expect(a).not.toBe(b);
       expect(commands.getMetrics().handlers[def.name]).toMatchObject({
         executions: 1,
         failures: 1,
         inFlight: 0,
       });
-      expect(queries.getMetrics()).toMatchObject({ executions: 3, failures: 0, inFlight: 0 });
-      expect(crashMs).toBeLessThan(10_000);
+      expect(queries.getMetrics()).toMatchObject({ executions: 5, failures: 0, inFlight: 0 });
     },
+    60_000,
   );
 
   it("by a throw after its handler returned (idleWait 'loop'): the call succeeds, onThreadError hears it, the thread is replaced", async () => {
     const { pool: p, commands, queries, threadErrors } = setup({ idleWait: 'loop' });
     await commands.ready();
-    const before = await Promise.all([queries.execute(Hold, { ms: 30 }), queries.execute(Hold, { ms: 30 })]);
+    const before = await holdBoth(queries);
     // The handler returned before the throw: its result stands. The thread then dies with no task on it,
     // which piscina reports as an 'error' event, passed to onThreadError (unheard, it would crash us).
     await expect(commands.execute(ThrowAfterReturn, {})).resolves.toBe('returned');
-    await waitUntil(() => threadErrors.length === 1, 5_000, 'onThreadError');
+    await waitUntil(() => threadErrors.length === 1, HANG_MS, 'onThreadError');
     expect((threadErrors[0] as Error).message).toBe('thrown after the handler returned');
     await backTo(p, 2);
-    const after = await Promise.all([queries.execute(Hold, { ms: 30 }), queries.execute(Hold, { ms: 30 })]);
-    const ids = (list: { threadId: number }[]) => new Set(list.map((r) => r.threadId));
-    expect(ids(after).size).toBe(2);
+    const after = await holdBoth(queries);
+    expect(new Set(before).size).toBe(2);
+    expect(new Set(after).size).toBe(2);
     // Exactly one of the two threads is new.
-    expect([...ids(after)].filter((id) => !ids(before).has(id))).toHaveLength(1);
+    expect(after.filter((id) => !before.includes(id))).toHaveLength(1);
     expect(commands.getMetrics()).toMatchObject({ executions: 1, failures: 0, inFlight: 0 });
     expect(threadErrors).toHaveLength(1);
   });
@@ -146,7 +163,7 @@ describe('a thread that dies', () => {
     // The timer it leaves waits, frozen with the idle thread, for the next call that yields to the event loop.
     await expect(commands.execute(ThrowAfterReturn, {})).resolves.toBe('returned');
     const first = await queries.execute(Nap, { ms: 30 });
-    await waitUntil(() => threadErrors.length === 1, 5_000, 'onThreadError');
+    await waitUntil(() => threadErrors.length === 1, HANG_MS, 'onThreadError');
     expect((threadErrors[0] as Error).message).toBe('thrown after the handler returned');
     // The thread retires when its next call arrives, before starting it: that call runs on its replacement.
     const second = await queries.execute(Hold, { ms: 0 });
@@ -161,7 +178,7 @@ describe('a thread that dies', () => {
     const { pool: p, commands, queries, threadErrors } = setup({ threads: 1 });
     await Promise.all([commands.ready(), queries.ready()]);
     const first = await queries.execute(Nap, { ms: 30, reject: true });
-    await waitUntil(() => threadErrors.length === 1, 5_000, 'onThreadError');
+    await waitUntil(() => threadErrors.length === 1, HANG_MS, 'onThreadError');
     expect((threadErrors[0] as Error).message).toBe('nobody handles this rejection');
     const second = await queries.execute(Hold, { ms: 0 });
     expect(second.threadId).not.toBe(first.threadId);
@@ -203,14 +220,15 @@ describe('a thread that dies', () => {
       const processListeners = process.eventNames().map((e) => [e, process.listenerCount(e)] as const);
       const started = performance.now();
       for (let i = 1; i < trials; i++) {
-        await rejectionWith(commands.execute(Exit, {}, { signal: caller.signal }), 'WORKER_CRASHED', 10_000);
+        await rejectionWith(commands.execute(Exit, {}, { signal: caller.signal }), 'WORKER_CRASHED');
         // Every tenth trial, a normal call in between: the pool still serves.
         if (i % 10 === 0) await queries.execute(Hold, { ms: 0 }, { signal: caller.signal });
       }
       const elapsed = performance.now() - started;
       await backTo(p, 2);
       expect(p.threads).toBe(2);
-      expect(await settledOsThreads()).toBe(osBefore);
+      // Every exited thread is reaped in the end (a leak keeps the count above, past the hang bound).
+      expect(await osThreadsBackTo(osBefore)).toBeLessThanOrEqual(osBefore);
       expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
       expect(process.eventNames().map((e) => [e, process.listenerCount(e)] as const)).toEqual(
         processListeners,
@@ -222,6 +240,7 @@ describe('a thread that dies', () => {
         `${trials} crash trials in ${Math.round(elapsed)} ms (${(elapsed / trials).toFixed(1)} ms each)`,
       );
     },
-    30_000,
+    // 200 thread replacements: far longer on a busy machine; each crash has its own hang bound.
+    300_000,
   );
 });

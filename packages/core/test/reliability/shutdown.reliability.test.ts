@@ -1,7 +1,8 @@
 /**
  * Graceful shutdown with thousands in flight: a child process (fixtures/reliabilityShutdownScenario.ts)
  * makes 3000 calls on both buses — most queued for the pool's two threads, some inline, one in 15 aborted by
- * its caller during the drain — closes both buses then the pool, and makes 100 calls after close began.
+ * its caller halfway through the drain — closes both buses then the pool, and makes 100 calls after close
+ * began.
  * Every call settles (completed, ABORTED, or CLOSED with a reason that says so), none is lost, none runs
  * twice (each handler counts its executions per call id in shared memory), and the process then exits by
  * itself with code 0. Runs against the built package and fixtures (`node build.mjs --fast` first).
@@ -35,15 +36,15 @@ describe('graceful shutdown', () => {
       stdout: string;
       stderr: string;
     }>((resolve) => {
-      // Killed after 15 s: a handle left open would keep the child alive until then.
-      const child = execFile(process.execPath, [script], { timeout: 15_000 }, (err, stdout, stderr) =>
+      // Killed after 60 s, only to turn a hang (a handle left open keeps the child alive) into a failure.
+      const child = execFile(process.execPath, [script], { timeout: 60_000 }, (err, stdout, stderr) =>
         resolve({ code: err === null ? 0 : (child.exitCode ?? null), stdout, stderr }),
       );
     });
     const exitMs = performance.now() - started;
     expect(stderr).toBe('');
+    // Exit code 0, by itself: killed at the hang bound, it would be null.
     expect(code).toBe(0);
-    expect(exitMs).toBeLessThan(10_000);
     const report = JSON.parse(stdout) as ShutdownReport;
     console.log(`shutdown: ${JSON.stringify({ ...report, exitMs: Math.round(exitMs) })}`);
     expect(report.calls).toBe(3100);
@@ -52,8 +53,10 @@ describe('graceful shutdown', () => {
     for (const outcome of Object.keys(report.byOutcome))
       expect(['ok', 'ABORTED', 'CLOSED']).toContain(outcome);
     expect(report.byOutcome.CLOSED).toBe(100);
-    expect(report.byOutcome.ok).toBeGreaterThan(2500);
+    // Only the 200 calls with a signal can be aborted: some completed before their caller gave up, some not.
     expect(report.byOutcome.ABORTED ?? 0).toBeGreaterThan(0);
+    expect(report.byOutcome.ABORTED ?? 0).toBeLessThan(200);
+    expect((report.byOutcome.ok ?? 0) + (report.byOutcome.ABORTED ?? 0)).toBe(3000);
     expect(report.queuedAtClose).toBeGreaterThan(1000);
     for (const reason of report.reasons) {
       expect(reason).toMatch(/^(CLOSED: .*closed|ABORTED: aborted by the caller)$/);
@@ -67,5 +70,5 @@ describe('graceful shutdown', () => {
     expect(report.executions).toBeGreaterThanOrEqual(report.byOutcome.ok ?? 0);
     expect(report.executions).toBeLessThanOrEqual(3000);
     expect(report.poolThreads).toBe(0);
-  }, 20_000);
+  }, 90_000);
 });
