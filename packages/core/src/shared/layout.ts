@@ -10,7 +10,8 @@
  *     +0       │ breaker line  state·gen │ failures tag·n │ probes tag·n │ successes tag·n │          │
  *              │               until tag │ · │ until µs (int64, bytes 24..31)                      │
  *     +128     │ limiter line  TAT ns (int64)                                                        │
- *     +256     │ main line     calls waiting for their key │ key-wait µs lo,hi │                         │
+ *     +256     │ main line     calls waiting for their key │ key-wait µs lo,hi │ stream items lo,hi │      │
+ *              │               first-item µs lo,hi │ first items lo,hi │ first-item max µs │            │
  *     +384     │ key-wait histogram  101 buckets × (lo,hi), 7 lines (main thread only)               │
  *     +1280    │ stripe 0 (main thread)                                                              │
  *              │   counters line  executions lo,hi │ failures lo,hi │ latency µs lo,hi │ max µs │      │
@@ -99,6 +100,14 @@ export const Main = {
   keyWaiting: 0,
   /** Sum of the key waits recorded in the histogram below, in µs (wide: lo, hi). */
   keyWaitSumMicros: 2,
+  /** Items of a streaming query that reached the main thread (wide: lo, hi). */
+  streamItems: 4,
+  /** Sum of the streams' times to their first item, in µs (wide: lo, hi). */
+  firstItemSumMicros: 6,
+  /** Streams that delivered a first item (wide: lo, hi). */
+  firstItems: 8,
+  /** Longest time to a first item, in µs. */
+  firstItemMaxMicros: 10,
   /** First word of the key-wait histogram (as a stripe's latency histogram). */
   keyWaitHistogram: LINE_BYTES / 4,
 } as const;

@@ -41,6 +41,7 @@ function forgedPool() {
   const workerData: PoolWorkerData = {
     modules: modules.buffer,
     cancel: cancel.buffer,
+    credits: new SharedArrayBuffer(16 * 4),
     metrics: metrics.buffer,
     maxDepth: 1000,
     guard: false,
