@@ -75,6 +75,8 @@ async function produce(
   let chunk: unknown[] = [];
   let target = 1;
   let chunkStarted = 0;
+  /** The last clock reading: one per item (taken after it came), standing for when the next was asked for. */
+  let clock = performance.now();
   let credits = 0;
   let timer: NodeJS.Timeout | undefined;
   let end: StreamEnd = { ok: true };
@@ -114,15 +116,17 @@ async function produce(
           if (chunk.length > 0) send();
           await host.credits.wait(slot);
           credits = host.credits.take(slot);
+          clock = performance.now();
         }
         if (cancelled()) {
           stop = true;
           break;
         }
       }
-      const asked = performance.now();
+      const asked = clock;
       const step = await iterator.next();
       const now = performance.now();
+      clock = now;
       if (step.done === true) break;
       const value = step.value;
       const refused = host.cloneFailure(value);
