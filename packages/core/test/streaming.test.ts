@@ -5,6 +5,7 @@ import {
   AwaitAbortAfter,
   BadItemAfter,
   Count,
+  CountKeyed,
   CrashAfter,
   FailAfter,
   Rows,
@@ -227,6 +228,31 @@ describe('streaming queries on pool threads', () => {
     expect(count.stream?.firstItem.count).toBe(3);
     expect(count.stream?.firstItem.mean).toBeGreaterThan(0);
     expect(count.latency.max).toBeGreaterThan(0);
+  });
+
+  it('with an orderingKey, never overlap streams of one key: each holds its key until its generator ended', async () => {
+    const { queries } = setup({ threads: 2 });
+    queries.registerHandler(CountKeyed, inWorker(streamHandlers, 'countKeyed'), {
+      orderingKey: (input) => input.key,
+    });
+    // Both threads started and warm (the module loaded in each): streams of two keys at once, twice.
+    const warm = newStreamControl();
+    for (let i = 0; i < 2; i++) {
+      await Promise.all(
+        ['x', 'y'].map((key) => readAll(queries.stream(CountKeyed, { key, n: 20, control: warm }))),
+      );
+    }
+    const control = newStreamControl();
+    const other = newStreamControl();
+    const runs = await Promise.all([
+      readAll(queries.stream(CountKeyed, { key: 'a', n: 200, control }, { highWaterMark: 4 })),
+      readAll(queries.stream(CountKeyed, { key: 'a', n: 200, control }, { highWaterMark: 4 })),
+      readAll(queries.stream(CountKeyed, { key: 'a', n: 200, control }, { highWaterMark: 4 })),
+      readAll(queries.stream(CountKeyed, { key: 'b', n: 200, control: other }, { highWaterMark: 4 })),
+    ]);
+    for (const run of runs) expect(run).toEqual({ items: upTo(200), error: undefined });
+    expect(Atomics.load(control, StreamControl.mostActive)).toBe(1);
+    expect(Atomics.load(control, StreamControl.produced)).toBe(600);
   });
 
   it('keep close() waiting until an open stream has ended', async () => {
