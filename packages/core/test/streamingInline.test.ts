@@ -80,6 +80,24 @@ describe('inline streaming queries', () => {
     expect(figures(queries, 'Numbers').stream?.items).toBeGreaterThanOrEqual(4);
   });
 
+  it('tell a generator that awaits something through ctx.signal when the consumer stops', async () => {
+    const queries = new QueryBus();
+    const seen: string[] = [];
+    queries.registerHandler(Numbers, async function* (_input, ctx) {
+      try {
+        yield 1;
+        await new Promise<void>((resolve) =>
+          ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
+        seen.push(`aborted: ${String((ctx.signal.reason as Error).message)} ${ctx.isCancelled()}`);
+      } finally {
+        seen.push('finally');
+      }
+    });
+    for await (const _ of queries.stream(Numbers, { n: 1 })) break;
+    expect(seen).toEqual(['aborted: Numbers: the consumer stopped reading true', 'finally']);
+  });
+
   it('throw HANDLER_FAILED with the generator error as cause, after the items before it', async () => {
     const queries = new QueryBus();
     queries.registerHandler(Numbers, numbers().handler);

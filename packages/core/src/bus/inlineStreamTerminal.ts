@@ -64,10 +64,18 @@ export function inlineStreamTerminal(
     }
     const startedAt = performance.now();
     order?.begin();
+    // The generator's `ctx.signal` aborts when the call aborts and also when the consumer stops, as a pool
+    // thread's does: a generator busy awaiting something learns it is no longer wanted. One controller per
+    // stream, not per item.
+    const stop = new AbortController();
+    const unfollow = onAbort(call, () => stop.abort(abortReason(call)));
+    if (isAborted(call)) stop.abort(abortReason(call));
+    const inner = { ...call, signal: stop.signal, cancel: undefined };
     let iterator: AsyncIterator<unknown>;
     try {
-      iterator = streamIterator(fn(call.input, new InlineContext(call, directory, logger, undefined)));
+      iterator = streamIterator(fn(call.input, new InlineContext(inner, directory, logger, undefined)));
     } catch (err) {
+      unfollow();
       order?.end();
       const failure = handlerFailed(name, err);
       count(startedAt, failure);
@@ -84,6 +92,7 @@ export function inlineStreamTerminal(
         },
         stop() {
           stopping = true;
+          stop.abort(new CqrsError('ABORTED', `${name}: the consumer stopped reading`, { handler: name }));
           wake?.();
         },
       };
@@ -121,6 +130,7 @@ export function inlineStreamTerminal(
       };
       pump().then(
         () => {
+          unfollow();
           unsubscribe();
           order?.end();
           if (decided) return;
@@ -129,6 +139,7 @@ export function inlineStreamTerminal(
           resolve(undefined);
         },
         (err: unknown) => {
+          unfollow();
           unsubscribe();
           order?.end();
           if (decided) return;
