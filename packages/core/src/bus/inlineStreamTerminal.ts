@@ -84,6 +84,8 @@ export function inlineStreamTerminal(
     return new Promise<unknown>((resolve, reject) => {
       let decided = false;
       let stopping = false;
+      /** The consumer stopped: whatever the generator ends with now, the call succeeds. */
+      let left = false;
       let wake: (() => void) | undefined;
       const producer: StreamProducer = {
         grant(n) {
@@ -92,6 +94,7 @@ export function inlineStreamTerminal(
         },
         stop() {
           stopping = true;
+          left = true;
           stop.abort(new CqrsError('ABORTED', `${name}: the consumer stopped reading`, { handler: name }));
           wake?.();
         },
@@ -144,6 +147,11 @@ export function inlineStreamTerminal(
           order?.end();
           if (decided) return;
           decided = true;
+          if (left) {
+            count(startedAt, undefined);
+            resolve(undefined);
+            return;
+          }
           const failure = handlerFailed(name, err);
           count(startedAt, failure);
           reject(failure);
