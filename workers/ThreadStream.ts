@@ -48,12 +48,16 @@ export class ThreadStream implements AsyncIterableIterator<unknown> {
     return step;
   }
 
-  /** Stops the stream on the main thread; resolves once it ended there. */
+  /** Stops the stream on the main thread; resolves once it ended there. Never rejects. */
   async return(): Promise<IteratorResult<unknown>> {
     if (this.finished) return doneResult;
     this.end();
     const id = this.id;
-    if (id !== undefined) await this.mainBuses.closeStream(await id, false);
+    try {
+      if (id !== undefined) await this.mainBuses.closeStream(await id, false);
+    } catch {
+      // Never opened (its refusal was the reader's to see), or the main thread is gone: nothing to stop.
+    }
     return doneResult;
   }
 
@@ -72,7 +76,7 @@ export class ThreadStream implements AsyncIterableIterator<unknown> {
       const late = this.signal;
       if (late?.aborted === true) return this.aborted(late);
       this.end();
-      if (this.id !== undefined) void this.id.then((id) => this.mainBuses.closeStream(id, false), noop);
+      if (this.id !== undefined) this.close(this.id, false);
       if (isCqrsError(err)) throw err;
       // comlink could not post the chunk: an item of an inline generator structured clone refuses.
       const e = err as { name?: unknown; message?: unknown } | null;
@@ -101,9 +105,19 @@ export class ThreadStream implements AsyncIterableIterator<unknown> {
   private async openStream(): Promise<number> {
     const id = await this.open();
     // The signal may have aborted while the stream was being opened: tell the main thread now.
-    this.signal?.addEventListener('abort', () => void this.mainBuses.closeStream(id, true), { once: true });
-    if (this.signal?.aborted === true) void this.mainBuses.closeStream(id, true);
+    this.signal?.addEventListener('abort', () => this.close(id, true), { once: true });
+    if (this.signal?.aborted === true) this.close(id, true);
     return id;
+  }
+
+  /**
+   * Stops the stream on the main thread, in the background. A rejection here (the main thread gone) must not
+   * go unhandled: in a pool thread that retires the thread.
+   */
+  private close(id: number | Promise<number>, aborted: boolean): void {
+    Promise.resolve(id)
+      .then((opened) => this.mainBuses.closeStream(opened, aborted))
+      .catch(noop);
   }
 
   private aborted(signal: AbortSignal): never {
