@@ -181,10 +181,13 @@ export function checkTargets(results: Results): TargetCheck[] {
       `×${v('streaming', 'streamOverArray').toFixed(2)}`,
       (x) => x > 1,
     ),
+    // Live heap (after a GC at ten points of the stream): what the stream holds. The raw sampled peak is shown
+    // too; it is mostly the young generation's garbage not yet collected (up to a 16 MB semi-space on Node
+    // 20), whatever holds it, and so says little about what a stream keeps.
     check(
-      'Streaming: main-thread heap during a 1M-item stream ≤ 16 MB above its start',
-      v('streaming', 'streamPeakHeapMb'),
-      `${v('streaming', 'streamPeakHeapMb').toFixed(1)} MB (live ${v('streaming', 'streamLiveHeapMb').toFixed(1)} MB)`,
+      'Streaming: main-thread heap (live) during a 1M-item stream ≤ 16 MB above its start',
+      v('streaming', 'streamLiveHeapMb'),
+      `${v('streaming', 'streamLiveHeapMb').toFixed(1)} MB live (raw peak ${v('streaming', 'streamPeakHeapMb').toFixed(1)} MB; one array: ${v('streaming', 'arrayHeapMb').toFixed(1)} MB)`,
       (x) => x <= 16,
     ),
     check(
