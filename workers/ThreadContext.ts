@@ -8,9 +8,12 @@ import type {
   ExecuteOptions,
   HandlerContext,
   Metadata,
+  QueryClient,
+  StreamOptions,
 } from '../packages/core/src/handler/HandlerContext.js';
 import type { Logger } from '../packages/core/src/handler/Logger.js';
 import { handlerLogger } from '../packages/core/src/handler/Logger.js';
+import { badStreamOptions, highWaterMarkOf } from '../packages/core/src/handler/streamOptions.js';
 import type { Definition, EventDefinition, MessageKind } from '../packages/core/src/messages/Definition.js';
 import { invalid, parseValue } from '../packages/core/src/middleware/validation.js';
 import type {
@@ -23,6 +26,7 @@ import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
 import type { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
 import { liveWord, STARTED } from '../packages/core/src/shared/CancelFlags.js';
 import { raceAbort } from '../packages/core/src/util/abortError.js';
+import { ThreadStream } from './ThreadStream.js';
 
 /** `ctx` of a handler running in a pool thread. */
 export class ThreadContext implements HandlerContext {
@@ -30,7 +34,9 @@ export class ThreadContext implements HandlerContext {
   private finished = false;
   private ownLogger: Logger | undefined;
   private ownCommands: BusClient<'command'> | undefined;
-  private ownQueries: BusClient<'query'> | undefined;
+  private ownQueries: QueryClient | undefined;
+  /** Streams this handler opened and has not finished reading. */
+  private readonly streams = new Set<ThreadStream>();
   private ownEvents: EventClient | undefined;
   readonly name: string;
   readonly kind: MessageKind;
@@ -60,8 +66,12 @@ export class ThreadContext implements HandlerContext {
     return this.ownCommands;
   }
 
-  get queries(): BusClient<'query'> {
-    this.ownQueries ??= nestedClient('query', this.mainBuses, this.task, this.threadId, this.maxDepth);
+  get queries(): QueryClient {
+    if (this.ownQueries === undefined) {
+      const { execute } = nestedClient('query', this.mainBuses, this.task, this.threadId, this.maxDepth);
+      const stream = streamClient(this.mainBuses, this.task, this.threadId, this.maxDepth, this.streams);
+      this.ownQueries = { execute, stream } as QueryClient;
+    }
     return this.ownQueries;
   }
 
@@ -106,9 +116,13 @@ export class ThreadContext implements HandlerContext {
     return this.ownLogger;
   }
 
-  /** @internal Called when the handler has settled: a late wake-up must not abort a finished task's signal. */
+  /**
+   * @internal Called when the handler has settled: a late wake-up must not abort a finished task's signal,
+   * and a nested stream it left unread must not run on for nobody.
+   */
   finish(): void {
     this.finished = true;
+    for (const stream of [...this.streams]) void stream.return();
   }
 }
 
@@ -159,6 +173,51 @@ function nestedClient(
     throw deserializeError(outcome.e);
   };
   return { execute } as BusClient<typeof kind>;
+}
+
+/** `ctx.queries.stream` of a thread: a {@link ThreadStream} over the main thread's query bus. */
+function streamClient(
+  mainBuses: Remote<NestedDispatchApi>,
+  parent: TaskMessage,
+  threadId: number,
+  maxDepth: number,
+  streams: Set<ThreadStream>,
+): QueryClient['stream'] {
+  return ((target: Definition | string, input: unknown, options?: StreamOptions): ThreadStream => {
+    const name = typeof target === 'string' ? target : String((target as Definition | null)?.name);
+    const bad = badStreamOptions(options);
+    const metadata =
+      bad !== undefined || options?.metadata === undefined
+        ? parent.md
+        : { ...parent.md, ...options.metadata };
+    const highWaterMark = bad === undefined ? highWaterMarkOf(options) : 1;
+    const open = async (): Promise<number> => {
+      if (bad !== undefined) throw new CqrsError('VALIDATION', `${name}: ${bad}`, { handler: name });
+      // The main thread could not decode it: the message would be dropped, and the stream never start.
+      if (exceedsDepth(input, maxDepth) || exceedsDepth(metadata, maxDepth)) {
+        throw new CqrsError(
+          'NOT_CLONEABLE',
+          `${name}: the input is nested deeper than ${maxDepth} levels (WorkerPool maxDepth) and cannot cross to the main thread`,
+          { handler: name },
+        );
+      }
+      try {
+        return await mainBuses.openStream(name, input, metadata, threadId, parent.d + 1, highWaterMark);
+      } catch (err) {
+        if (isCloneFailure(err))
+          throw new CqrsError('NOT_CLONEABLE', `${name}: ${(err as Error).message}`, { cause: err });
+        throw err;
+      }
+    };
+    return new ThreadStream(
+      mainBuses,
+      open,
+      name,
+      highWaterMark,
+      bad === undefined ? options?.signal : undefined,
+      streams,
+    );
+  }) as QueryClient['stream'];
 }
 
 /** `ctx.events` of a thread: publishes on the main thread's event bus, as `nestedClient` executes. */

@@ -31,7 +31,10 @@ import { BusyClock } from '../packages/core/src/shared/BusyTime.js';
 import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
 import { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
+import { StreamCreditsView } from '../packages/core/src/shared/StreamCredits.js';
 import { cannotImport, loadModule } from './loadModule.js';
+import type { StreamHost } from './streamProducer.js';
+import { runStreamTask } from './streamProducer.js';
 import { ThreadContext } from './ThreadContext.js';
 
 const data = workerData as PoolWorkerData;
@@ -196,6 +199,17 @@ function cloneFailure(value: unknown): unknown {
   }
 }
 
+// Streaming queries' tasks (see streamProducer.ts): their items go to the main thread on the run port.
+const streamHost: StreamHost = {
+  port: runChannel.port1,
+  credits: new StreamCreditsView(data.credits),
+  cancelFlags,
+  metrics,
+  stripe,
+  threadId,
+  cloneFailure,
+};
+
 function tooDeep(what: string): Error {
   return new Error(`${what} is nested deeper than ${data.maxDepth} levels (WorkerPool maxDepth)`);
 }
@@ -268,6 +282,7 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   }
   if (baseLogger === undefined) await loggerReady;
   const ctx = new ThreadContext(task, cancelFlags, mainBuses, threadId, baseLogger as Logger, data.maxDepth);
+  if (task.st === 1) return runStreamTask(streamHost, task, handler, ctx);
   const started = performance.now();
   let value: unknown;
   let failure: FailureKind | undefined;

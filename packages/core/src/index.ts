@@ -4,6 +4,8 @@ export { Dispatcher } from './bus/Dispatcher.js';
 export type { EventBusOptions, EventFailure, SubscribeOptions } from './bus/EventBus.js';
 export { EventBus } from './bus/EventBus.js';
 export { QueryBus } from './bus/QueryBus.js';
+export type { QueryStream } from './bus/QueryStream.js';
+export type { StreamSink } from './bus/StreamSink.js';
 export type { CqrsConfig, CqrsConfigInput } from './config/configSchema.js';
 export { configSchema } from './config/configSchema.js';
 export type { CqrsRuntime, CreateFromConfigOptions } from './config/createFromConfig.js';
@@ -20,8 +22,15 @@ export type {
   PublishStrategy,
   SubscriberFailure,
 } from './handler/EventClient.js';
-export type { BusClient, ExecuteOptions, HandlerContext, Metadata } from './handler/HandlerContext.js';
-export type { HandlerFn, WorkerHandler } from './handler/handle.js';
+export type {
+  BusClient,
+  ExecuteOptions,
+  HandlerContext,
+  Metadata,
+  QueryClient,
+  StreamOptions,
+} from './handler/HandlerContext.js';
+export type { HandlerFn, StreamHandlerFn, WorkerHandler } from './handler/handle.js';
 export { handle } from './handler/handle.js';
 export type {
   CommandDefinition,
@@ -29,17 +38,21 @@ export type {
   DefinitionSchemas,
   EventDefinition,
   InputOf,
+  ItemOf,
   MessageKind,
   ParsedInputOf,
   ParsedPayloadOf,
   PayloadOf,
   QueryDefinition,
   ResultOf,
+  StreamQueryDefinition,
 } from './messages/Definition.js';
 export { defineCommand } from './messages/defineCommand.js';
 export type { EventSchemas } from './messages/defineEvent.js';
 export { defineEvent } from './messages/defineEvent.js';
 export { defineQuery } from './messages/defineQuery.js';
+export type { StreamQuerySchemas } from './messages/defineStreamQuery.js';
+export { defineStreamQuery } from './messages/defineStreamQuery.js';
 export type { CachingMiddleware, CachingOptions } from './middleware/caching.js';
 export { caching } from './middleware/caching.js';
 export type { CircuitBreakerOptions, CircuitStateChange } from './middleware/circuitBreaker.js';
@@ -77,5 +90,6 @@ export type {
   LatencySummary,
   MetricsSnapshot,
   OrderingMetrics,
+  StreamMetrics,
 } from './shared/MetricsRegion.js';
 export { callSignal } from './util/callAbort.js';

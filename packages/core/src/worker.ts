@@ -8,7 +8,14 @@ export type {
   PublishStrategy,
   SubscriberFailure,
 } from './handler/EventClient.js';
-export type { BusClient, ExecuteOptions, HandlerContext, Metadata } from './handler/HandlerContext.js';
-export type { HandlerFn, WorkerHandler } from './handler/handle.js';
+export type {
+  BusClient,
+  ExecuteOptions,
+  HandlerContext,
+  Metadata,
+  QueryClient,
+  StreamOptions,
+} from './handler/HandlerContext.js';
+export type { HandlerFn, StreamHandlerFn, WorkerHandler } from './handler/handle.js';
 export { handle } from './handler/handle.js';
 export type { Logger, LogLevel, LogMethod } from './handler/Logger.js';

@@ -2,7 +2,7 @@
 // `@ts-expect-error` line must really be an error, so a loosened type fails the type check. The calls that must
 // not compile sit in functions that never run; the rest runs as an ordinary test.
 import type { HandlerContext, InputOf, ResultOf } from '@cqrs-pool/core';
-import { CommandBus, defineCommand, defineQuery, handle, QueryBus } from '@cqrs-pool/core';
+import { CommandBus, defineCommand, defineQuery, defineStreamQuery, handle, QueryBus } from '@cqrs-pool/core';
 import { describe, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 
@@ -20,6 +20,10 @@ const GetUser = defineQuery('GetUser', {
   output: z.custom<User | null>(),
 });
 const Untyped = defineCommand('Untyped', { input: z.object({}) });
+const ExportUsers = defineStreamQuery('ExportUsers', {
+  input: z.object({ from: z.number().default(0) }),
+  item: z.custom<User>(),
+});
 
 describe('types', () => {
   it('infer the handler input from the definition (after parsing) and the execute result from its output', async () => {
@@ -68,6 +72,23 @@ describe('types', () => {
   });
 });
 
+describe('stream types', () => {
+  it('type a stream handler input and its items, and the items a consumer reads', async () => {
+    const queries = new QueryBus();
+    queries.registerHandler(ExportUsers, async function* (input) {
+      expectTypeOf(input).toEqualTypeOf<{ from: number }>();
+      yield { id: input.from, username: 'u' };
+    });
+    const worker = handle(ExportUsers, async function* (input, ctx) {
+      expectTypeOf(input).toEqualTypeOf<{ from: number }>();
+      for await (const user of ctx.queries.stream(ExportUsers, {})) yield user;
+    });
+    expectTypeOf(worker.name).toEqualTypeOf<'ExportUsers'>();
+    for await (const user of queries.stream(ExportUsers, {})) expectTypeOf(user).toEqualTypeOf<User>();
+    for await (const item of queries.stream('ExportUsers', {})) expectTypeOf(item).toBeUnknown();
+  });
+});
+
 /** Never called: each marked line must fail to compile. */
 export async function mustNotCompile(commands: CommandBus, queries: QueryBus): Promise<void> {
   // @ts-expect-error a wrong input type: userId must be a number
@@ -108,6 +129,19 @@ export async function mustNotCompile(commands: CommandBus, queries: QueryBus): P
   const createUserWorker = handle(CreateUser, () => ({ id: 1, username: 'ann' }));
   // @ts-expect-error a handle() value for another message
   commands.registerHandler(Untyped, createUserWorker);
+
+  // @ts-expect-error a stream handler yielding the wrong item type
+  queries.registerHandler(ExportUsers, async function* () {
+    yield { id: 'one', username: 'u' };
+  });
+  handle(ExportUsers, async function* (input) {
+    // @ts-expect-error a worker stream handler reading a field the input does not have
+    yield { id: input.to, username: 'u' };
+  });
+  // @ts-expect-error a plain query cannot be streamed by definition
+  queries.stream(GetUser, { userId: 1 });
+  // @ts-expect-error a wrong stream input type
+  queries.stream(ExportUsers, { from: 'zero' });
 
   void wrongResult;
   void notNull;

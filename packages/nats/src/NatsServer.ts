@@ -19,6 +19,8 @@ import type { ReplyBody } from './replyBodies.js';
 import { messageOf, metadataRefusal, outcomeBody } from './replyBodies.js';
 import { metadataOf, timeoutOf } from './requestHeaders.js';
 import type { NatsServerStats, RegisteredService, ServerConfig } from './ServeOptions.js';
+import { serveStream, streamWindowOf } from './serveStream.js';
+import { MAX_WINDOW } from './streamWire.js';
 import { subjectFor } from './subjects.js';
 import { encodeError } from './wireError.js';
 import { STATUS_ERROR, STATUS_OK, WireHeaders } from './wireHeaders.js';
@@ -243,9 +245,11 @@ export class NatsServer {
     let input: unknown;
     let metadata: Metadata;
     let timeoutMs: number | undefined;
+    let window: number | undefined;
     try {
       metadata = metadataOf(msg.headers);
       timeoutMs = timeoutOf(msg.headers);
+      window = streamWindowOf(msg.headers, MAX_WINDOW);
       input = this.codec.decode(msg.data);
     } catch (decodeErr) {
       this.count(endpoint, 'malformed');
@@ -267,6 +271,26 @@ export class NatsServer {
       }
     }
     this.count(endpoint, 'inFlight');
+    if (window !== undefined) {
+      // A streaming query (docs/wire-protocol.md, "Streams"): its deadline is an idle bound, not the whole.
+      serveStream({
+        connection: this.connection,
+        bus: this.bus,
+        name,
+        msg,
+        input,
+        metadata,
+        window,
+        idleMs: timeoutMs,
+        codec: this.codec,
+        stacks: this.config.stacks,
+        done: (ok) => {
+          this.count(endpoint, ok ? 'succeeded' : 'failed');
+          this.ended(endpoint);
+        },
+      });
+      return;
+    }
     // Past the caller's own deadline nobody reads the reply: the handler is told to stop (ctx.signal). A
     // timer cleared when the call settles, not AbortSignal.timeout(), whose timer would outlive every call
     // by the whole deadline (at thousands of calls a second, that many live timers).

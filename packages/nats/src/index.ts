@@ -12,6 +12,8 @@ export { RemoteClient } from './RemoteClient.js';
 export type { RemoteClientOptions } from './RemoteClientOptions.js';
 export type { RemoteOptions } from './remote.js';
 export { remote } from './remote.js';
+export type { RemoteStreamOptions } from './remoteStream.js';
+export { remoteStream } from './remoteStream.js';
 export type { NatsServerStats, RegisteredService, ServeOptions } from './ServeOptions.js';
 export { serve } from './serve.js';
 export { DEFAULT_PREFIX, subjectFor } from './subjects.js';

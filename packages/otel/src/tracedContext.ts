@@ -5,6 +5,8 @@ import type {
   ExecuteOptions,
   HandlerContext,
   PublishOptions,
+  QueryClient,
+  StreamOptions,
 } from '@cqrs-pool/core/worker';
 import type { SpanContext } from '@opentelemetry/api';
 import { context, isSpanContextValid, trace } from '@opentelemetry/api';
@@ -18,7 +20,7 @@ import { formatTraceparent } from './traceparent.js';
  */
 export function tracedContext(ctx: HandlerContext, fallback?: SpanContext): HandlerContext {
   const commands = tracedClient(ctx.commands, fallback);
-  const queries = tracedClient(ctx.queries, fallback);
+  const queries = tracedQueries(ctx.queries, fallback);
   const events = tracedEvents(ctx.events, fallback);
   return {
     name: ctx.name,
@@ -47,6 +49,16 @@ function tracedClient<K extends MessageKind>(client: BusClient<K>, fallback?: Sp
     return client.execute(target, input, { ...options, metadata: { ...carried, ...options?.metadata } });
   };
   return { execute } as BusClient<K>;
+}
+
+function tracedQueries(client: QueryClient, fallback?: SpanContext): QueryClient {
+  const { execute } = tracedClient(client, fallback);
+  const stream = (target: string, input: unknown, options?: StreamOptions) => {
+    const carried = carriedContext(fallback);
+    if (carried === undefined) return client.stream(target, input, options);
+    return client.stream(target, input, { ...options, metadata: { ...carried, ...options?.metadata } });
+  };
+  return { execute, stream } as QueryClient;
 }
 
 function tracedEvents(client: EventClient, fallback?: SpanContext): EventClient {

@@ -9,6 +9,7 @@ import { isWorkerHandler } from '../handler/handle.js';
 import type { Logger } from '../handler/Logger.js';
 import { isLogger, noopLogger } from '../handler/Logger.js';
 import type { Definition, MessageKind } from '../messages/Definition.js';
+import { isStreamQuery } from '../messages/defineStreamQuery.js';
 import { compose } from '../middleware/compose.js';
 import { failureCodesOf } from '../middleware/failureCodes.js';
 import type { Call, ChainContext, Middleware, Next } from '../middleware/Middleware.js';
@@ -21,12 +22,15 @@ import type { WorkerPool } from '../pool/WorkerPool.js';
 import type { MetricsSnapshot } from '../shared/MetricsRegion.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
 import type { BusOptions, HandlerFor, RegisterOptions } from './busOptions.js';
+import { inlineStreamTerminal } from './inlineStreamTerminal.js';
 import { inlineTerminal } from './inlineTerminal.js';
 import type { OrderTicket } from './KeyOrder.js';
 import type { Ordering } from './keyOrdering.js';
 import { keyOrdering, placeCall } from './keyOrdering.js';
 import { OrderingTable } from './OrderingTable.js';
 import { recordingLayer } from './recordingLayer.js';
+import type { StreamSink } from './StreamSink.js';
+import { workerStreamTerminal } from './workerStreamTerminal.js';
 import type { WorkerRoute } from './workerTerminal.js';
 import { workerTerminal } from './workerTerminal.js';
 
@@ -253,8 +257,12 @@ export class ChainRegistry {
     // With no middleware nothing can refuse a call before the handler: the terminal then owns it whole
     // (recording, settling, giving a keyed call's place up), and `run` adds no continuation of its own.
     // The inline terminal without metrics leaves a keyed call's place to `run`.
+    // A stream's call is always ended by `run`: its terminals do not own it (see inlineStreamTerminal.ts).
+    const streaming = isStreamQuery(definition);
     const direct =
-      middleware.length === 0 && (orderingKey === undefined || region !== undefined || inline === undefined);
+      !streaming &&
+      middleware.length === 0 &&
+      (orderingKey === undefined || region !== undefined || inline === undefined);
     const ordering =
       orderingKey === undefined
         ? undefined
@@ -270,7 +278,17 @@ export class ChainRegistry {
     let worker: WorkerRoute | undefined;
     // Assigned below, read by the worker terminal at call time (`ready()` may mark it broken).
     let registration: Registration | undefined;
-    if (inline !== undefined) {
+    if (streaming) {
+      if (inline !== undefined) {
+        terminal = inlineStreamTerminal(key, inline, this.directory, this.logger, region, metricsSlot);
+      } else {
+        const pool = this.pool as WorkerPool;
+        const ref = handler as WorkerHandlerRef;
+        worker = { moduleId: pool.registerModule(ref.moduleUrl), exportName: ref.exportName };
+        const route = { ...worker, message: name, subscriber };
+        terminal = workerStreamTerminal(key, pool, route, metricsSlot, () => registration?.broken);
+      }
+    } else if (inline !== undefined) {
       terminal = inlineTerminal(
         key,
         inline,
@@ -318,7 +336,8 @@ export class ChainRegistry {
   /**
    * Runs one call of `registration` through its chain: `name` is the message's name (`call.name`), `placed`
    * the call's place in its key's lane from {@link place} (undefined for a registration without
-   * `orderingKey`, or a call without a key). Counts the call in flight until it settles.
+   * `orderingKey`, or a call without a key). Counts the call in flight until it settles. `stream`: the
+   * buffer of a `stream()` call, which settles when the stream ends.
    */
   run(
     registration: Registration,
@@ -329,6 +348,7 @@ export class ChainRegistry {
     originThread: number | undefined,
     depth: number,
     placed: OrderTicket | CqrsError | undefined,
+    stream?: StreamSink,
   ): Promise<unknown> {
     const slot = registration.outermostSlot;
     const region = this.recorder as MetricsRegion;
@@ -360,6 +380,7 @@ export class ChainRegistry {
       cancel: undefined,
       ticket: slot < 0 ? undefined : { claimed: false, settledBy: undefined },
       order,
+      stream,
     };
     if (slot >= 0) region.incrementInFlight(slot);
     // Counted before the chain runs: a direct terminal may settle the call synchronously.
@@ -522,6 +543,9 @@ export class ChainRegistry {
       const figures = snapshot.handlers[registration.key];
       if (registration.ordering !== undefined && figures !== undefined) {
         figures.ordering = region.orderingMetrics(registration.metricsSlot);
+      }
+      if (figures !== undefined && isStreamQuery(registration.definition)) {
+        figures.stream = region.streamMetrics(registration.metricsSlot);
       }
     }
     return snapshot;

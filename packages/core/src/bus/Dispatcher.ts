@@ -1,8 +1,10 @@
 import { CqrsError } from '../errors/CqrsError.js';
 import { badExecuteOptions } from '../handler/badExecuteOptions.js';
-import type { ExecuteOptions, Metadata } from '../handler/HandlerContext.js';
+import type { ExecuteOptions, Metadata, StreamOptions } from '../handler/HandlerContext.js';
+import { badStreamOptions, highWaterMarkOf } from '../handler/streamOptions.js';
 import type { Definition, InputOf, MessageKind, ResultOf } from '../messages/Definition.js';
 import { definerOf } from '../messages/defineMessage.js';
+import { isStreamQuery } from '../messages/defineStreamQuery.js';
 import type { NestedTarget } from '../pool/BusDirectory.js';
 import type { MetricsSnapshot } from '../shared/MetricsRegion.js';
 import type {
@@ -14,6 +16,7 @@ import type {
 } from './ChainRegistry.js';
 import { ChainRegistry } from './ChainRegistry.js';
 import { callKey } from './keyOrdering.js';
+import { QueryStream } from './QueryStream.js';
 
 export type { BusOptions, HandlerFor, MetricsSources, RegisterOptions } from './ChainRegistry.js';
 
@@ -101,6 +104,7 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
         return this.registry.refuse(new CqrsError('VALIDATION', `${name}: ${bad}`, { handler: name }));
       }
     }
+    if (isStreamQuery(target as Definition)) return this.registry.refuse(useStream(targetName(target)));
     return this.dispatch(
       targetName(target),
       input,
@@ -129,6 +133,20 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
     return this.dispatch(name, input, metadata, signal, originThread, depth);
   }
 
+  /**
+   * A nested stream from a handler (options already checked by the caller's client, metadata merged). @internal
+   */
+  streamNested(
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+    originThread: number | undefined,
+    depth: number,
+    options: StreamOptions | undefined,
+  ): QueryStream {
+    return this.openStream(name, input, options, { metadata, originThread, depth });
+  }
+
   private dispatch(
     name: string,
     input: unknown,
@@ -143,10 +161,75 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
         new CqrsError('HANDLER_NOT_FOUND', `no ${this.kind} handler for '${name}'`, { handler: name }),
       );
     }
+    if (isStreamQuery(registration.definition)) return this.registry.refuse(useStream(name));
     // Per-key order: the call takes its place in its key's lane now, as it enters the bus (KeyOrder.ts).
     const placed =
       registration.ordering === undefined ? undefined : this.registry.place(registration, input, metadata);
     return this.registry.run(registration, name, input, metadata, signal, originThread, depth, placed);
+  }
+
+  /**
+   * A stream of a streaming query: nothing runs until its first `next()`, which starts the call (and is where
+   * every refusal surfaces, as a rejection). `nested`: set for a handler's call (see `executeNested`), whose
+   * metadata the caller merged already.
+   */
+  protected openStream(
+    target: Definition | string,
+    input: unknown,
+    options: StreamOptions | undefined,
+    nested?: { metadata: Metadata; originThread: number | undefined; depth: number },
+  ): QueryStream {
+    const name = targetName(target);
+    const bad = options === undefined ? undefined : badStreamOptions(options);
+    const refusal =
+      bad === undefined ? undefined : new CqrsError('VALIDATION', `${name}: ${bad}`, { handler: name });
+    const highWaterMark = bad === undefined ? highWaterMarkOf(options) : 1;
+    const signal = bad === undefined ? options?.signal : undefined;
+    const metadata = nested?.metadata ?? (bad === undefined ? options?.metadata : undefined) ?? noMetadata;
+    return new QueryStream(
+      (sink) => {
+        if (refusal !== undefined) return this.registry.refuse(refusal);
+        // A nested call is accepted while the bus drains, as in `executeNested`.
+        if (nested === undefined ? this.registry.closed : this.registry.finished) {
+          return this.registry.refuse(new CqrsError('CLOSED', `${name}: the bus is closed`));
+        }
+        if (typeof target === 'object' && target !== null) {
+          if (target.kind !== this.kind) {
+            return this.registry.refuse(
+              new CqrsError('HANDLER_NOT_FOUND', `${name} is a ${target.kind}, not a query`, {
+                handler: name,
+              }),
+            );
+          }
+          if (!isStreamQuery(target)) return this.registry.refuse(notStreaming(name));
+        }
+        const registration = this.handlers.get(name);
+        if (registration === undefined) {
+          return this.registry.refuse(
+            new CqrsError('HANDLER_NOT_FOUND', `no ${this.kind} handler for '${name}'`, { handler: name }),
+          );
+        }
+        if (!isStreamQuery(registration.definition)) return this.registry.refuse(notStreaming(name));
+        const placed =
+          registration.ordering === undefined
+            ? undefined
+            : this.registry.place(registration, input, metadata);
+        return this.registry.run(
+          registration,
+          name,
+          input,
+          metadata,
+          signal,
+          nested?.originThread,
+          nested?.depth ?? 0,
+          placed,
+          sink,
+        );
+      },
+      highWaterMark,
+      signal,
+      name,
+    );
   }
 
   /**
@@ -212,6 +295,24 @@ export abstract class Dispatcher<K extends MessageKind> implements NestedTarget 
   protected registeredNames(): string[] {
     return [...this.handlers.keys()];
   }
+}
+
+function useStream(name: string): CqrsError {
+  return new CqrsError(
+    'INVALID_REGISTRATION',
+    `${name} is a streaming query: read it with stream(), not execute()`,
+    {
+      handler: name,
+    },
+  );
+}
+
+function notStreaming(name: string): CqrsError {
+  return new CqrsError(
+    'INVALID_REGISTRATION',
+    `${name} is not a streaming query (defineStreamQuery): run it with execute(), not stream()`,
+    { handler: name },
+  );
 }
 
 function targetName(target: Definition | string): string {

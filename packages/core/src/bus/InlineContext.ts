@@ -1,5 +1,5 @@
 import type { EventClient } from '../handler/EventClient.js';
-import type { BusClient, HandlerContext, Metadata } from '../handler/HandlerContext.js';
+import type { BusClient, HandlerContext, Metadata, QueryClient } from '../handler/HandlerContext.js';
 import type { Logger } from '../handler/Logger.js';
 import { handlerLogger } from '../handler/Logger.js';
 import type { MessageKind } from '../messages/Definition.js';
@@ -67,8 +67,8 @@ export class InlineContext implements HandlerContext {
     return this.directory.client('command', this.call.metadata, this.call.originThread, this.call.depth + 1);
   }
 
-  get queries(): BusClient<'query'> {
-    return this.directory.client('query', this.call.metadata, this.call.originThread, this.call.depth + 1);
+  get queries(): QueryClient {
+    return this.directory.queryClient(this.call.metadata, this.call.originThread, this.call.depth + 1);
   }
 
   get events(): EventClient {

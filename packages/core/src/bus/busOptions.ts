@@ -1,7 +1,7 @@
 import type { Metadata } from '../handler/HandlerContext.js';
-import type { HandlerFn, WorkerHandler } from '../handler/handle.js';
+import type { HandlerFn, StreamHandlerFn, WorkerHandler } from '../handler/handle.js';
 import type { Logger } from '../handler/Logger.js';
-import type { Definition, InputOf } from '../messages/Definition.js';
+import type { Definition, InputOf, StreamQueryDefinition } from '../messages/Definition.js';
 import type { Middleware } from '../middleware/Middleware.js';
 import type { WorkerHandlerRef } from '../pool/inWorker.js';
 import type { WorkerPool } from '../pool/WorkerPool.js';
@@ -52,5 +52,10 @@ export interface RegisterOptions<D extends Definition = Definition> {
   orderingGroup?: string;
 }
 
-/** What `registerHandler` accepts: an inline function, an `inWorker()` reference, or a `handle()` value run inline. */
-export type HandlerFor<D extends Definition> = HandlerFn<D> | WorkerHandlerRef | WorkerHandler<D>;
+/**
+ * What `registerHandler` accepts: an inline function (for a streaming query, an async generator function),
+ * an `inWorker()` reference, or a `handle()` value run inline.
+ */
+export type HandlerFor<D extends Definition> = [D] extends [StreamQueryDefinition]
+  ? StreamHandlerFn<D> | WorkerHandlerRef | WorkerHandler<D>
+  : HandlerFn<D> | WorkerHandlerRef | WorkerHandler<D>;

@@ -1,4 +1,11 @@
-import type { Definition, InputOf, MessageKind, ResultOf } from '../messages/Definition.js';
+import type {
+  Definition,
+  InputOf,
+  ItemOf,
+  MessageKind,
+  ResultOf,
+  StreamQueryDefinition,
+} from '../messages/Definition.js';
 import type { EventClient } from './EventClient.js';
 import type { Logger } from './Logger.js';
 
@@ -13,6 +20,16 @@ export interface ExecuteOptions {
   metadata?: Metadata;
 }
 
+/** Options of `stream`: those of `execute`, and how far ahead of the consumer the producer may get. */
+export interface StreamOptions extends ExecuteOptions {
+  /**
+   * Most items the handler may produce beyond what the consumer has taken (an integer 1 … 1,048,576): the
+   * generator is paused at its `yield` when it is that far ahead, so a slow consumer bounds the memory of
+   * both sides. Default 1024.
+   */
+  highWaterMark?: number;
+}
+
 /** The face of a bus a handler sees through `ctx.commands` / `ctx.queries`. */
 export interface BusClient<K extends MessageKind> {
   /** Executes a nested call through the bus and its middleware; metadata defaults to the calling handler's. */
@@ -22,6 +39,20 @@ export interface BusClient<K extends MessageKind> {
     options?: ExecuteOptions,
   ): Promise<ResultOf<D>>;
   execute(name: string, input: unknown, options?: ExecuteOptions): Promise<unknown>;
+}
+
+/** `ctx.queries`: executes queries, and streams streaming queries (see `QueryBus.stream`). */
+export interface QueryClient extends BusClient<'query'> {
+  /**
+   * Streams a streaming query through the bus and its middleware; metadata defaults to the calling handler's.
+   * In a pool thread the items come over from the main thread in chunks, pulled as this iterator is read.
+   */
+  stream<D extends StreamQueryDefinition>(
+    definition: D,
+    input: InputOf<D>,
+    options?: StreamOptions,
+  ): AsyncIterableIterator<ItemOf<D>>;
+  stream(name: string, input: unknown, options?: StreamOptions): AsyncIterableIterator<unknown>;
 }
 
 /** What every handler receives beside its input, inline or in a pool thread. */
@@ -41,7 +72,7 @@ export interface HandlerContext {
   /** The command bus that shares this pool (in a thread: a comlink proxy to the main thread's bus). */
   readonly commands: BusClient<'command'>;
   /** The query bus that shares this pool (in a thread: a comlink proxy to the main thread's bus). */
-  readonly queries: BusClient<'query'>;
+  readonly queries: QueryClient;
   /** The event bus that shares this pool (in a thread: a comlink proxy to the main thread's bus). */
   readonly events: EventClient;
   /**

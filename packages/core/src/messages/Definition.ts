@@ -43,6 +43,24 @@ export interface EventDefinition<N extends string = string, P extends z.ZodType 
   readonly payload: P;
 }
 
+/**
+ * A streaming query: its handler yields many items (an async generator) that reach the caller while it runs,
+ * read with `QueryBus.stream`. `item` types (and, with `validation({ output: true })`, validates) each item;
+ * `output` is unused. Made by {@link defineStreamQuery}.
+ */
+export interface StreamQueryDefinition<
+  N extends string = string,
+  I extends z.ZodType = z.ZodType,
+  T extends z.ZodType = z.ZodType,
+> extends Definition<'query', N, I, undefined> {
+  readonly item: T;
+  /** Tells a streaming query from a plain one. */
+  readonly stream: true;
+}
+
+/** What a stream's consumer receives: the item schema's output type. */
+export type ItemOf<D extends StreamQueryDefinition> = z.output<D['item']>;
+
 /** What a publisher passes to `publish`: the payload schema's input type (before defaults and transforms). */
 export type PayloadOf<D extends EventDefinition> = z.input<D['payload']>;
 

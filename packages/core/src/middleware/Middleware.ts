@@ -1,4 +1,5 @@
 import type { OrderTicket } from '../bus/KeyOrder.js';
+import type { StreamSink } from '../bus/StreamSink.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { Definition, MessageKind } from '../messages/Definition.js';
 import type { MetricsRegion } from '../shared/MetricsRegion.js';
@@ -41,6 +42,13 @@ export interface Call {
   readonly order: OrderTicket | undefined;
   /** @internal Set by the metrics layer: claimed by the handler's terminal, which counts each attempt itself; the layer counts a pass nobody claimed. */
   readonly ticket: CallTicket | undefined;
+  /**
+   * Set for a `stream()` call (a streaming query): the stream's buffer, where the handler's items go. The
+   * call settles when the stream ends (its result is `undefined`); `stream.delivered` counts the items that
+   * reached the consumer so far. Undefined for every other call. (Optional in the type only, so calls built
+   * by hand in tests need not name it; the buses always set it.)
+   */
+  readonly stream?: StreamSink | undefined;
 }
 
 /** @internal One attempt's claim on its metrics record. */

@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { CqrsError } from '../errors/CqrsError.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { Definition } from '../messages/Definition.js';
+import { isStreamQuery } from '../messages/defineStreamQuery.js';
 import { abortErrorFor } from '../util/abortError.js';
 import { abortReason, canAbort, isAborted, onAbort } from '../util/callAbort.js';
 import type { Call, Middleware, Next } from './Middleware.js';
@@ -74,6 +75,8 @@ const noMetadata: Metadata = Object.freeze({});
  * - The default key ignores `call.metadata`: when results depend on the caller (tenant, user), pass a `key`
  *   that includes it. Inputs the default key cannot serialize (functions, symbols, cycles, class
  *   instances) run uncached.
+ * - Streaming queries (`defineStreamQuery`) are passed through, never cached or coalesced: their items go
+ *   to one consumer as they are produced.
  * - Results are shared, not copied: every hit gets the same object. Do not mutate a query's result.
  * - With the default key, the execution a miss starts gets a copy of the input taken with the key, so it
  *   answers exactly the input the key describes, whatever the caller does with its object afterwards. A
@@ -181,6 +184,8 @@ export function caching(options: CachingOptions): CachingMiddleware {
   };
 
   const middleware: Middleware = (next, chain) => {
+    // A stream is not a value to keep: its items go to one consumer as they come. Passed through untouched.
+    if (isStreamQuery(chain.definition)) return next;
     const name = chain.name;
     definitions.set(name, chain.definition);
     const prefix = prefixOf(name);

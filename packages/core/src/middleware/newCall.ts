@@ -26,5 +26,6 @@ export function newCall(
     cancel: undefined,
     ticket: undefined,
     order: undefined,
+    stream: undefined,
   };
 }

@@ -60,6 +60,10 @@ const MAX_DELAY_MS = 2 ** 31 - 1;
  *
  * Commands are passed through untouched unless `onCommands: true`: a command is not idempotent.
  *
+ * A streaming query (`stream()`) is retried only while none of its items has reached the consumer: a failure
+ * before the first item (a crash at start, `OVERLOADED`, a generator that throws before yielding) is retried
+ * like any call; after one, its error goes to the consumer (a replay would deliver the first items twice).
+ *
  * When the call's signal aborts, no further attempt starts; a wait in progress ends at once with `ABORTED`
  * (or the signal's `TIMEOUT` reason, when a `timeout` outside this middleware fired), its timer cleared.
  * Placement: `timeout` inside `retry` bounds each attempt; `retry` inside `timeout` is bounded as a whole.
@@ -110,8 +114,12 @@ export function retry(options: RetryOptions = {}): Middleware {
   return (next, chain) => {
     if (chain.kind === 'command' && !onCommands) return next;
     const name = chain.name;
-    const retried = (err: unknown, attempt: number, signal: AbortSignal | undefined): boolean => {
-      if (attempt > maxRetries || signal?.aborted === true) return false;
+    const retried = (err: unknown, attempt: number, call: Call): boolean => {
+      if (attempt > maxRetries) return false;
+      // A stream that delivered an item is never replayed: its consumer would get those items twice.
+      if ((call.stream?.delivered ?? 0) > 0 || call.stream?.stopped === true) return false;
+      // callSignal, not call.signal: inside a timeout it is the timeout's (made here, on the failure path only).
+      if (callSignal(call)?.aborted === true) return false;
       if (!isCqrsError(err) || !transient.has(err.code)) return false;
       return isRetryable === undefined || isRetryable(err, attempt) === true;
     };
@@ -119,8 +127,7 @@ export function retry(options: RetryOptions = {}): Middleware {
     const again = async (call: Call, first: unknown): Promise<unknown> => {
       let err = first;
       let wait = baseDelayMs;
-      // callSignal, not call.signal: inside a timeout it is the timeout's (made here, on the failure path only).
-      for (let attempt = 1; retried(err, attempt, callSignal(call)); attempt++) {
+      for (let attempt = 1; retried(err, attempt, call); attempt++) {
         wait = delayBefore(attempt, wait);
         await sleep(wait, callSignal(call), name);
         try {

@@ -1,13 +1,16 @@
 import type { z } from 'zod';
 import { CqrsError } from '../errors/CqrsError.js';
+import { isStreamQuery } from '../messages/defineStreamQuery.js';
 import { producesCodes } from './failureCodes.js';
-import type { Call, Middleware } from './Middleware.js';
+import type { Call, Middleware, Next } from './Middleware.js';
+import { validatedItems } from './validatedItems.js';
 
 /** Options of {@link validation}. */
 export interface ValidationOptions {
   /**
    * Also parse the handler's result with the definition's `output` schema (when it declares one), and pass
-   * the parsed result on. Default false: the result is typed by the schema but not checked.
+   * the parsed result on — for a streaming query, each item with its `item` schema (synchronously). Default
+   * false: the result is typed by the schema but not checked.
    */
   output?: boolean;
 }
@@ -19,8 +22,10 @@ type Checked = 'input' | 'output' | 'payload';
 /**
  * Parses each call's input with its definition's zod `input` schema, on the main thread, before anything
  * inside this middleware runs. The handler receives the *parsed* value, so defaults and transforms apply.
- * With `{ output: true }` the result is parsed with the definition's `output` schema too (if it has one).
- * Schemas with async refinements are supported (they are parsed with `safeParseAsync`).
+ * With `{ output: true }` the result is parsed with the definition's `output` schema too (if it has one);
+ * a streaming query's items each with its `item` schema, as they arrive: at the first bad item the handler
+ * is stopped and the stream ends with `VALIDATION` after the items before it. Schemas with async
+ * refinements are supported (parsed with `safeParseAsync`), except for stream items.
  *
  * Place it inside `retry` (a `VALIDATION` failure is never retried, it would fail the same way) and
  * anywhere relative to the metrics recording: a call refused here counts as an execution and a failure.
@@ -79,6 +84,12 @@ export function validation(options: ValidationOptions = {}): Middleware {
         ? (_call: Call, pending: Promise<unknown>): Promise<unknown> => pending
         : (call: Call, pending: Promise<unknown>): Promise<unknown> =>
             pending.then((result) => checkResult(call, result));
+    const itemSchema = output && isStreamQuery(chain.definition) ? chain.definition.item : undefined;
+    /** Runs the rest of the chain with the parsed input (and, for checked stream items, a checking sink). */
+    const proceed: (call: Call, input: unknown) => Promise<unknown> =
+      itemSchema === undefined
+        ? (call, input) => next({ ...call, input })
+        : (call, input) => withItemCheck(next, call, input, itemSchema, name, recountAsFailure);
     return (call) => {
       let parsed: SafeParseResult;
       try {
@@ -87,14 +98,45 @@ export function validation(options: ValidationOptions = {}): Middleware {
         const input = parseAsync(inputSchema, call.input, name, 'input');
         return withOutputCheck(
           call,
-          input.then((value) => next({ ...call, input: value })),
+          input.then((value) => proceed(call, value)),
         );
       }
       if (!parsed.success) return Promise.reject(invalid(name, 'input', parsed.error.issues));
-      return withOutputCheck(call, next({ ...call, input: parsed.data }));
+      return withOutputCheck(call, proceed(call, parsed.data));
     };
   };
   return producesCodes(middleware, ['VALIDATION']);
+}
+
+/** A stream call whose items are parsed on their way to the consumer (see validatedItems.ts). */
+function withItemCheck(
+  next: Next,
+  call: Call,
+  input: unknown,
+  schema: z.ZodType,
+  name: string,
+  recountAsFailure: (call: Call, err: unknown) => void,
+): Promise<unknown> {
+  if (call.stream === undefined) return next({ ...call, input });
+  const checked = validatedItems(call.stream, schema, name, (issues) => invalidItem(name, issues));
+  return next({ ...call, input, stream: checked.sink }).then((value) => {
+    const failure = checked.failure();
+    if (failure === undefined) return value;
+    recountAsFailure(call, failure);
+    throw failure;
+  });
+}
+
+function invalidItem(name: string, issues: readonly Issue[]): CqrsError {
+  const err = invalid(name, 'output', issues);
+  return new CqrsError(
+    'VALIDATION',
+    err.message.replace('returned an invalid output', 'yielded an invalid item'),
+    {
+      issues,
+      handler: name,
+    },
+  );
 }
 
 /**

@@ -1,10 +1,19 @@
+import { QueryStream } from '../bus/QueryStream.js';
 import { CqrsError } from '../errors/CqrsError.js';
 import { serializeError } from '../errors/serialize.js';
 import { badExecuteOptions, badPublishOptions } from '../handler/badExecuteOptions.js';
 import type { EventClient, PublishOptions, PublishReport, PublishStrategy } from '../handler/EventClient.js';
-import type { BusClient, ExecuteOptions, Metadata } from '../handler/HandlerContext.js';
+import type {
+  BusClient,
+  ExecuteOptions,
+  Metadata,
+  QueryClient,
+  StreamOptions,
+} from '../handler/HandlerContext.js';
+import { badStreamOptions } from '../handler/streamOptions.js';
 import type { Definition, EventDefinition, MessageKind } from '../messages/Definition.js';
-import type { NestedDispatchApi, TaskOutcome, WireReport } from './protocol.js';
+import { NestedStreams } from './NestedStreams.js';
+import type { NestedDispatchApi, StreamPull, TaskOutcome, WireReport } from './protocol.js';
 import { DEFAULT_MAX_DEPTH, exceedsDepth } from './valueDepth.js';
 
 /** What a bus offers to nested callers. @internal */
@@ -18,6 +27,15 @@ export interface NestedTarget {
     depth: number,
     signal?: AbortSignal,
   ): Promise<unknown>;
+  /** A nested stream (options checked, metadata merged by the caller); it starts at its first `next()`. */
+  streamNested(
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+    originThread: number | undefined,
+    depth: number,
+    options: StreamOptions | undefined,
+  ): QueryStream;
 }
 
 /** What an event bus offers to nested publishers. @internal */
@@ -59,12 +77,15 @@ export class BusDirectory implements NestedDispatchApi {
   private readonly targets: { command?: NestedTarget; query?: NestedTarget } = {};
   private publisher: NestedPublisher | undefined;
   private readonly limits: DirectoryLimits;
+  /** Streams pool threads read, by id. */
+  private readonly streams: NestedStreams;
 
   constructor(limits: Partial<DirectoryLimits> = {}) {
     this.limits = {
       maxDepth: limits.maxDepth ?? DEFAULT_MAX_DEPTH,
       maxNestingDepth: limits.maxNestingDepth ?? DEFAULT_MAX_NESTING_DEPTH,
     };
+    this.streams = new NestedStreams(this.limits.maxDepth);
   }
 
   attach(target: NestedTarget): void {
@@ -141,6 +162,40 @@ export class BusDirectory implements NestedDispatchApi {
     return this.deliverable(outcome, name);
   }
 
+  /** Opens a pool thread's `ctx.queries.stream`; a refusal surfaces at its first pull. Never rejects. */
+  async openStream(
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+    originThread: number,
+    depth: number,
+    highWaterMark: number,
+  ): Promise<number> {
+    const controller = new AbortController();
+    const options = { signal: controller.signal, highWaterMark };
+    return this.streams.add(
+      this.nestedStream(name, input, metadata, originThread, depth, options),
+      controller,
+      originThread,
+      name,
+    );
+  }
+
+  /** The next chunk of a thread's stream; never rejects. */
+  pullStream(id: number, max: number): Promise<StreamPull> {
+    return this.streams.pull(id, max);
+  }
+
+  /** Stops a thread's stream; resolves once it ended. */
+  closeStream(id: number, aborted: boolean): Promise<void> {
+    return this.streams.close(id, aborted);
+  }
+
+  /** A pool thread exited: the streams it was reading are stopped. @internal */
+  threadGone(threadId: number): void {
+    this.streams.threadGone(threadId);
+  }
+
   /** `outcome`, or NOT_CLONEABLE when it is nested too deep for the thread to decode. */
   private deliverable(outcome: TaskOutcome, name: string): TaskOutcome {
     // A value the thread could not decode would be dropped on its way, and the nested call never settle.
@@ -186,6 +241,43 @@ export class BusDirectory implements NestedDispatchApi {
       }
     };
     return { execute } as BusClient<K>;
+  }
+
+  /** `ctx.queries` of an inline handler: {@link client}, and `stream`. */
+  queryClient(parentMetadata: Metadata, originThread: number | undefined, depth: number): QueryClient {
+    const { execute } = this.client('query', parentMetadata, originThread, depth);
+    const stream = (target: Definition | string, input: unknown, options?: StreamOptions): QueryStream => {
+      const name = typeof target === 'string' ? target : String((target as Definition | null)?.name);
+      const bad = badStreamOptions(options);
+      const metadata =
+        bad !== undefined || options?.metadata === undefined
+          ? parentMetadata
+          : { ...parentMetadata, ...options.metadata };
+      // A bad option is reported as `stream()` reports it: at the first `next()`.
+      return this.nestedStream(name, input, metadata, originThread, depth, options);
+    };
+    return { execute, stream } as QueryClient;
+  }
+
+  /** A nested stream at `depth`; a refusal (no query bus, too deep) surfaces at its first `next()`. */
+  private nestedStream(
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+    originThread: number | undefined,
+    depth: number,
+    options: StreamOptions | undefined,
+  ): QueryStream {
+    const target = this.targets.query;
+    try {
+      if (target === undefined) {
+        throw new CqrsError('HANDLER_NOT_FOUND', `${name}: no query bus shares this pool`, { handler: name });
+      }
+      this.checkDepth(name, depth);
+    } catch (err) {
+      return new QueryStream(() => Promise.reject(err), 1, undefined);
+    }
+    return target.streamNested(name, input, metadata, originThread, depth, options);
   }
 
   /** `ctx.events` of an inline handler: nested publishes inherit the caller's metadata and origin. */

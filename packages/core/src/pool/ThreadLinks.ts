@@ -7,6 +7,7 @@ import type {
   HelloMessage,
   NestedDispatchApi,
   RunResponse,
+  StreamChunk,
   TaskMessage,
   TaskOutcome,
 } from './protocol.js';
@@ -30,6 +31,10 @@ export class ThreadLinks {
     private readonly api: NestedDispatchApi,
     /** Outcomes a thread sent while its batch still runs (see TaskScheduler). */
     private readonly onEarly: (early: EarlyOutcomes) => void,
+    /** Items of a streaming query running on the thread (see StreamRunner). */
+    private readonly onStream: (chunk: StreamChunk) => void = () => {},
+    /** The thread's ports closed. */
+    private readonly onDrop: (threadId: number) => void = () => {},
   ) {}
 
   /** A thread said hello: serve its ports. Both are unref'd: they must not keep the process alive. */
@@ -38,7 +43,11 @@ export class ThreadLinks {
     this.links.set(hello.threadId, link);
     Comlink.expose(this.api, nodeEndpoint(hello.bus));
     hello.bus.unref();
-    hello.run.on('message', (response: RunResponse | EarlyOutcomes) => {
+    hello.run.on('message', (response: RunResponse | EarlyOutcomes | StreamChunk) => {
+      if ('sc' in response) {
+        this.onStream(response);
+        return;
+      }
       if ('early' in response) {
         this.onEarly(response);
         return;
@@ -64,6 +73,12 @@ export class ThreadLinks {
     link.pending.clear();
     link.run.close();
     link.bus.close();
+    this.onDrop(threadId);
+  }
+
+  /** True while thread `threadId`'s ports are open. */
+  has(threadId: number): boolean {
+    return this.links.has(threadId);
   }
 
   /** Runs `task` on thread `threadId`, beside the handler there that awaits it. */

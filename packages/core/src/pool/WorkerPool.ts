@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { ResourceLimits } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { OrderingTable } from '../bus/OrderingTable.js';
+import type { StreamSink } from '../bus/StreamSink.js';
 import { CqrsError, isCqrsError } from '../errors/CqrsError.js';
 import { deserializeError } from '../errors/serialize.js';
 import type { Metadata } from '../handler/HandlerContext.js';
@@ -12,6 +13,7 @@ import { BusyTime, nowMicros } from '../shared/BusyTime.js';
 import { CancelFlags, CancelResult, DONE, FAILED, STARTED } from '../shared/CancelFlags.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
 import { ModuleTable } from '../shared/ModuleTable.js';
+import { StreamCredits } from '../shared/StreamCredits.js';
 import { abortErrorFor } from '../util/abortError.js';
 import type { CancelToken } from '../util/CancelToken.js';
 import { abortReason, canAbort, isAborted, onAbort as subscribeAbort } from '../util/callAbort.js';
@@ -28,6 +30,7 @@ import type {
   ThreadErrorMessage,
 } from './protocol.js';
 import { HELLO, LOGGER_FAILED, THREAD_ERROR } from './protocol.js';
+import { StreamRunner } from './StreamRunner.js';
 import type { BatchLimits } from './TaskScheduler.js';
 import { TaskScheduler } from './TaskScheduler.js';
 import { ThreadLinks } from './ThreadLinks.js';
@@ -173,6 +176,7 @@ export class WorkerPool {
   private readonly modules = new ModuleTable(moduleTableBytes);
   private readonly cancelFlags: CancelFlags;
   private readonly links: ThreadLinks;
+  private readonly streams: StreamRunner;
   private readonly cancelGraceMs: number;
   private readonly queueLimit: number;
   private readonly maxDepth: number;
@@ -209,7 +213,25 @@ export class WorkerPool {
     this.ordering = new OrderingTable(() => this.queueLimit - this.queueSize - this.ordering.waiting);
     const capacity = threads * perThread;
     this.cancelFlags = new CancelFlags(maxQueue + capacity * (batching?.maxSize ?? 1) + nestedSlotHeadroom);
-    this.links = new ThreadLinks(this.directory, (early) => this.scheduler.resolveEarly(early));
+    const credits = new StreamCredits(this.cancelFlags.maxSlots);
+    this.streams = new StreamRunner({
+      cancelFlags: this.cancelFlags,
+      credits,
+      cancelGraceMs: this.cancelGraceMs,
+      post: (message, kill, originThread) => this.post(message, kill, originThread),
+      settleCount: (outcome, task) => this.settleCount(outcome, task),
+      settleLostCount: (slot, task) => this.settleLostCount(slot, task),
+      threadAlive: (threadId) => this.links.has(threadId),
+    });
+    this.links = new ThreadLinks(
+      this.directory,
+      (early) => this.scheduler.resolveEarly(early),
+      (chunk) => this.streams.deliver(chunk),
+      (threadId) => {
+        this.streams.threadGone(threadId);
+        this.directory.threadGone(threadId);
+      },
+    );
     // A stripe per thread, so no two threads write the same cache line when they record.
     this.metrics = new MetricsRegion({ threadStripes: threads });
     const idleWait = options.idleWait ?? 'block';
@@ -231,6 +253,7 @@ export class WorkerPool {
       modules: this.modules.buffer,
       cancel: this.cancelFlags.buffer,
       cancelTimes: this.cancelFlags.timesBuffer,
+      credits: credits.buffer,
       metrics: this.metrics.buffer,
       busy: this.busy.buffer,
       maxDepth: this.maxDepth,
@@ -407,46 +430,10 @@ export class WorkerPool {
    * @internal
    */
   run(task: PoolTask): Promise<unknown> {
-    if (this.closing !== undefined) {
-      const label = labelOf(task);
-      return refuse(task, new CqrsError('CLOSED', `${label}: the worker pool is closed`, { handler: label }));
-    }
-    // Through callAbort, not `signal`: under a timeout there is only a cheap token (see CancelToken.ts).
-    if (isAborted(task)) return refuse(task, abortErrorFor(abortReason(task), labelOf(task)));
-    // A value the thread could not decode would be dropped there, and the call never settle (valueDepth.ts).
-    if (exceedsDepth(task.input, this.maxDepth) || exceedsDepth(task.metadata, this.maxDepth)) {
-      return refuse(
-        task,
-        new CqrsError(
-          'NOT_CLONEABLE',
-          `${labelOf(task)}: the input is nested deeper than ${this.maxDepth} levels (WorkerPool maxDepth) and cannot cross to a thread`,
-          { handler: labelOf(task) },
-        ),
-      );
-    }
-    // Calls wait in the scheduler (see TaskScheduler.ts) while every thread is busy; maxQueue bounds that
-    // wait, together with the calls waiting for their ordering key. Nested tasks never queue.
-    if (
-      task.originThread === undefined &&
-      this.scheduler.saturated &&
-      this.scheduler.waiting + this.piscina.queueSize + this.ordering.waiting >= this.queueLimit
-    ) {
-      return refuse(
-        task,
-        new CqrsError('OVERLOADED', `${labelOf(task)}: the pool's queue is full`, {
-          handler: labelOf(task),
-        }),
-      );
-    }
+    const refusal = this.refusal(task);
+    if (refusal !== undefined) return refuse(task, refusal);
     const slot = this.cancelFlags.acquire();
-    if (slot < 0) {
-      return refuse(
-        task,
-        new CqrsError('OVERLOADED', `${labelOf(task)}: too many calls in flight`, {
-          handler: labelOf(task),
-        }),
-      );
-    }
+    if (slot < 0) return refuse(task, tooManyInFlight(task));
     const gen = this.cancelFlags.generation(slot);
     // The queue wait of a recorded call runs from here to its start in a thread (`recordQueueWait`).
     const queuedAt =
@@ -562,6 +549,61 @@ export class WorkerPool {
     this.metrics.recordQueueWait(task.metricsSlot, (this.cancelFlags.startedAt(slot) - queuedAt) * 1000);
   }
 
+  /**
+   * Runs a streaming query's handler in a thread: its items go into `sink` as they come (see StreamRunner.ts).
+   * Settles when the stream has ended — every item delivered — or at once with the caller's abort.
+   * @internal
+   */
+  runStream(task: PoolTask, sink: StreamSink): Promise<void> {
+    const refusal = this.refusal(task);
+    if (refusal !== undefined) return refuse(task, refusal);
+    const slot = this.cancelFlags.acquire();
+    if (slot < 0) return refuse(task, tooManyInFlight(task));
+    const gen = this.cancelFlags.generation(slot);
+    const message: TaskMessage = {
+      m: task.moduleId,
+      x: task.exportName,
+      n: task.name,
+      k: task.kind,
+      i: task.input,
+      md: task.metadata,
+      c: slot,
+      g: gen,
+      s: task.metricsSlot,
+      d: task.depth,
+      st: 1,
+    };
+    return this.streams.run(task, sink, message);
+  }
+
+  /** Why `task` cannot be posted now (closed pool, aborted, too deep an input, full queue), or undefined. */
+  private refusal(task: PoolTask): CqrsError | undefined {
+    const label = labelOf(task);
+    if (this.closing !== undefined) {
+      return new CqrsError('CLOSED', `${label}: the worker pool is closed`, { handler: label });
+    }
+    // Through callAbort, not `signal`: under a timeout there is only a cheap token (see CancelToken.ts).
+    if (isAborted(task)) return abortErrorFor(abortReason(task), label);
+    // A value the thread could not decode would be dropped there, and the call never settle (valueDepth.ts).
+    if (exceedsDepth(task.input, this.maxDepth) || exceedsDepth(task.metadata, this.maxDepth)) {
+      return new CqrsError(
+        'NOT_CLONEABLE',
+        `${label}: the input is nested deeper than ${this.maxDepth} levels (WorkerPool maxDepth) and cannot cross to a thread`,
+        { handler: label },
+      );
+    }
+    // Calls wait in the scheduler (see TaskScheduler.ts) while every thread is busy; maxQueue bounds that
+    // wait, together with the calls waiting for their ordering key. Nested tasks never queue.
+    if (
+      task.originThread === undefined &&
+      this.scheduler.saturated &&
+      this.scheduler.waiting + this.piscina.queueSize + this.ordering.waiting >= this.queueLimit
+    ) {
+      return new CqrsError('OVERLOADED', `${label}: the pool's queue is full`, { handler: label });
+    }
+    return undefined;
+  }
+
   /** The thread counted this call: the metrics layer must not count it again. */
   private settleCount(outcome: TaskOutcome, task: PoolTask): void {
     if (outcome.r === true && task.ticket !== undefined) task.ticket.claimed = true;
@@ -610,6 +652,12 @@ export class WorkerPool {
   }
 }
 
+function tooManyInFlight(task: PoolTask): CqrsError {
+  return new CqrsError('OVERLOADED', `${labelOf(task)}: too many calls in flight`, {
+    handler: labelOf(task),
+  });
+}
+
 /** A task refused before it was posted: its handler never runs, so the pool is done with it at once. */
 function refuse(task: PoolTask, err: CqrsError): Promise<never> {
   task.done?.();
@@ -640,12 +688,13 @@ function errorMessage(outcome: Extract<TaskOutcome, { ok: false }>): string {
   return outcome.e.t === 'error' ? outcome.e.message : safeString(outcome.e.value);
 }
 
-/** The name a task's errors carry: its message's, or `<event>:<subscriber>`. */
-function labelOf(task: PoolTask): string {
+/** The name a task's errors carry: its message's, or `<event>:<subscriber>`. @internal */
+export function labelOf(task: PoolTask): string {
   return task.subscriber === undefined ? task.name : `${task.name}:${task.subscriber}`;
 }
 
-function unwrap(outcome: TaskOutcome, task: PoolTask): unknown {
+/** A task's value, or the CqrsError its failed outcome stands for. @internal */
+export function unwrap(outcome: TaskOutcome, task: PoolTask): unknown {
   if (outcome.ok) return outcome.v;
   const name = labelOf(task);
   switch (outcome.k) {
@@ -669,8 +718,8 @@ function unwrap(outcome: TaskOutcome, task: PoolTask): unknown {
   }
 }
 
-/** Maps a piscina rejection (our host never throws, so it is about the thread or the queue) to a code. */
-function threadFailure(err: unknown, task: PoolTask): CqrsError {
+/** Maps a piscina rejection (our host never throws, so it is about the thread or the queue) to a code. @internal */
+export function threadFailure(err: unknown, task: PoolTask): CqrsError {
   const name = labelOf(task);
   const e = err as { name?: unknown; message?: unknown; code?: unknown } | null;
   if (e?.message === 'Task queue is at limit') {

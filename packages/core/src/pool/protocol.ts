@@ -34,6 +34,8 @@ export interface TaskMessage {
   readonly probe?: true;
   /** An event subscriber's name (for `ctx.logger`); absent for commands and queries. */
   readonly sb?: string;
+  /** Set for a streaming query: the handler's items go out as {@link StreamChunk}s (see streamProducer.ts). */
+  readonly st?: 1;
 }
 
 /**
@@ -93,6 +95,30 @@ export type TaskOutcome =
 // `r`: the thread counted this call in the metrics region (it won the finish/cancel race), so the main
 // thread must not count it again.
 
+/**
+ * Items of a streaming query's task, sent on the thread's run port as the generator yields them (chunked,
+ * see streamProducer.ts); the task is named by its cancel slot and generation. The last chunk carries
+ * `end`: how the generator ended. It travels after every item, on the same port, so an error is never
+ * seen before the items that preceded it — piscina's answer to the task (another port) only says which
+ * thread ran it (`v`), so the main thread can tell a chunk that will never come from one still on its way.
+ */
+export interface StreamChunk {
+  readonly sc: number;
+  readonly g: number;
+  readonly v: readonly unknown[];
+  readonly end?: StreamEnd;
+}
+/** How a stream's generator ended: ran out (or was stopped), threw, or yielded an item that cannot cross. */
+export type StreamEnd =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly k: 'handler' | 'result'; readonly e: SerializedError };
+
+/** A chunk of a nested stream a thread reads (`ctx.queries.stream`): items, or the end (`d`), or its error. */
+export type StreamPull =
+  | { readonly v: readonly unknown[] }
+  | { readonly d: true }
+  | { readonly e: SerializedError };
+
 /** Posted once on `parentPort` when a thread starts: its ports for nested dispatch. */
 export const HELLO = 'cqrs-pool:hello';
 export interface HelloMessage {
@@ -136,6 +162,22 @@ export interface NestedDispatchApi {
     strategy: PublishStrategy | undefined,
     checked: boolean,
   ): Promise<TaskOutcome>;
+  /**
+   * `ctx.queries.stream` of a thread: opens the stream on the main thread's query bus (it starts with the
+   * first pull) and answers its id; never rejects (a refusal comes with the first pull).
+   */
+  openStream(
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+    originThread: number,
+    depth: number,
+    highWaterMark: number,
+  ): Promise<number>;
+  /** The next items of stream `id` (at most `max`, at least one), or its end, or its error. */
+  pullStream(id: number, max: number): Promise<StreamPull>;
+  /** Stops stream `id` (`aborted`: the thread's signal aborted it) and resolves once it has ended. */
+  closeStream(id: number, aborted: boolean): Promise<void>;
 }
 
 /** A publish report on its way to a thread: each failure's error as plain data. */
@@ -151,6 +193,8 @@ export interface PoolWorkerData {
   readonly cancel: SharedArrayBuffer;
   /** Per cancel slot, the time its task started (CancelFlags.ts). */
   readonly cancelTimes: SharedArrayBuffer;
+  /** Streaming queries' credit words, by cancel slot (see StreamCredits.ts). */
+  readonly credits: SharedArrayBuffer;
   readonly metrics: SharedArrayBuffer;
   /** The threads' busy time (BusyTime.ts). */
   readonly busy: SharedArrayBuffer;

@@ -50,6 +50,16 @@ export interface HandlerMetrics {
   failuresByCode: Record<string, number>;
   /** Per-key order figures, for a handler registered with an `orderingKey`. */
   ordering?: OrderingMetrics;
+  /** Streaming figures, for a streaming query's handler (`defineStreamQuery`). */
+  stream?: StreamMetrics;
+}
+
+/** Figures of a streaming query's handler; its `latency` is each stream's whole duration. */
+export interface StreamMetrics {
+  /** Items that reached the main thread (every stream, every attempt). */
+  items: number;
+  /** Time from a stream's start to its first item on the main thread, in milliseconds. */
+  firstItem: { count: number; mean: number; max: number };
 }
 
 /** Per-key order figures of a handler registered with an `orderingKey`. */
@@ -259,6 +269,37 @@ export class MetricsRegion extends MetricsView {
    */
   readTransitions(slot: number): number[] {
     return transitionCounts(this.ints, this.layout.breakerWord(slot));
+  }
+
+  /** `n` items of a stream of `slot` reached the main thread. Main thread only. */
+  recordStreamItems(slot: number, n: number): void {
+    addWideLocal(this.words, this.layout.mainWord(slot) + Main.streamItems, n);
+  }
+
+  /** A stream of `slot` delivered its first item `micros` after it started. Main thread only. */
+  recordFirstItem(slot: number, micros: number): void {
+    const base = this.layout.mainWord(slot);
+    const value = micros > 0 ? (micros < MAX_LATENCY_MICROS ? (micros + 0.5) | 0 : MAX_LATENCY_MICROS) : 0;
+    addWideLocal(this.words, base + Main.firstItemSumMicros, value);
+    addWideLocal(this.words, base + Main.firstItems, 1);
+    if (value > (this.ints[base + Main.firstItemMaxMicros] as number)) {
+      this.ints[base + Main.firstItemMaxMicros] = value;
+    }
+  }
+
+  /** The streaming figures of `slot` (see {@link StreamMetrics}). */
+  streamMetrics(slot: number): StreamMetrics {
+    const base = this.layout.mainWord(slot);
+    const count = readWide(this.words, base + Main.firstItems);
+    const sum = readWide(this.words, base + Main.firstItemSumMicros);
+    return {
+      items: readWide(this.words, base + Main.streamItems),
+      firstItem: {
+        count,
+        mean: count === 0 ? 0 : sum / count / 1000,
+        max: Atomics.load(this.ints, base + Main.firstItemMaxMicros) / 1000,
+      },
+    };
   }
 
   /** The per-key order figures of `slot` (see {@link OrderingMetrics}). */

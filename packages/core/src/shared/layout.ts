@@ -13,7 +13,8 @@
  *              │                            half-open→open (words 8..11)                         │
  *     +128     │ limiter line  TAT ns (int64)                                                        │
  *     +256     │ main line     calls waiting for their key │ key-wait µs lo,hi │ call µs lo,hi │     │
- *              │               queue-wait µs lo,hi                                                 │
+ *              │               queue-wait µs lo,hi │ stream items lo,hi │ first-item µs lo,hi │    │
+ *              │               first items lo,hi │ first-item max µs                             │
  *     +384     │ key-wait histogram    101 buckets × (lo,hi), 7 lines ┐                             │
  *     +1280    │ call-duration hist.   the same, 7 lines              ├ main thread only            │
  *     +2176    │ queue-wait histogram  the same, 7 lines              ┘                             │
@@ -118,6 +119,14 @@ export const Main = {
   callSumMicros: 4,
   /** Sum of the queue waits (pool.run to the handler's start in its thread) in their histogram, in µs (wide). */
   queueWaitSumMicros: 6,
+  /** Items of a streaming query that reached the main thread (wide: lo, hi). */
+  streamItems: 8,
+  /** Sum of the streams' times to their first item, in µs (wide: lo, hi). */
+  firstItemSumMicros: 10,
+  /** Streams that delivered a first item (wide: lo, hi). */
+  firstItems: 12,
+  /** Longest time to a first item, in µs. */
+  firstItemMaxMicros: 14,
   /** First word of the key-wait histogram (as a stripe's latency histogram). */
   keyWaitHistogram: LINE_BYTES / 4,
   /** First word of the call-duration histogram. */

@@ -43,6 +43,7 @@ function forgedPool() {
     modules: modules.buffer,
     cancel: cancel.buffer,
     cancelTimes: cancel.timesBuffer,
+    credits: new SharedArrayBuffer(16 * 4),
     metrics: metrics.buffer,
     busy: new BusyTime(1).buffer,
     maxDepth: 1000,
