@@ -29,6 +29,9 @@ export interface StreamPool {
   settleLostCount(slot: number, task: PoolTask): void;
   /** True while the thread's run port is open. */
   threadAlive(threadId: number): boolean;
+  /** Keeps the process alive while a last chunk is due after the answer (see ThreadLinks.hold). */
+  hold(): void;
+  release(): void;
 }
 
 /** A stream in a thread, as chunks reach it: keyed by cancel slot and generation. */
@@ -99,6 +102,7 @@ export class StreamRunner {
         if (settled) return;
         settled = true;
         this.open.delete(key);
+        if (stream.awaitedFrom >= 0) this.pool.release();
         if (err === undefined || stopped) resolve();
         else reject(err);
       };
@@ -112,8 +116,10 @@ export class StreamRunner {
         }
         if (end === undefined) {
           const thread = outcome.v as number;
-          if (this.pool.threadAlive(thread)) stream.awaitedFrom = thread;
-          else stream.lost();
+          if (this.pool.threadAlive(thread)) {
+            stream.awaitedFrom = thread;
+            this.pool.hold();
+          } else stream.lost();
           return;
         }
         settle(end.ok ? undefined : endError(end, label));

@@ -27,6 +27,8 @@ interface Entry {
   left: boolean;
   /** Sent again once already, after its thread was gone before it started. */
   retried: boolean;
+  /** Its batch's answer came before its early outcome (see `resolveEarly`). */
+  answered: boolean;
 }
 
 const droppedOutcome: TaskOutcome = {
@@ -69,6 +71,8 @@ export class TaskScheduler {
   private perTaskMs = 0;
   /** Entries of batches in flight, by cancel slot, until their outcome arrives (early or with the batch). */
   private readonly inBatch = new Map<number, Entry>();
+  /** Entries whose batch has answered while their early outcome is still on its way. */
+  private awaitingEarly = 0;
   /** Batch messages posted, and the calls they carried. */
   batches = 0;
   batchedCalls = 0;
@@ -80,6 +84,11 @@ export class TaskScheduler {
     private readonly limits: BatchLimits | undefined,
     /** True while a task's handler has not started (its cancel word says so). */
     private readonly notStarted: (message: TaskMessage) => boolean,
+    /**
+     * Keeps the process alive (true) while early outcomes are due after their batch answered, or lets it
+     * exit again (false): see ThreadLinks.hold.
+     */
+    private readonly keepAlive: (on: boolean) => void = () => {},
   ) {}
 
   /** Tasks waiting for a thread. */
@@ -105,6 +114,7 @@ export class TaskScheduler {
         dropped: false,
         left: false,
         retried: false,
+        answered: false,
       };
       if (this.posted < this.capacity && this.waiting === 0) {
         this.postOne(entry);
@@ -233,12 +243,23 @@ export class TaskScheduler {
         this.posted--;
         this.measured(started, batch.length);
         this.flush();
+        let due = 0;
         for (let i = 0; i < batch.length; i++) {
-          // One sent early is settled by its early message (which may yet be on its way: another port).
-          if (sentEarly(answer, i)) continue;
           const entry = batch[i] as Entry;
+          // One sent early is settled by its early message, which may yet be on its way (another port).
+          if (sentEarly(answer, i)) {
+            if (this.inBatch.get(entry.message.c) === entry) {
+              entry.answered = true;
+              due++;
+            }
+            continue;
+          }
           this.inBatch.delete(entry.message.c);
           entry.resolve(outcomeAt(answer, i));
+        }
+        if (due > 0) {
+          if (this.awaitingEarly === 0) this.keepAlive(true);
+          this.awaitingEarly += due;
         }
       },
       (err: unknown) => {
@@ -268,6 +289,7 @@ export class TaskScheduler {
       if (entry === undefined || entry.message.g !== early.g[i]) continue;
       this.inBatch.delete(entry.message.c);
       entry.resolve(outcomeAt(early.o, i));
+      if (entry.answered && --this.awaitingEarly === 0) this.keepAlive(false);
     }
   }
 

@@ -26,6 +26,8 @@ interface Link {
 export class ThreadLinks {
   private readonly links = new Map<number, Link>();
   private nextId = 0;
+  /** Holds on the run ports (see `hold`). */
+  private holds = 0;
 
   constructor(
     private readonly api: NestedDispatchApi,
@@ -37,7 +39,10 @@ export class ThreadLinks {
     private readonly onDrop: (threadId: number) => void = () => {},
   ) {}
 
-  /** A thread said hello: serve its ports. Both are unref'd: they must not keep the process alive. */
+  /**
+   * A thread said hello: serve its ports. Both are unref'd: an idle pool must not keep the process alive
+   * (while a task runs, piscina keeps its thread ref'd; see `hold` for what comes after its answer).
+   */
   add(hello: HelloMessage): void {
     const link: Link = { run: hello.run, bus: hello.bus, pending: new Map() };
     this.links.set(hello.threadId, link);
@@ -56,8 +61,24 @@ export class ThreadLinks {
       link.pending.delete(response.id);
       waiter?.resolve(response.outcome);
     });
-    hello.run.unref();
+    if (this.holds === 0) hello.run.unref();
     hello.run.once('close', () => this.drop(hello.threadId));
+  }
+
+  /**
+   * A message is still due on a run port after piscina has answered the task it belongs to: an early outcome
+   * of a batch (TaskScheduler.ts) or a stream's last chunk (StreamRunner.ts). The thread posted it before
+   * its answer, but on another port, so it may arrive later; until it has, the run ports keep the process
+   * alive. Without this hold, a program whose last awaited call is such a one exits in between with code 13
+   * (an unsettled top-level await): piscina unrefs an idle thread, and nothing else is left.
+   * Counted: each `hold` is ended by one `release`.
+   */
+  hold(): void {
+    if (this.holds++ === 0) for (const link of this.links.values()) link.run.ref();
+  }
+
+  release(): void {
+    if (--this.holds === 0) for (const link of this.links.values()) link.run.unref();
   }
 
   /** The thread is gone: every nested task it was running fails with `WORKER_CRASHED`. */

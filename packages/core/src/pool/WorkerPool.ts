@@ -222,6 +222,8 @@ export class WorkerPool {
       settleCount: (outcome, task) => this.settleCount(outcome, task),
       settleLostCount: (slot, task) => this.settleLostCount(slot, task),
       threadAlive: (threadId) => this.links.has(threadId),
+      hold: () => this.links.hold(),
+      release: () => this.links.release(),
     });
     this.links = new ThreadLinks(
       this.directory,
@@ -281,6 +283,7 @@ export class WorkerPool {
       capacity,
       batching,
       (message) => (this.cancelFlags.flags(message.c) & STARTED) === 0,
+      (on) => (on ? this.links.hold() : this.links.release()),
     );
     const onThreadError = options.onThreadError;
     let loggerFailureTold = false;
