@@ -1,11 +1,13 @@
 /**
  * What a publish costs, side by side in one run.
  *
- * Inline (mitata): one event to 5 inline no-op subscribers — five direct awaited calls (the least any bus
- * can do), our `EventBus.publish` (payload validated once, every subscriber counted in shared memory, the
- * report awaited) with metrics on and off and in `'sequential'` order, and `@nestjs/cqrs`'s
- * `EventBus.publish` with five `@EventsHandler`s registered through Nest's DI. Nest's `publish` calls its
- * handlers synchronously and returns nothing to await, so its row is the publish call alone.
+ * Inline: one event to 5 inline no-op subscribers, each variant a tight loop of awaited publishes (the way a
+ * service publishes; a harness's own per-iteration cost would hide the difference) — five direct awaited
+ * calls (the least any bus can do), our `EventBus.publish` (payload validated once, every subscriber counted
+ * in shared memory, the report awaited) with metrics on and off and in `'sequential'` order, and
+ * `@nestjs/cqrs`'s `EventBus.publish` with five `@EventsHandler`s registered through Nest's DI. Nest's
+ * `publish` calls its handlers synchronously and returns nothing to await, so its row is the publish call
+ * alone, awaited like the others. Rounds, variants interleaved within each, medians of rounds.
  *
  * Pooled (rounds, like pooledDispatch): one event to 4 worker subscribers with 1000 publishes in flight (a
  * closed loop: each settled publish starts the next), against the same fan-out done by hand with raw
@@ -13,7 +15,7 @@
  * Deliveries/s: subscriber calls completed per second. Several rounds, the two interleaved and each pool
  * started afresh per round; medians of rounds.
  *
- *   node build.mjs --fast && node dist/bench/eventPublish.bench.js [--json] [--rounds 5] [--seconds 1]
+ *   node build.mjs --fast && node dist/bench/eventPublish.bench.js [--rounds 5] [--seconds 1]
  */
 import 'reflect-metadata';
 import { availableParallelism } from 'node:os';
@@ -22,10 +24,9 @@ import { EventBus, inWorker, WorkerPool } from '@cqrs-pool/core';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { CqrsModule, EventsHandler, type IEventHandler, EventBus as NestEventBus } from '@nestjs/cqrs';
-import { bench, do_not_optimize, group } from 'mitata';
 import { Piscina } from 'piscina';
 import { Placed } from './handlers/event.js';
-import { median, medianOf, report } from './report.js';
+import { formatNs, median, writeResult } from './report.js';
 
 const arg = (flag: string, fallback: number): number => {
   const i = process.argv.indexOf(flag);
@@ -146,68 +147,104 @@ const app = await NestFactory.createApplicationContext(AppModule, { logger: fals
 await app.init();
 const nestEvents = app.get(NestEventBus);
 
-group('one event to 5 inline no-op subscribers', () => {
-  bench('direct: 5 handler calls, awaited', async () => {
-    for (const handler of direct) do_not_optimize(await handler(payload));
-  }).baseline(true);
-  bench('EventBus.publish, metrics on', async () => {
-    do_not_optimize(await measured.publish(Placed, payload));
-  });
-  bench('EventBus.publish, metrics off', async () => {
-    do_not_optimize(await bare.publish(Placed, payload));
-  });
-  bench("EventBus.publish, 'sequential'", async () => {
-    do_not_optimize(await measured.publish(Placed, payload, { strategy: 'sequential' }));
-  });
-  bench('@nestjs/cqrs EventBus.publish (not awaitable)', async () => {
-    do_not_optimize(await nestEvents.publish(new PlacedEvent(1, 10)));
-  });
-});
+const loopPublishes = 200_000;
+/** ns per awaited publish over a tight loop of `loopPublishes`. */
+async function tightLoop(publish: () => unknown): Promise<number> {
+  const started = performance.now();
+  for (let i = 0; i < loopPublishes; i++) await publish();
+  return ((performance.now() - started) * 1e6) / loopPublishes;
+}
+const inlineVariants: { name: string; publish: () => unknown; samples: number[] }[] = [
+  {
+    name: 'direct: 5 handler calls, awaited',
+    publish: async () => {
+      for (const handler of direct) await handler(payload);
+    },
+    samples: [],
+  },
+  { name: 'EventBus.publish, metrics on', publish: () => measured.publish(Placed, payload), samples: [] },
+  { name: 'EventBus.publish, metrics off', publish: () => bare.publish(Placed, payload), samples: [] },
+  {
+    name: "EventBus.publish, 'sequential'",
+    publish: () => measured.publish(Placed, payload, { strategy: 'sequential' }),
+    samples: [],
+  },
+  {
+    name: '@nestjs/cqrs EventBus.publish (not awaitable)',
+    publish: () => nestEvents.publish(new PlacedEvent(1, 10)),
+    samples: [],
+  },
+];
+// Warm-up: JIT of every path.
+for (const variant of inlineVariants) await tightLoop(variant.publish);
+for (let round = 1; round <= rounds; round++) {
+  for (const variant of inlineVariants) variant.samples.push(await tightLoop(variant.publish));
+}
+const inlineNs = inlineVariants.map((v) => median(v.samples));
+const [directFiveNs, publishInlineNs, , , nestPublishNs] = inlineNs as [
+  number,
+  number,
+  number,
+  number,
+  number,
+];
+console.log(inlineVariants.map((v, i) => `${v.name}: ${formatNs(inlineNs[i] ?? Number.NaN)}`).join('\n'));
 
-await report(
-  'eventPublish',
-  (rows) => ({
-    publishInlineNs: medianOf(rows, 'EventBus.publish, metrics on'),
-    nestPublishNs: medianOf(rows, '@nestjs/cqrs EventBus.publish (not awaitable)'),
-    directFiveNs: medianOf(rows, 'direct: 5 handler calls, awaited'),
+writeResult({
+  name: 'eventPublish',
+  tables: [
+    {
+      title: 'One event to 5 inline no-op subscribers',
+      columns: ['what', 'per publish', 'over direct', 'ratio'],
+      rows: inlineVariants.map((v, i) => {
+        const ns = inlineNs[i] ?? Number.NaN;
+        return [
+          v.name,
+          formatNs(ns),
+          i === 0 ? '—' : `+${formatNs(ns - directFiveNs)}`,
+          `×${(ns / directFiveNs).toFixed(2)}`,
+        ];
+      }),
+      note: `Awaited publishes in a tight loop, ${loopPublishes.toLocaleString('en-US')} a round; medians of ${rounds} rounds, variants interleaved.`,
+    },
+    {
+      title: `Event fan-out to ${WORKER_SUBSCRIBERS} worker subscribers, ${IN_FLIGHT} publishes in flight, ${threads} threads`,
+      columns: ['what', 'deliveries/s', 'publishes/s', 'vs piscina'],
+      rows: contenders.map((c) => {
+        const perSec = median(c.samples);
+        return [
+          c.name,
+          rate(perSec),
+          rate(perSec / WORKER_SUBSCRIBERS),
+          `×${(perSec / piscinaPooled).toFixed(2)}`,
+        ];
+      }),
+      note:
+        `Medians of ${rounds} rounds of ${seconds} s; each pool started afresh per round, the two ` +
+        'interleaved. A delivery is one subscriber call completed; raw piscina runs a no-op task four times ' +
+        `per publish. Rounds (deliveries/s): ${contenders.map((c) => `${c.name}: ${c.samples.map(rate).join(', ')}`).join('; ')}.`,
+    },
+  ],
+  charts: [
+    {
+      title: `Worker fan-out deliveries/s, ${IN_FLIGHT} publishes in flight (${threads} threads)`,
+      unit: 'deliveries/s',
+      bars: contenders.map((c, i) => ({
+        label: c.name,
+        value: median(c.samples),
+        ...(i === 0 ? { ours: true } : {}),
+      })),
+    },
+  ],
+  values: {
+    publishInlineNs,
+    nestPublishNs,
+    directFiveNs,
     oursDeliveriesPerSec: oursPooled,
     piscinaDeliveriesPerSec: piscinaPooled,
     pooledRatio: oursPooled / piscinaPooled,
-  }),
-  ['One event to 5 inline no-op subscribers'],
-  {
-    tables: [
-      {
-        title: `Event fan-out to ${WORKER_SUBSCRIBERS} worker subscribers, ${IN_FLIGHT} publishes in flight, ${threads} threads`,
-        columns: ['what', 'deliveries/s', 'publishes/s', 'vs piscina'],
-        rows: contenders.map((c) => {
-          const perSec = median(c.samples);
-          return [
-            c.name,
-            rate(perSec),
-            rate(perSec / WORKER_SUBSCRIBERS),
-            `×${(perSec / piscinaPooled).toFixed(2)}`,
-          ];
-        }),
-        note:
-          `Medians of ${rounds} rounds of ${seconds} s; each pool started afresh per round, the two ` +
-          'interleaved. A delivery is one subscriber call completed; raw piscina runs a no-op task four times ' +
-          `per publish. Rounds (deliveries/s): ${contenders.map((c) => `${c.name}: ${c.samples.map(rate).join(', ')}`).join('; ')}.`,
-      },
-    ],
-    charts: [
-      {
-        title: `Worker fan-out deliveries/s, ${IN_FLIGHT} publishes in flight (${threads} threads)`,
-        unit: 'deliveries/s',
-        bars: contenders.map((c, i) => ({
-          label: c.name,
-          value: median(c.samples),
-          ...(i === 0 ? { ours: true } : {}),
-        })),
-      },
-    ],
   },
-);
+});
 const figures = measured.getMetrics();
 console.log(`\ncounted ${figures.executions} subscriber calls on the metrics-on bus`);
 await app.close();
