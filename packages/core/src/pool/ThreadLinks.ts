@@ -12,9 +12,17 @@ import type {
   TaskOutcome,
 } from './protocol.js';
 
+/** What a thread posts on its run port. */
+type RunMessage = RunResponse | EarlyOutcomes | StreamChunk;
+
+/** How long the links of a thread that is gone wait for its run port's 'close' at most (see `gone`). */
+const LAST_WORDS_MS = 5000;
+
 interface Link {
   readonly run: MessagePort;
   readonly bus: MessagePort;
+  /** Set once the thread is gone: drops the links should the run port's 'close' not come. */
+  lastWords: NodeJS.Timeout | undefined;
   readonly pending: Map<number, { resolve: (outcome: TaskOutcome) => void; reject: (err: unknown) => void }>;
 }
 
@@ -44,23 +52,11 @@ export class ThreadLinks {
    * (while a task runs, piscina keeps its thread ref'd; see `hold` for what comes after its answer).
    */
   add(hello: HelloMessage): void {
-    const link: Link = { run: hello.run, bus: hello.bus, pending: new Map() };
+    const link: Link = { run: hello.run, bus: hello.bus, pending: new Map(), lastWords: undefined };
     this.links.set(hello.threadId, link);
     Comlink.expose(this.api, nodeEndpoint(hello.bus));
     hello.bus.unref();
-    hello.run.on('message', (response: RunResponse | EarlyOutcomes | StreamChunk) => {
-      if ('sc' in response) {
-        this.onStream(response);
-        return;
-      }
-      if ('early' in response) {
-        this.onEarly(response);
-        return;
-      }
-      const waiter = link.pending.get(response.id);
-      link.pending.delete(response.id);
-      waiter?.resolve(response.outcome);
-    });
+    hello.run.on('message', (response: RunMessage) => this.receive(link, response));
     if (this.holds === 0) hello.run.unref();
     hello.run.once('close', () => this.drop(hello.threadId));
   }
@@ -81,11 +77,40 @@ export class ThreadLinks {
     if (--this.holds === 0) for (const link of this.links.values()) link.run.unref();
   }
 
-  /** The thread is gone: every nested task it was running fails with `WORKER_CRASHED`. */
+  private receive(link: Link, response: RunMessage): void {
+    if ('sc' in response) {
+      this.onStream(response);
+      return;
+    }
+    if ('early' in response) {
+      this.onEarly(response);
+      return;
+    }
+    const waiter = link.pending.get(response.id);
+    link.pending.delete(response.id);
+    waiter?.resolve(response.outcome);
+  }
+
+  /**
+   * piscina says thread `threadId` is gone (its workerDestroy) — as soon as it exits, which may be before
+   * this thread has read what it posted just before on its run port: the early outcomes of a batch it
+   * answered, a stream's last chunk. Dropped now, the port would throw those away and their calls would never
+   * settle. They are queued on this end, and the port's 'close' comes after them: the links are dropped
+   * then (`add`). Should no 'close' come, they are dropped after {@link LAST_WORDS_MS}.
+   */
+  gone(threadId: number): void {
+    const link = this.links.get(threadId);
+    if (link === undefined || link.lastWords !== undefined) return;
+    link.lastWords = setTimeout(() => this.drop(threadId), LAST_WORDS_MS);
+    link.lastWords.unref();
+  }
+
+  /** The thread is gone and its run port read to its end: every nested task it ran fails with `WORKER_CRASHED`. */
   drop(threadId: number): void {
     const link = this.links.get(threadId);
     if (link === undefined) return;
     this.links.delete(threadId);
+    if (link.lastWords !== undefined) clearTimeout(link.lastWords);
     for (const waiter of link.pending.values()) {
       waiter.reject(
         new CqrsError('WORKER_CRASHED', `pool thread ${threadId} exited while running a nested call`),

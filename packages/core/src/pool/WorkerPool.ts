@@ -308,7 +308,7 @@ export class WorkerPool {
       }
     });
     this.piscina.on('workerDestroy', (worker: { id: number }) => {
-      this.links.drop(worker.id);
+      this.links.gone(worker.id);
       // Its line of busy time is freed for the thread that replaces it; a call it was running counts until now.
       this.busy.release(worker.id);
     });
