@@ -138,6 +138,8 @@ describe('streaming queries on pool threads', () => {
     const control = newStreamControl();
     const stream = queries.stream(SpinAfter, { n: 1, control });
     await expect(stream.next()).resolves.toEqual({ value: 0, done: false });
+    // Stopped only once it spins (stopped at its yield, on a slow thread, its `finally` would run).
+    await waitForWord(control, StreamControl.spinning, 1);
     // It spins for ever without yielding: the stop cannot reach it, so its thread is terminated.
     await expect(stream.return()).resolves.toEqual({ value: undefined, done: true });
     expect(Atomics.load(control, StreamControl.finallyRan)).toBe(0);
