@@ -11,7 +11,11 @@ function thread(threadId: number) {
   const bus = new MessageChannel();
   const run = new MessageChannel();
   const hello: HelloMessage = { [HELLO]: true, threadId, bus: bus.port2, run: run.port2 };
-  return { hello, runPort: run.port1, close: () => (bus.port1.close(), run.port1.close()) };
+  const close = (): void => {
+    bus.port1.close();
+    run.port1.close();
+  };
+  return { hello, runPort: run.port1, close };
 }
 
 const early: EarlyOutcomes = {
