@@ -98,6 +98,8 @@ describe('streaming queries on pool threads', () => {
     const stream = queries.stream(AwaitAbortAfter, { n: 2, control });
     await stream.next();
     await stream.next();
+    // Stopped once it awaits its signal (stopped at its yield, on a slow thread, it would never await it).
+    await waitForWord(control, StreamControl.awaiting, 1);
     await expect(stream.return()).resolves.toEqual({ value: undefined, done: true });
     expect(Atomics.load(control, StreamControl.sawAbort)).toBe(1);
     expect(Atomics.load(control, StreamControl.finallyRan)).toBe(1);
