@@ -1,12 +1,11 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { CommandBus, inWorker, QueryBus, WorkerPool } from '@cqrs-pool/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { newControl, releaseAll, waitForStarts } from './control.js';
 import { Block, Describe, Square } from './fixtures/messages.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
+import { runScenario } from './runScenario.js';
 
 const handlers = fixtureUrl('handlers');
 let pool: WorkerPool | undefined;
@@ -98,17 +97,7 @@ describe('close', () => {
   it.skipIf(!existsSync('/proc/self/task'))(
     'leaves no thread behind: a program that closes its buses and pool is back to its thread count and exits',
     async () => {
-      const script = fileURLToPath(fixtureUrl('closeScenario'));
-      const { code, stdout, stderr } = await new Promise<{
-        code: number | null;
-        stdout: string;
-        stderr: string;
-      }>((resolve) => {
-        // Killed after 60 s, only to turn a hang (a handle left open keeps the child alive) into a failure.
-        const child = execFile(process.execPath, [script], { timeout: 60_000 }, (err, stdout, stderr) =>
-          resolve({ code: err === null ? 0 : (child.exitCode ?? null), stdout, stderr }),
-        );
-      });
+      const { code, stdout, stderr } = await runScenario('closeScenario');
       expect(stderr).toBe('');
       expect(code).toBe(0);
       const report = JSON.parse(stdout) as Record<string, unknown>;

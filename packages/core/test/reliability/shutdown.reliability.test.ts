@@ -7,10 +7,8 @@
  * twice (each handler counts its executions per call id in shared memory), and the process then exits by
  * itself with code 0. Runs against the built package and fixtures (`node build.mjs --fast` first).
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { fixtureUrl } from '../fixtureUrl.js';
+import { runScenario } from '../runScenario.js';
 
 interface ShutdownReport {
   calls: number;
@@ -29,18 +27,8 @@ interface ShutdownReport {
 
 describe('graceful shutdown', () => {
   it('with 3000 calls in flight: all settle, none lost or run twice, and the process exits 0 by itself', async () => {
-    const script = fileURLToPath(fixtureUrl('reliabilityShutdownScenario'));
     const started = performance.now();
-    const { code, stdout, stderr } = await new Promise<{
-      code: number | null;
-      stdout: string;
-      stderr: string;
-    }>((resolve) => {
-      // Killed after 60 s, only to turn a hang (a handle left open keeps the child alive) into a failure.
-      const child = execFile(process.execPath, [script], { timeout: 60_000 }, (err, stdout, stderr) =>
-        resolve({ code: err === null ? 0 : (child.exitCode ?? null), stdout, stderr }),
-      );
-    });
+    const { code, stdout, stderr } = await runScenario('reliabilityShutdownScenario');
     const exitMs = performance.now() - started;
     expect(stderr).toBe('');
     // Exit code 0, by itself: killed at the hang bound, it would be null.
