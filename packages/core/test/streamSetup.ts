@@ -1,6 +1,7 @@
 import type { WorkerPoolOptions } from '@cqrs-pool/core';
-import { QueryBus, WorkerPool } from '@cqrs-pool/core';
+import { defineStreamQuery, QueryBus, WorkerPool } from '@cqrs-pool/core';
 import { afterEach } from 'vitest';
+import { z } from 'zod';
 import { StreamControl } from './fixtures/streamMessages.js';
 import { fixtureUrl } from './fixtureUrl.js';
 
@@ -82,4 +83,33 @@ export function usePool(): (
     open = { pool, queries };
     return open;
   };
+}
+
+/** An inline streaming query of the numbers below n, failing at `failAt` when given. */
+export const Numbers = defineStreamQuery('Numbers', {
+  input: z.object({ n: z.number().int().min(0), failAt: z.number().optional() }),
+  item: z.number(),
+});
+
+/** An inline generator that counts what it produced and whether its finally ran (`ended` resolves then). */
+export function numbers() {
+  const seen = { produced: 0, finallyRan: 0, runs: 0 };
+  let ran: () => void = () => {};
+  const ended = new Promise<void>((resolve) => {
+    ran = resolve;
+  });
+  async function* handler({ n, failAt }: { n: number; failAt?: number | undefined }) {
+    seen.runs++;
+    try {
+      for (let i = 0; i < n; i++) {
+        if (i === failAt) throw Object.assign(new Error(`failed at ${i}`), { code: 'E_AT' });
+        seen.produced++;
+        yield i;
+      }
+    } finally {
+      seen.finallyRan++;
+      ran();
+    }
+  }
+  return { seen, handler, ended };
 }

@@ -7,35 +7,16 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { figures } from './figures.js';
 import { Count, FailAfter, StreamControl, SumStream } from './fixtures/streamMessages.js';
-import { newStreamControl, readAll, streamHandlers, upTo, usePool, waitForWord } from './streamSetup.js';
-
-const Numbers = defineStreamQuery('Numbers', {
-  input: z.object({ n: z.number().int().min(0), failAt: z.number().optional() }),
-  item: z.number(),
-});
-
-/** An inline generator that counts what it produced and whether its finally ran (`ended` resolves then). */
-function numbers() {
-  const seen = { produced: 0, finallyRan: 0, runs: 0 };
-  let ran: () => void = () => {};
-  const ended = new Promise<void>((resolve) => {
-    ran = resolve;
-  });
-  async function* handler({ n, failAt }: { n: number; failAt?: number | undefined }) {
-    seen.runs++;
-    try {
-      for (let i = 0; i < n; i++) {
-        if (i === failAt) throw Object.assign(new Error(`failed at ${i}`), { code: 'E_AT' });
-        seen.produced++;
-        yield i;
-      }
-    } finally {
-      seen.finallyRan++;
-      ran();
-    }
-  }
-  return { seen, handler, ended };
-}
+import {
+  Numbers,
+  newStreamControl,
+  numbers,
+  readAll,
+  streamHandlers,
+  upTo,
+  usePool,
+  waitForWord,
+} from './streamSetup.js';
 
 describe('inline streaming queries', () => {
   it('deliver the generator items in order; a plain generator works too', async () => {
