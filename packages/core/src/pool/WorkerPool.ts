@@ -443,33 +443,19 @@ export class WorkerPool {
       task.metricsSlot < 0 ? 0 : timeOrigin + (task.queuedAt >= 0 ? task.queuedAt : performance.now());
     // An event subscriber's task carries its name (`sb`); other tasks carry no such key at all, so their
     // messages clone as before.
-    const message: TaskMessage =
-      task.subscriber === undefined
-        ? {
-            m: task.moduleId,
-            x: task.exportName,
-            n: task.name,
-            k: task.kind,
-            i: task.input,
-            md: task.metadata,
-            c: slot,
-            g: gen,
-            s: task.metricsSlot,
-            d: task.depth,
-          }
-        : {
-            m: task.moduleId,
-            x: task.exportName,
-            n: task.name,
-            k: task.kind,
-            i: task.input,
-            md: task.metadata,
-            c: slot,
-            g: gen,
-            s: task.metricsSlot,
-            d: task.depth,
-            sb: task.subscriber,
-          };
+    const plain: TaskMessage = {
+      m: task.moduleId,
+      x: task.exportName,
+      n: task.name,
+      k: task.kind,
+      i: task.input,
+      md: task.metadata,
+      c: slot,
+      g: gen,
+      s: task.metricsSlot,
+      d: task.depth,
+    };
+    const message: TaskMessage = task.subscriber === undefined ? plain : { ...plain, sb: task.subscriber };
     // Only a call that can be cancelled needs a way to terminate its thread.
     const abortable = canAbort(task);
     const kill = !abortable || task.originThread !== undefined ? undefined : new KillSwitch();
