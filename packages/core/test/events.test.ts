@@ -295,6 +295,83 @@ describe('strategies', () => {
   });
 });
 
+describe('subscribers that answer synchronously', () => {
+  const Tick = defineEvent('Tick', { payload: z.object({ n: z.number() }) });
+
+  it('are delivered in subscription order, counted exactly, and end the publish at once', async () => {
+    for (const metrics of [true, false]) {
+      const events = new EventBus({ metrics });
+      const seen: string[] = [];
+      for (const name of ['a', 'b', 'c']) events.subscribe(Tick, name, () => void seen.push(name));
+      const first = await events.publish(Tick, { n: 1 });
+      expect(first).toEqual({ event: 'Tick', delivered: ['a', 'b', 'c'], failed: [] });
+      // Each report is the caller's own: changing one changes neither the bus nor the next report.
+      (first.delivered as string[]).push('x');
+      await expect(events.publish(Tick, { n: 2 }, { strategy: 'sequential' })).resolves.toEqual({
+        event: 'Tick',
+        delivered: ['a', 'b', 'c'],
+        failed: [],
+      });
+      expect(seen).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
+      expect(events.pending).toBe(0);
+      if (metrics) {
+        const handlers = events.getMetrics().handlers;
+        for (const name of ['a', 'b', 'c']) {
+          expect(handlers[`Tick:${name}`]).toMatchObject({ executions: 2, failures: 0, inFlight: 0 });
+        }
+      }
+      await events.close();
+    }
+  });
+
+  it('mixed with throwing and async ones: each outcome reported, each failure told once', async () => {
+    for (const strategy of ['parallel', 'sequential'] as const) {
+      const told: string[] = [];
+      const events = new EventBus({ onFailure: (f) => void told.push(`${f.subscriber}:${f.error.code}`) });
+      events.subscribe(Tick, 'sync', () => 1);
+      events.subscribe(Tick, 'throws', () => {
+        throw new Error('sync boom');
+      });
+      events.subscribe(Tick, 'async', async () => {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      });
+      events.subscribe(Tick, 'rejects', () => Promise.reject(new Error('async boom')));
+      events.subscribe(Tick, 'last', () => undefined);
+      const report = await events.publish(Tick, { n: 1 }, { strategy });
+      expect(report.delivered).toEqual(['sync', 'async', 'last']);
+      expect(
+        report.failed.map((f) => [f.subscriber, f.error.code, (f.error.cause as Error).message]),
+      ).toEqual([
+        ['throws', 'HANDLER_FAILED', 'sync boom'],
+        ['rejects', 'HANDLER_FAILED', 'async boom'],
+      ]);
+      expect(told.sort()).toEqual(['rejects:HANDLER_FAILED', 'throws:HANDLER_FAILED']);
+      const handlers = events.getMetrics().handlers;
+      expect(handlers['Tick:throws']).toMatchObject({ executions: 1, failures: 1, inFlight: 0 });
+      expect(handlers['Tick:last']).toMatchObject({ executions: 1, failures: 0, inFlight: 0 });
+      await events.close();
+    }
+  });
+
+  it('a subscriber that subscribes another meanwhile: the report lists those the publish ran', async () => {
+    const events = new EventBus();
+    const ran: string[] = [];
+    events.subscribe(Tick, 'first', () => {
+      ran.push('first');
+      if (ran.length === 1) events.subscribe(Tick, 'late', () => void ran.push('late'));
+    });
+    events.subscribe(Tick, 'slow', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      ran.push('slow');
+    });
+    await expect(events.publish(Tick, { n: 1 })).resolves.toMatchObject({ delivered: ['first', 'slow'] });
+    expect(ran).toEqual(['first', 'slow']);
+    await expect(events.publish(Tick, { n: 2 })).resolves.toMatchObject({
+      delivered: ['first', 'slow', 'late'],
+    });
+  });
+});
+
 describe('EventBus.subscribe', () => {
   it('refuses bad registrations with a clear code', async () => {
     const events = new EventBus();

@@ -83,6 +83,11 @@ export interface Registration {
   readonly outermostSlot: number;
   /** No middleware: the terminal settles the call with the registry itself (see inlineTerminal.ts). */
   readonly direct: boolean;
+  /**
+   * A direct inline registration without `orderingKey`: its terminal's `now` (see inlineTerminal.ts), which
+   * {@link ChainRegistry.deliver} calls instead of the chain. Undefined otherwise.
+   */
+  readonly now: ((call: Call) => Promise<unknown> | undefined) | undefined;
   readonly worker: WorkerRoute | undefined;
   /** Per-key order: the key of a call and the lanes it waits in; undefined without `orderingKey`. */
   readonly ordering: Ordering | undefined;
@@ -275,6 +280,7 @@ export class ChainRegistry {
           );
     const settled = direct ? this.settled : undefined;
     let terminal: Next;
+    let now: Registration['now'];
     let worker: WorkerRoute | undefined;
     // Assigned below, read by the worker terminal at call time (`ready()` may mark it broken).
     let registration: Registration | undefined;
@@ -289,7 +295,7 @@ export class ChainRegistry {
         terminal = workerStreamTerminal(key, pool, route, metricsSlot, () => registration?.broken);
       }
     } else if (inline !== undefined) {
-      terminal = inlineTerminal(
+      const made = inlineTerminal(
         key,
         inline,
         this.directory,
@@ -299,6 +305,8 @@ export class ChainRegistry {
         settled,
         subscriber,
       );
+      terminal = made.next;
+      if (ordering === undefined) now = made.now;
     } else {
       const pool = this.pool as WorkerPool;
       const ref = handler as WorkerHandlerRef;
@@ -315,6 +323,7 @@ export class ChainRegistry {
       subscriber,
       chain,
       direct,
+      now,
       metricsSlot,
       outermostSlot,
       worker,
@@ -452,6 +461,55 @@ export class ChainRegistry {
         settle(true, err);
       },
     );
+    return pending;
+  }
+
+  /**
+   * Runs one call of `registration` for an event's fan-out, which has no use for the handler's value: as
+   * {@link run} does, but when the registration has a `now` terminal and its handler answers synchronously,
+   * the call is counted and settled there and then and this returns undefined instead of a resolved promise.
+   */
+  deliver(
+    registration: Registration,
+    name: string,
+    input: unknown,
+    metadata: Metadata,
+    signal: AbortSignal | undefined,
+    originThread: number | undefined,
+    depth: number,
+    placed: OrderTicket | CqrsError | undefined,
+  ): Promise<unknown> | undefined {
+    const now = registration.now;
+    if (now === undefined) {
+      return this.run(registration, name, input, metadata, signal, originThread, depth, placed);
+    }
+    // What `run` does for a direct registration that has no key and whose calls it does not time: the
+    // terminal owns the call (its recording, and telling this registry it settled). The same shape as
+    // `run`'s call, so the terminal sees one kind of object.
+    const call: Call = {
+      name,
+      kind: this.kind,
+      input,
+      metadata,
+      signal,
+      definition: registration.definition,
+      originThread,
+      depth,
+      cancelGraceMs: undefined,
+      cancel: undefined,
+      ticket: undefined,
+      order: undefined,
+      stream: undefined,
+    };
+    this.inFlight++;
+    let pending: Promise<unknown> | undefined;
+    try {
+      pending = now(call);
+    } catch (err) {
+      pending = Promise.reject(err);
+      this.settled();
+    }
+    if (pending !== undefined && !this.stacks) pending.then(undefined, stripStacks);
     return pending;
   }
 

@@ -31,7 +31,10 @@ export interface FanOutSink {
   ended(): void;
 }
 
-/** One publish in flight: what each subscriber ended with (undefined: delivered), gathered into its report. */
+/**
+ * One publish with a subscriber still running (or failed): what each subscriber ended with, gathered into
+ * its report. A publish whose subscribers all answered synchronously needs none.
+ */
 interface Publication {
   readonly registry: ChainRegistry;
   readonly sink: FanOutSink;
@@ -39,11 +42,16 @@ interface Publication {
   readonly topic: Topic;
   readonly payload: unknown;
   readonly metadata: Metadata;
-  readonly outcomes: (CqrsError | undefined)[];
+  /** The subscribers this publish runs: the topic's first `count` (one may subscribe meanwhile). */
+  readonly count: number;
+  /** What each subscriber failed with, by index; made at the first failure. */
+  outcomes: (CqrsError | undefined)[] | undefined;
   /** Subscribers not yet settled (parallel publishes). */
   left: number;
   /** What `onFailure` returned and the report waits for. */
   told: Promise<void>[] | undefined;
+  /** Resolves the publish (parallel publishes). */
+  resolve: ((report: PublishReport | Promise<PublishReport>) => void) | undefined;
 }
 
 /**
@@ -70,20 +78,40 @@ export function fanOut(
   // sequential publish starts later, so a later publish of the same key never overtakes this one.
   let places: (OrderTicket | CqrsError | undefined)[] | undefined;
   if (topic.keyed) places = registrations.map((r) => registry.place(r, payload, metadata));
-  const publication: Publication = {
-    registry,
-    sink,
-    event,
-    topic,
-    payload,
-    metadata,
-    outcomes: new Array(count).fill(undefined),
-    left: count,
-    told: undefined,
-  };
-  const run = (i: number): Promise<unknown> =>
-    registry.run(
-      registrations[i] as Registration,
+  if (strategy === 'sequential') {
+    return (async () => {
+      let publication: Publication | undefined;
+      for (let i = 0; i < count; i++) {
+        const registration = registrations[i] as Registration;
+        const pending = registry.deliver(
+          registration,
+          event,
+          payload,
+          metadata,
+          signal,
+          originThread,
+          depth,
+          places?.[i],
+        );
+        // A subscriber that answered synchronously is delivered already: nothing to await.
+        if (pending === undefined) continue;
+        try {
+          await pending;
+        } catch (err) {
+          publication ??= publicationOf(registry, sink, topic, event, payload, metadata, count);
+          failedAt(publication, i, err);
+        }
+      }
+      return publication === undefined ? delivered(sink, topic, event, count) : finish(publication);
+    })();
+  }
+  // Parallel: every subscriber starts now. Those that answered synchronously are delivered already; the
+  // others are awaited, and the report is made after the last of them.
+  let publication: Publication | undefined;
+  for (let i = 0; i < count; i++) {
+    const registration = registrations[i] as Registration;
+    const pending = registry.deliver(
+      registration,
       event,
       payload,
       metadata,
@@ -92,29 +120,60 @@ export function fanOut(
       depth,
       places?.[i],
     );
-  if (strategy === 'sequential') {
-    return (async () => {
-      for (let i = 0; i < count; i++) {
-        try {
-          await run(i);
-        } catch (err) {
-          failedAt(publication, i, err);
-        }
-      }
-      return finish(publication);
-    })();
+    if (pending === undefined) continue;
+    publication ??= publicationOf(registry, sink, topic, event, payload, metadata, count);
+    publication.left++;
+    awaitSubscriber(publication, i, pending);
   }
+  // Every subscriber answered synchronously: the report is ready, with no reaction per subscriber.
+  if (publication === undefined) return Promise.resolve(delivered(sink, topic, event, count));
+  const waiting = publication;
   return new Promise<PublishReport>((resolve) => {
-    const settled = (): void => {
-      if (--publication.left === 0) resolve(finish(publication));
-    };
-    for (let i = 0; i < count; i++) {
-      run(i).then(settled, (err: unknown) => {
-        failedAt(publication, i, err);
-        settled();
-      });
-    }
+    waiting.resolve = resolve;
   });
+}
+
+function publicationOf(
+  registry: ChainRegistry,
+  sink: FanOutSink,
+  topic: Topic,
+  event: string,
+  payload: unknown,
+  metadata: Metadata,
+  count: number,
+): Publication {
+  return {
+    registry,
+    sink,
+    event,
+    topic,
+    payload,
+    metadata,
+    count,
+    outcomes: undefined,
+    left: 0,
+    told: undefined,
+    resolve: undefined,
+  };
+}
+
+/** Subscriber `i` is still running: its outcome is noted when it settles, and the last one ends the publish. */
+function awaitSubscriber(publication: Publication, i: number, pending: Promise<unknown>): void {
+  // Subscribers settle in later microtasks, after `fanOut` has set `resolve`.
+  const settled = (): void => {
+    if (--publication.left === 0)
+      (publication.resolve as NonNullable<Publication['resolve']>)(finish(publication));
+  };
+  pending.then(settled, (err: unknown) => {
+    failedAt(publication, i, err);
+    settled();
+  });
+}
+
+/** The report of a publish every subscriber of which was delivered. */
+function delivered(sink: FanOutSink, topic: Topic, event: string, count: number): PublishReport {
+  sink.ended();
+  return { event, delivered: topic.names.slice(0, count), failed: [] };
 }
 
 /** Subscriber `i` failed with `err`: noted, and handed to the sink. */
@@ -127,6 +186,7 @@ function failedAt(publication: Publication, i: number, err: unknown): void {
     error = handlerFailed(registration.key, err);
     if (!publication.registry.stacks) stripStacks(error);
   }
+  publication.outcomes ??= new Array<CqrsError | undefined>(publication.count).fill(undefined);
   publication.outcomes[i] = error;
   const { event, payload, metadata } = publication;
   const waiting = publication.sink.failed(event, registration.subscriber as string, error, payload, metadata);
@@ -142,15 +202,16 @@ function finish(publication: Publication): PublishReport | Promise<PublishReport
     publication.told = undefined;
     return Promise.all(told).then(() => finish(publication));
   }
-  publication.sink.ended();
-  const { outcomes, topic } = publication;
-  const delivered: string[] = [];
+  const { outcomes, topic, sink, event, count } = publication;
+  if (outcomes === undefined) return delivered(sink, topic, event, count);
+  sink.ended();
+  const names: string[] = [];
   const failed: SubscriberFailure[] = [];
   for (let i = 0; i < outcomes.length; i++) {
     const error = outcomes[i];
     const subscriber = topic.names[i] as string;
-    if (error === undefined) delivered.push(subscriber);
+    if (error === undefined) names.push(subscriber);
     else failed.push({ subscriber, error });
   }
-  return { event: publication.event, delivered, failed };
+  return { event, delivered: names, failed };
 }

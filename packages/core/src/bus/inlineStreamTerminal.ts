@@ -4,7 +4,6 @@ import type { Logger } from '../handler/Logger.js';
 import type { Definition } from '../messages/Definition.js';
 import type { Next } from '../middleware/Middleware.js';
 import type { BusDirectory } from '../pool/BusDirectory.js';
-import { MAIN_STRIPE } from '../shared/layout.js';
 import type { MetricsRegion } from '../shared/MetricsRegion.js';
 import { abortErrorFor } from '../util/abortError.js';
 import { abortReason, isAborted, onAbort } from '../util/callAbort.js';
@@ -48,7 +47,7 @@ export function inlineStreamTerminal(
     const count = (startedAt: number, failure: CqrsError | undefined): void => {
       if (recorder === undefined) return;
       const failed = failure !== undefined;
-      if (startedAt >= 0) recorder.record(slot, MAIN_STRIPE, (performance.now() - startedAt) * 1000, failed);
+      if (startedAt >= 0) recorder.recordAttempt(slot, (performance.now() - startedAt) * 1000, failed);
       else recorder.recordCount(slot, failed);
       if (failed) recorder.recordFailureCode(slot, failure);
     };

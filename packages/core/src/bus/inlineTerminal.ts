@@ -4,13 +4,27 @@ import type { Logger } from '../handler/Logger.js';
 import type { Definition } from '../messages/Definition.js';
 import type { Call, Next } from '../middleware/Middleware.js';
 import type { BusDirectory } from '../pool/BusDirectory.js';
-import { MAIN_STRIPE } from '../shared/layout.js';
 import type { MetricsRegion } from '../shared/MetricsRegion.js';
 import { abortErrorFor, raceCallAbort } from '../util/abortError.js';
 import { abortReason, canAbort, isAborted, onAbort } from '../util/callAbort.js';
 import { handlerFailed } from './handlerFailed.js';
 import { InlineContext } from './InlineContext.js';
 import type { OrderTicket } from './KeyOrder.js';
+
+/**
+ * What {@link inlineTerminal} makes: the terminal, and — when it owns its calls — the same terminal for a
+ * caller that has no use for the handler's value (an event's fan-out). @internal
+ */
+export interface InlineTerminal {
+  readonly next: Next;
+  /**
+   * Runs a call as `next` does, but when the handler answered with a plain value there and then, the call
+   * is counted and settled at once and this returns undefined instead of a resolved promise: the fan-out
+   * then needs no reaction, promise or microtask for that subscriber. Undefined unless the terminal owns
+   * its calls (`settled` given).
+   */
+  readonly now: ((call: Call) => Promise<unknown> | undefined) | undefined;
+}
 
 /**
  * The end of an inline handler's chain: runs the handler on the main thread, turns what it throws into
@@ -31,7 +45,7 @@ export function inlineTerminal(
   slot: number,
   settled: (() => void) | undefined,
   subscriber?: string,
-): Next {
+): InlineTerminal {
   if (region === undefined) return plainInlineTerminal(name, fn, directory, logger, settled, subscriber);
   const ownsCall = settled !== undefined;
   let calls = 0;
@@ -45,7 +59,7 @@ export function inlineTerminal(
     countAttempt(region, slot, settled, -1, failure);
     throw failure;
   };
-  const terminal: Next = (call) => {
+  const attempt = (call: Call, now: boolean): Promise<unknown> | undefined => {
     // Per-key order: a keyed call runs at its turn (KeyOrder.ts). Until then it waits here, after the
     // middleware; at its turn — or when it aborts — it comes through again, to run or to be refused here.
     // It holds its key until its handler's own outcome (an inline handler runs on past a timeout), and, when
@@ -93,7 +107,7 @@ export function inlineTerminal(
       if (result === null || (typeof result !== 'object' && typeof result !== 'function')) {
         order?.end();
         countAttempt(recorder, slot, settled, ranFrom, undefined, order);
-        return Promise.resolve(result);
+        return now ? undefined : Promise.resolve(result);
       }
       if (!timed && recorder !== undefined && order === undefined)
         return Promise.resolve(result).then(untimedSuccess, untimedFailure);
@@ -149,7 +163,8 @@ export function inlineTerminal(
       );
     });
   };
-  return terminal;
+  const terminal: Next = (call) => attempt(call, false) as Promise<unknown>;
+  return { next: terminal, now: ownsCall ? (call) => attempt(call, true) : undefined };
 }
 
 /** The same without metrics: nothing to count, so no closure or continuation beyond what the call needs. */
@@ -160,7 +175,7 @@ function plainInlineTerminal(
   logger: Logger,
   settled: (() => void) | undefined,
   subscriber: string | undefined,
-): Next {
+): InlineTerminal {
   const toHandlerFailed = (err: unknown): never => {
     settled?.();
     throw handlerFailed(name, err);
@@ -172,7 +187,7 @@ function plainInlineTerminal(
           settled();
           return value;
         };
-  const terminal: Next = (call) => {
+  const attempt = (call: Call, now: boolean): Promise<unknown> | undefined => {
     if (call.order !== undefined && !call.order.holding && !isAborted(call)) {
       return waitTurn(terminal, call, name);
     }
@@ -191,7 +206,7 @@ function plainInlineTerminal(
       // As above: a plain value settles the call at once.
       if (result === null || (typeof result !== 'object' && typeof result !== 'function')) {
         settled?.();
-        return Promise.resolve(result);
+        return now ? undefined : Promise.resolve(result);
       }
       return Promise.resolve(result).then(passOn, toHandlerFailed);
     }
@@ -206,7 +221,8 @@ function plainInlineTerminal(
     if (settled !== undefined) raced.then(settled, settled);
     return raced;
   };
-  return terminal;
+  const terminal: Next = (call) => attempt(call, false) as Promise<unknown>;
+  return { next: terminal, now: settled === undefined ? undefined : (call) => attempt(call, true) };
 }
 
 /**
@@ -261,7 +277,7 @@ function countAttempt(
     const failed = failure !== undefined;
     if (startedAt >= 0) {
       const micros = (performance.now() - startedAt) * 1000;
-      recorder.record(slot, MAIN_STRIPE, micros, failed);
+      recorder.recordAttempt(slot, micros, failed);
       // A call this terminal owns whole (no middleware, no key to wait for) lasts, for its caller, as long
       // as its handler ran, give or take the few hundred ns of dispatch: timed from the same clock readings
       // instead of two more (the dispatcher leaves such calls to this terminal).

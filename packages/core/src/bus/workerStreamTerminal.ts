@@ -1,7 +1,6 @@
 import type { CqrsError } from '../errors/CqrsError.js';
 import type { Next } from '../middleware/Middleware.js';
 import type { WorkerPool } from '../pool/WorkerPool.js';
-import { MAIN_STRIPE } from '../shared/layout.js';
 import { notAStreamCall } from './inlineStreamTerminal.js';
 import type { WorkerTarget } from './workerTerminal.js';
 
@@ -34,8 +33,7 @@ export function workerStreamTerminal(
       if (!recorded) return;
       const failed = failure !== undefined;
       if (!counted) {
-        if (startedAt >= 0)
-          region.record(metricsSlot, MAIN_STRIPE, (performance.now() - startedAt) * 1000, failed);
+        if (startedAt >= 0) region.recordAttempt(metricsSlot, (performance.now() - startedAt) * 1000, failed);
         else region.recordCount(metricsSlot, failed);
       }
       if (failed) region.recordFailureCode(metricsSlot, failure);

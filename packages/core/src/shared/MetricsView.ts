@@ -8,6 +8,15 @@ import { HEADER_BYTES, Header, MAIN_STRIPE, RegionLayout, STRIPE_WORDS, Stripe }
  */
 export const MAX_LATENCY_MICROS = 2 ** 30;
 
+/** A latency as the histograms count it: whole µs, rounded, clamped to 0..{@link MAX_LATENCY_MICROS}. */
+export function wholeMicros(latencyMicros: number): number {
+  return latencyMicros > 0
+    ? latencyMicros < MAX_LATENCY_MICROS
+      ? (latencyMicros + 0.5) | 0
+      : MAX_LATENCY_MICROS
+    : 0;
+}
+
 /**
  * Any thread's access to a metrics region (see layout.ts): records settled calls into the thread's stripe.
  * Built from the region's SharedArrayBuffer alone; a slot the main thread registers after this view was
@@ -55,12 +64,7 @@ export class MetricsView {
   record(slot: number, stripe: number, latencyMicros: number, failed: boolean): void {
     if (!(stripe >= 0 && stripe < this.stripes))
       throw new RangeError(`stripe ${stripe} is not in this region`);
-    const micros =
-      latencyMicros > 0
-        ? latencyMicros < MAX_LATENCY_MICROS
-          ? (latencyMicros + 0.5) | 0
-          : MAX_LATENCY_MICROS
-        : 0;
+    const micros = wholeMicros(latencyMicros);
     const base = this.layout.stripeWord(slot, stripe);
     if (base + STRIPE_WORDS > this.words.length) {
       this.remap();
