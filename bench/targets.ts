@@ -28,6 +28,7 @@ function check(target: string, measured: number, text: string, ok: (v: number) =
 export function checkTargets(results: Results): TargetCheck[] {
   const v = (scenario: string, name: string) => value(results, scenario, name);
   const overDirect = v('inlineDispatch', 'executeOverDirect');
+  const loopAdded = Math.max(v('inlineDispatch', 'loopAddedOnNs'), v('inlineDispatch', 'loopAddedAsyncOnNs'));
   const nestOverOurs = v('inlineDispatch', 'nestCommandOverExecute');
   const stackCost = v('middlewareStack', 'stackMinusValidationNs');
   const cachedHit = v('cachingLogging', 'cachedHitNs');
@@ -51,6 +52,12 @@ export function checkTargets(results: Results): TargetCheck[] {
       overDirect,
       `×${overDirect.toFixed(2)}`,
       (x) => x <= 2.5,
+    ),
+    check(
+      'Inline `execute` in a tight loop (metrics on, sync and async handlers) ≤ 120 ns over a direct awaited call',
+      loopAdded,
+      `+${formatNs(v('inlineDispatch', 'loopAddedOnNs'))} sync, +${formatNs(v('inlineDispatch', 'loopAddedAsyncOnNs'))} async (metrics off: +${formatNs(v('inlineDispatch', 'loopAddedOffNs'))}, +${formatNs(v('inlineDispatch', 'loopAddedAsyncOffNs'))})`,
+      (x) => x <= 120,
     ),
     check(
       'Inline `execute` ≥ 2× faster than `@nestjs/cqrs` `CommandBus.execute`',
