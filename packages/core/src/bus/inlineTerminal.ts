@@ -111,57 +111,9 @@ export function inlineTerminal(
       }
       if (!timed && recorder !== undefined && order === undefined)
         return Promise.resolve(result).then(untimedSuccess, untimedFailure);
-      return Promise.resolve(result).then(
-        (value) => {
-          order?.end();
-          countAttempt(recorder, slot, settled, ranFrom, undefined, order);
-          return value;
-        },
-        (err: unknown) => {
-          order?.end();
-          const failure = handlerFailed(name, err);
-          countAttempt(recorder, slot, settled, ranFrom, failure, order);
-          throw failure;
-        },
-      );
+      return countWhenSettled(result, name, recorder, slot, settled, ranFrom, order);
     }
-    // The handler's outcome and the caller's abort race, and whichever this terminal sees first decides both
-    // what the caller gets and what is counted. (`raceAbort` over a result already counted as a success
-    // could still hand the caller ABORTED, when the abort lands in a microtask between the two.)
-    return new Promise((resolve, reject) => {
-      let decided = false;
-      const aborted = (): void => {
-        if (decided) return;
-        decided = true;
-        const failure = abortErrorFor(abortReason(call), name);
-        countAttempt(recorder, slot, settled, -1, failure, order);
-        reject(failure);
-      };
-      // The handler itself may have aborted it.
-      let unsubscribe = noop;
-      if (isAborted(call)) aborted();
-      else unsubscribe = onAbort(call, aborted);
-      Promise.resolve(result).then(
-        (value) => {
-          unsubscribe();
-          // The key is held until the handler's own end, also when the abort decided the call first.
-          order?.end();
-          if (decided) return;
-          decided = true;
-          countAttempt(recorder, slot, settled, ranFrom, undefined, order);
-          resolve(value);
-        },
-        (err: unknown) => {
-          unsubscribe();
-          order?.end();
-          if (decided) return;
-          decided = true;
-          const failure = handlerFailed(name, err);
-          countAttempt(recorder, slot, settled, ranFrom, failure, order);
-          reject(failure);
-        },
-      );
-    });
+    return raceWithAbort(call, result, name, recorder, slot, settled, ranFrom, order);
   };
   const terminal: Next = (call) => attempt(call, false) as Promise<unknown>;
   return { next: terminal, now: ownsCall ? (call) => attempt(call, true) : undefined };
@@ -249,6 +201,86 @@ function runHandler(
   const end = (): void => order.end();
   Promise.resolve(result).then(end, end);
   return result;
+}
+
+// The continuations below live outside the terminals' closures on purpose: a closure there capturing the
+// call's locals would make V8 allocate a context for them on every call, also for the calls (most) that
+// never reach these branches.
+
+/** Counts the attempt when the handler's promise settles, and gives the key up; the caller gets its outcome. */
+function countWhenSettled(
+  result: unknown,
+  name: string,
+  recorder: MetricsRegion | undefined,
+  slot: number,
+  settled: (() => void) | undefined,
+  ranFrom: number,
+  order: OrderTicket | undefined,
+): Promise<unknown> {
+  return Promise.resolve(result).then(
+    (value) => {
+      order?.end();
+      countAttempt(recorder, slot, settled, ranFrom, undefined, order);
+      return value;
+    },
+    (err: unknown) => {
+      order?.end();
+      const failure = handlerFailed(name, err);
+      countAttempt(recorder, slot, settled, ranFrom, failure, order);
+      throw failure;
+    },
+  );
+}
+
+/**
+ * The handler's outcome and the caller's abort race, and whichever is seen first decides both what the
+ * caller gets and what is counted. (`raceAbort` over a result already counted as a success could still hand
+ * the caller ABORTED, when the abort lands in a microtask between the two.)
+ */
+function raceWithAbort(
+  call: Call,
+  result: unknown,
+  name: string,
+  recorder: MetricsRegion | undefined,
+  slot: number,
+  settled: (() => void) | undefined,
+  ranFrom: number,
+  order: OrderTicket | undefined,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let decided = false;
+    const aborted = (): void => {
+      if (decided) return;
+      decided = true;
+      const failure = abortErrorFor(abortReason(call), name);
+      countAttempt(recorder, slot, settled, -1, failure, order);
+      reject(failure);
+    };
+    // The handler itself may have aborted it.
+    let unsubscribe = noop;
+    if (isAborted(call)) aborted();
+    else unsubscribe = onAbort(call, aborted);
+    Promise.resolve(result).then(
+      (value) => {
+        unsubscribe();
+        // The key is held until the handler's own end, also when the abort decided the call first.
+        order?.end();
+        if (decided) return;
+        decided = true;
+        countAttempt(recorder, slot, settled, ranFrom, undefined, order);
+        resolve(value);
+      },
+      (err: unknown) => {
+        unsubscribe();
+        order?.end();
+        if (decided) return;
+        decided = true;
+        const failure = handlerFailed(name, err);
+        countAttempt(recorder, slot, settled, ranFrom, failure, order);
+        reject(failure);
+      },
+    );
+  });
 }
 
 /**
