@@ -63,7 +63,7 @@ export interface CqrsMetricsOptions {
  *   transit.
  * - `cqrs_in_flight` — gauge, calls started and not settled.
  * - `cqrs_latency_seconds` — histogram of the handlers' run time where they ran (refusals have none; inline
- *   handlers are timed on every call of their first 1024, then one call in 8).
+ *   handlers are timed on every call of their first 1024, then one call in 32).
  * - `cqrs_call_duration_seconds` — histogram of what callers waited, execute to settled: queue and key
  *   waits, middleware, retries and refusals included (inline handlers' calls sampled as above).
  * - `cqrs_queue_wait_seconds` — histogram, worker handlers: from the call's hand-over to the pool to its

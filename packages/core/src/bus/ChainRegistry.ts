@@ -27,6 +27,7 @@ import { inlineTerminal } from './inlineTerminal.js';
 import type { OrderTicket } from './KeyOrder.js';
 import type { Ordering } from './keyOrdering.js';
 import { keyOrdering, placeCall } from './keyOrdering.js';
+import { timesCall } from './latencySampling.js';
 import { OrderingTable } from './OrderingTable.js';
 import { recordingLayer } from './recordingLayer.js';
 import type { StreamSink } from './StreamSink.js';
@@ -361,14 +362,11 @@ export class ChainRegistry {
   ): Promise<unknown> {
     const slot = registration.outermostSlot;
     const region = this.recorder as MetricsRegion;
-    // The call's duration as its caller sees it, execute to settled. Two clock reads cost more than an inline
-    // call's recording, so inline handlers' calls are timed as their latency is: all of the first 1024, then
-    // one in 8. A pooled call is timed every time.
+    // The call's duration as its caller sees it, execute to settled. Inline handlers' calls are sampled as
+    // their latency is (latencySampling.ts); a pooled call is timed every time.
     const timing = registration.callTiming;
     const timedSlot =
-      timing !== 0 && (timing === 2 || registration.calls++ < 1024 || (registration.calls & 7) === 0)
-        ? registration.metricsSlot
-        : -1;
+      timing !== 0 && (timing === 2 || timesCall(registration.calls++)) ? registration.metricsSlot : -1;
     const calledAt = timedSlot >= 0 ? performance.now() : 0;
     let order: OrderTicket | undefined;
     let refused: CqrsError | undefined;

@@ -10,6 +10,7 @@ import { abortReason, canAbort, isAborted, onAbort } from '../util/callAbort.js'
 import { handlerFailed } from './handlerFailed.js';
 import { InlineContext } from './InlineContext.js';
 import type { OrderTicket } from './KeyOrder.js';
+import { timesCall } from './latencySampling.js';
 
 /**
  * What {@link inlineTerminal} makes: the terminal, and — when it owns its calls — the same terminal for a
@@ -49,7 +50,7 @@ export function inlineTerminal(
   if (region === undefined) return plainInlineTerminal(name, fn, directory, logger, settled, subscriber);
   const ownsCall = settled !== undefined;
   let calls = 0;
-  // Continuations of untimed calls (seven in eight, once sampled) need no per-call state: made once here.
+  // Continuations of untimed calls (most, once sampled) need no per-call state: made once here.
   const untimedSuccess = (value: unknown): unknown => {
     countAttempt(region, slot, settled, -1, undefined);
     return value;
@@ -77,9 +78,8 @@ export function inlineTerminal(
       call.ticket.claimed = true;
       recorder = region;
     }
-    // Two clock reads cost more than the rest of the recording together, so latency is sampled once a
-    // handler has a history: every call of the first 1024, then one in 8. Counts stay exact.
-    const timed = recorder !== undefined && (calls++ < 1024 || (calls & 7) === 0);
+    // Latency is sampled once a handler has a history (latencySampling.ts); counts stay exact.
+    const timed = recorder !== undefined && timesCall(calls++);
     const started = timed ? performance.now() : 0;
     // Only latency of a handler that ran to an outcome is recorded; a refusal or an abort has none.
     const ranFrom = timed ? started : -1;
