@@ -36,11 +36,19 @@ const scripts: Record<string, string[]> = {
   memoryGrowth: ['--expose-gc'],
 };
 // The figures that matter most run first, so a run cut short still has them.
-const order = ['pooledDispatch', 'cpuScaling', 'eventLoopDelay', 'inlineDispatch', 'middlewareStack'];
+const order = [
+  'httpService',
+  'pooledDispatch',
+  'cpuScaling',
+  'eventLoopDelay',
+  'inlineDispatch',
+  'middlewareStack',
+];
 // A scenario stuck longer than this is stopped and reported as failed (the whole run targets ~5–7 min).
 const scenarioTimeoutMs = 240_000;
 // The tables the README shows (with the targets); every table is in bench/results/summary.md.
 const readmeScenarios = [
+  'httpService',
   'pooledDispatch',
   'cpuScaling',
   'eventLoopDelay',

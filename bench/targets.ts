@@ -45,8 +45,22 @@ export function checkTargets(results: Results): TargetCheck[] {
   const aheadOfPiscina = (tag: string) => service('ours', tag) / service('piscina', tag);
   const growth = v('memoryGrowth', 'inlineGrowthMb');
   const publishNs = v('eventPublish', 'publishInlineNs');
+  const httpRatio = v('httpService', 'oursOkPerSec') / v('httpService', 'piscinaOkPerSec');
+  const healthP99 = v('httpService', 'oursHealthP99Ms');
   const fanoutRatio = v('eventPublish', 'pooledRatio');
   return [
+    check(
+      'HTTP service: `POST /hash` answered per second ahead of raw piscina',
+      httpRatio,
+      `×${httpRatio.toFixed(3)} (${Math.round(v('httpService', 'oursOkPerSec'))}/s vs ${Math.round(v('httpService', 'piscinaOkPerSec'))}/s)`,
+      (x) => x > 1,
+    ),
+    check(
+      'HTTP service: `GET /health` p99 under load no worse than with raw piscina',
+      healthP99,
+      `${healthP99.toFixed(1)} vs ${v('httpService', 'piscinaHealthP99Ms').toFixed(1)} ms (inline: ${v('httpService', 'inlineHealthP99Ms').toFixed(0)} ms)`,
+      (x) => x <= v('httpService', 'piscinaHealthP99Ms'),
+    ),
     check(
       'Inline `execute` (metrics on) ≤ 2.5× a direct awaited call',
       overDirect,

@@ -3,13 +3,11 @@
 // probing GET /health, and prints the figures side by side. The point: with the hash on the main thread
 // (`inline`), a cheap /health waits behind every queued hash; in a pool it does not.
 // Run it with `npm run demo:http` (or `node dist/examples/http-service/main.js` after `node build.mjs --fast`).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { numberOption, parseCli, usageError } from '../cli.js';
 import { type LoadResult, loadTest, warmUp } from './loadTest.js';
+import { startServer, stopServer } from './serverProcess.js';
 import { type Variant, variants } from './service.js';
 
 const args = parseCli({
@@ -59,39 +57,6 @@ for (const v of chosen) {
 
 const server = fileURLToPath(new URL('./server.js', import.meta.url));
 
-/** Starts server.js in `variant`; resolves with its URL once it listens. */
-async function start(variant: Variant): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [server, '--variant', variant, '--threads', String(threads)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const exited = once(child, 'exit').then(([code]) => {
-    throw new Error(`the ${variant} server exited (code ${String(code)}) before listening`);
-  });
-  const listening = (async () => {
-    for await (const line of lines) {
-      const url = /^listening (http:\/\/\S+)/.exec(line)?.[1];
-      if (url !== undefined) return url;
-    }
-    throw new Error(`the ${variant} server closed its output before listening`);
-  })();
-  const url = await Promise.race([listening, exited]);
-  exited.catch(() => {});
-  return { child, url };
-}
-
-/** SIGTERM, then the exit it should cause; a server still there 10 s later is killed and reported. */
-async function stop(child: ChildProcess): Promise<void> {
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const [code, signal] = await exited;
-  clearTimeout(timer);
-  if (code !== 0) {
-    throw new Error(`a server exited with ${signal === null ? `code ${String(code)}` : signal} on SIGTERM`);
-  }
-}
-
 const where: Record<Variant, string> = {
   inline: 'main thread (inline handler)',
   pool: `cqrs-pool, ${threadCount}`,
@@ -104,13 +69,13 @@ console.log(
 );
 const results: [Variant, LoadResult][] = [];
 for (const variant of chosen as Variant[]) {
-  const { child, url } = await start(variant);
+  const { child, url } = await startServer(server, variant, threads);
   try {
     await warmUp(url, connections);
     console.log(`${variant}: ${url} loaded…`);
     results.push([variant, await loadTest(url, { duration, connections, probeRate })]);
   } finally {
-    await stop(child);
+    await stopServer(child);
   }
 }
 
