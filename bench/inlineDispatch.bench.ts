@@ -4,8 +4,7 @@
  * shared-memory recording: in-flight ±, counts, and the handler timed with two `performance.now()` reads),
  * our `QueryBus`, and `@nestjs/cqrs`'s `CommandBus.execute` / `QueryBus.execute` with the handlers registered
  * through Nest's DI (`NestFactory.createApplicationContext` of a module importing `CqrsModule.forRoot()`).
- * Then the same as a service calls it, a tight loop of awaited calls, for a sync and an async handler: the
- * nanoseconds the bus adds to a direct awaited call (mitata's per-iteration cost would shrink the ratios).
+ * The same calls in a tight loop, as a service makes them, are in inlineLoop.bench.ts.
  *
  *   node build.mjs --fast && node dist/bench/inlineDispatch.bench.js [--json]
  */
@@ -24,22 +23,17 @@ import {
 } from '@nestjs/cqrs';
 import { bench, do_not_optimize, group } from 'mitata';
 import { z } from 'zod';
-import { formatNs, type MedianRow, median, medianOf, type ResultTable, report } from './report.js';
+import { type MedianRow, medianOf, report } from './report.js';
 
 const Add = defineCommand('Add', { input: z.object({ a: z.number(), b: z.number() }), output: z.number() });
 const Sum = defineQuery('Sum', { input: z.object({ a: z.number(), b: z.number() }), output: z.number() });
 const add = (input: { a: number; b: number }): number => input.a + input.b;
-const addAsync = async (input: { a: number; b: number }): Promise<number> => input.a + input.b;
 const input = { a: 1, b: 2 };
 
 const bare = new CommandBus({ metrics: false });
 bare.registerHandler(Add, add);
 const measured = new CommandBus({ metrics: true });
 measured.registerHandler(Add, add);
-const bareAsync = new CommandBus({ metrics: false });
-bareAsync.registerHandler(Add, addAsync);
-const measuredAsync = new CommandBus({ metrics: true });
-measuredAsync.registerHandler(Add, addAsync);
 const queries = new QueryBus({ metrics: true });
 queries.registerHandler(Sum, add);
 
@@ -117,75 +111,6 @@ group('one inline query, awaited', () => {
   });
 });
 
-// ---- The way a service calls: a tight loop of awaited calls ----
-// mitata's own per-iteration cost (its loop, its timer reads) lands on the baseline too and shrinks every
-// ratio; a tight loop shows what the bus adds to an awaited call. Rounds, variants interleaved, medians.
-
-const loopCalls = 1_000_000;
-const loopRounds = 7;
-/** ns per awaited call over a tight loop of `loopCalls`. */
-async function tightLoop(call: () => unknown): Promise<number> {
-  const started = performance.now();
-  for (let i = 0; i < loopCalls; i++) await call();
-  return ((performance.now() - started) * 1e6) / loopCalls;
-}
-interface LoopVariant {
-  name: string;
-  call: () => unknown;
-  /** Index of the direct call this one is compared with; undefined for a direct call. */
-  base: number | undefined;
-  samples: number[];
-}
-const loopVariants: LoopVariant[] = [
-  { name: 'direct: await handler(input)', call: () => add(input), base: undefined, samples: [] },
-  { name: 'bus.execute, metrics on', call: () => measured.execute(Add, input), base: 0, samples: [] },
-  { name: 'bus.execute, metrics off', call: () => bare.execute(Add, input), base: 0, samples: [] },
-  { name: 'direct: await asyncHandler(input)', call: () => addAsync(input), base: undefined, samples: [] },
-  {
-    name: 'bus.execute of an async handler, metrics on',
-    call: () => measuredAsync.execute(Add, input),
-    base: 3,
-    samples: [],
-  },
-  {
-    name: 'bus.execute of an async handler, metrics off',
-    call: () => bareAsync.execute(Add, input),
-    base: 3,
-    samples: [],
-  },
-];
-for (const variant of loopVariants) await tightLoop(variant.call); // warm-up: JIT of every path
-for (let round = 0; round < loopRounds; round++) {
-  for (const variant of loopVariants) variant.samples.push(await tightLoop(variant.call));
-}
-const loopNs = loopVariants.map((v) => median(v.samples));
-const addedNs = (i: number): number => {
-  const base = loopVariants[i]?.base;
-  return base === undefined ? 0 : (loopNs[i] as number) - (loopNs[base] as number);
-};
-console.log('tight loop:');
-loopVariants.forEach((v, i) => {
-  console.log(
-    `  ${v.name.padEnd(46)} ${formatNs(loopNs[i] as number).padStart(9)}  +${formatNs(addedNs(i))}`,
-  );
-});
-const tightTable: ResultTable = {
-  title: 'Inline command dispatch, tight loop',
-  columns: ['what', 'per call', 'added over the direct call', 'ratio'],
-  rows: loopVariants.map((v, i) => {
-    const base = v.base === undefined ? (loopNs[i] as number) : (loopNs[v.base] as number);
-    return [
-      v.name,
-      formatNs(loopNs[i] as number),
-      v.base === undefined ? '—' : `${addedNs(i) < 0 ? '−' : '+'}${formatNs(Math.abs(addedNs(i)))}`,
-      `×${((loopNs[i] as number) / base).toFixed(2)}`,
-    ];
-  }),
-  note:
-    `\`for (…) await call()\`, ${loopCalls.toLocaleString('en-US')} calls a round; medians of ${loopRounds} ` +
-    'rounds, variants interleaved. Each bus row is compared with the direct call of the same handler.',
-};
-
 const commandRow = (rows: MedianRow[], name: string) =>
   rows.find((r) => r.group === rows[0]?.group && r.name === name)?.medianNs ?? Number.NaN;
 await report(
@@ -202,15 +127,9 @@ await report(
       nestCommandOverExecute: nest / execute,
       queryExecuteNs: medianOf(rows, 'QueryBus.execute, metrics on'),
       nestQueryNs: medianOf(rows, '@nestjs/cqrs QueryBus.execute'),
-      loopDirectNs: loopNs[0] as number,
-      loopAddedOnNs: addedNs(1),
-      loopAddedOffNs: addedNs(2),
-      loopAddedAsyncOnNs: addedNs(4),
-      loopAddedAsyncOffNs: addedNs(5),
     };
   },
   ['Inline command dispatch', 'Inline query dispatch'],
-  { tables: [tightTable] },
 );
 const figures = measured.getMetrics().handlers.Add;
 console.log(

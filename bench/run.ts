@@ -53,6 +53,7 @@ const readmeScenarios = [
   'cpuScaling',
   'eventLoopDelay',
   'inlineDispatch',
+  'inlineLoop',
   'middlewareStack',
   'cachingLogging',
   'memoryInFlight',
