@@ -232,28 +232,45 @@ export default function run(message: TaskMessage | BatchMessage): Promise<TaskOu
  * Runs a batch's tasks one after another. Finished calls' outcomes do not wait for the rest of the batch:
  * after a call that took `SLOW_CALL_MS` or more, the outcomes finished so far go to the main thread at once,
  * on the run port (EarlyOutcomes); tiny calls' outcomes gather for up to `EARLY_FLUSH_MS` and go together,
- * many to a message, which is what batching is for. So a call's result waits at most that long for its
- * batch-mates — unless the next call is a long one after a run of tiny ones: the thread cannot know that
- * before it starts it.
+ * many to a message, which is what batching is for. A timer sends them when a later call outlasts that
+ * while it awaits something (a call that keeps the thread busy ends first, and they go then).
+ *
+ * A batch sent with `hold` (it left a deep backlog behind, see TaskScheduler.holdFor) gathers outcomes the
+ * same way for up to `hold` ms, whatever its calls' length.
  */
 async function runBatch(batch: BatchMessage): Promise<BatchOutcome> {
   const tasks = decodeBatch(batch);
   const outcomes: TaskOutcome[] = new Array(tasks.length);
+  const hold = batch.hold;
+  const flushAfterMs = hold ?? EARLY_FLUSH_MS;
   let sent = 0;
+  let done = 0;
   let firstUnsentAt = -1;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    firstUnsentAt = -1;
+    if (done === sent) return;
+    sendEarly(tasks, outcomes, sent, done);
+    sent = done;
+  };
   let started = performance.now();
   for (let i = 0; i < tasks.length; i++) {
     outcomes[i] = await runTask(tasks[i] as TaskMessage);
-    if (i + 1 === tasks.length) break;
+    done = i + 1;
+    if (done === tasks.length) break;
     const now = performance.now();
-    if (firstUnsentAt < 0) firstUnsentAt = now;
-    if (now - started >= SLOW_CALL_MS || now - firstUnsentAt >= EARLY_FLUSH_MS) {
-      sendEarly(tasks, outcomes, sent, i + 1);
-      sent = i + 1;
-      firstUnsentAt = -1;
+    const slow = hold === undefined && now - started >= SLOW_CALL_MS;
+    if (slow || (firstUnsentAt >= 0 && now - firstUnsentAt >= flushAfterMs)) flush();
+    else if (firstUnsentAt < 0) {
+      // The first outcome waiting to go: it goes within `flushAfterMs`, also while a later call awaits.
+      firstUnsentAt = now;
+      timer = setTimeout(flush, flushAfterMs);
     }
     started = now;
   }
+  if (timer !== undefined) clearTimeout(timer);
   return encodeOutcomes(outcomes, sent, tasks.length, 0);
 }
 

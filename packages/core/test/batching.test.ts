@@ -2,7 +2,7 @@ import { CommandBus, inWorker, QueryBus, WorkerPool } from '@cqrs-pool/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { newControl, releaseAll, waitForStarts } from './control.js';
 import { figures } from './figures.js';
-import { Block, Crash, Echo, Square } from './fixtures/messages.js';
+import { Block, Crash, Echo, Park, Square } from './fixtures/messages.js';
 import { Burn } from './fixtures/reliabilityMessages.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
@@ -65,6 +65,44 @@ describe('micro-batching', () => {
     releaseAll(second);
     expect(await held).toBe('released');
     expect(figures(commands, 'Burn')).toMatchObject({ executions: 1, failures: 0, inFlight: 0 });
+  });
+
+  it('sends a finished call’s outcome while a batch-mate after it awaits, not when that one ends', async () => {
+    const { pool, commands, blocked, release } = await heldPool();
+    commands.registerHandler(Park, inWorker(handlers, 'park'));
+    const parked = newControl();
+    const first = commands.execute(Square, { n: 3 });
+    const waiting = commands.execute(Park, { control: parked });
+    release();
+    await blocked;
+    // Both left as one batch; the Square took microseconds (its outcome gathers with batch-mates'), then the
+    // Park awaits: the Square's result still arrives, and the Park is still waiting.
+    expect(await first).toBe(9);
+    await waitForStarts(parked);
+    expect(pool.batchStats).toEqual({ messages: 1, calls: 2 });
+    releaseAll(parked);
+    expect(await waiting).toBe('released');
+  });
+
+  it('in a deep backlog, a batch holds outcomes for a while — and still never behind one that awaits', async () => {
+    // Batches of 2 with 4 more calls waiting behind them: a whole batch per thread waits, so outcomes are held.
+    const { pool, commands, blocked, release } = await heldPool({
+      batching: { maxSize: 2, maxDelayMs: 2_000 },
+    });
+    commands.registerHandler(Park, inWorker(handlers, 'park'));
+    const parked = newControl();
+    const first = commands.execute(Square, { n: 3 });
+    const waiting = commands.execute(Park, { control: parked });
+    const backlog = Array.from({ length: 4 }, (_, n) => commands.execute(Square, { n }));
+    release();
+    await blocked;
+    expect(await first).toBe(9);
+    await waitForStarts(parked);
+    expect(pool.batchStats).toEqual({ messages: 1, calls: 2 });
+    releaseAll(parked);
+    expect(await waiting).toBe('released');
+    expect(await Promise.all(backlog)).toEqual([0, 1, 4, 9]);
+    expect(figures(commands, 'Square')).toMatchObject({ executions: 5, failures: 0, inFlight: 0 });
   });
 
   it('sends a call alone when a thread is free: a lone call waits for no batch', async () => {

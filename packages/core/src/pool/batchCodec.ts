@@ -18,7 +18,7 @@ function isEmpty(metadata: Metadata): boolean {
 }
 
 /** Packs tasks (none of them a probe) into one message. */
-export function encodeBatch(tasks: readonly TaskMessage[]): BatchMessage {
+export function encodeBatch(tasks: readonly TaskMessage[], hold = 0): BatchMessage {
   const h: BatchMessage['h'][number][] = [];
   const w = new Int32Array(tasks.length * WORDS);
   const i: unknown[] = new Array(tasks.length);
@@ -47,7 +47,7 @@ export function encodeBatch(tasks: readonly TaskMessage[]): BatchMessage {
     i[t] = task.i;
     md[t] = isEmpty(task.md) ? 0 : task.md;
   }
-  return { h, w, i, md };
+  return hold > 0 ? { h, w, i, md, hold } : { h, w, i, md };
 }
 
 function sameHandler(handler: BatchMessage['h'][number], task: TaskMessage): boolean {

@@ -56,6 +56,11 @@ export interface BatchMessage {
   readonly i: readonly unknown[];
   /** Metadata, `0` for none (most calls carry none: no object to clone). */
   readonly md: readonly (Metadata | 0)[];
+  /**
+   * Set when the batch leaves a deep backlog behind it (see TaskScheduler.holdFor): how long, in ms, finished
+   * calls' outcomes may wait for batch-mates before the thread sends them on. Absent: sent as calls end.
+   */
+  readonly hold?: number;
 }
 /** Per task: flags (see batchCodec.ts) and the value, or the serialized error of a failure. */
 export interface BatchOutcome {

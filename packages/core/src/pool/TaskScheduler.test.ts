@@ -1,0 +1,60 @@
+import type { Piscina } from 'piscina';
+import { describe, expect, it } from 'vitest';
+import { encodeOutcomes } from './batchCodec.js';
+import type { BatchMessage, TaskMessage, TaskOutcome } from './protocol.js';
+import { TaskScheduler } from './TaskScheduler.js';
+
+/** A piscina stand-in that keeps what was posted and answers when the test says. */
+function fakePiscina() {
+  const posted: { message: TaskMessage | BatchMessage; answer: (value: unknown) => void }[] = [];
+  const piscina = {
+    run: (message: TaskMessage | BatchMessage) =>
+      new Promise((answer) => {
+        posted.push({ message, answer });
+      }),
+  } as unknown as Piscina;
+  return { piscina, posted };
+}
+
+type Posted = ReturnType<typeof fakePiscina>['posted'];
+
+/** The `n`th message posted, as a batch; throws when there is none. */
+function batchAt(posted: Posted, n: number): BatchMessage {
+  const entry = posted[n];
+  if (entry === undefined) throw new Error(`no message #${n} was posted`);
+  return entry.message as BatchMessage;
+}
+
+const task = (c: number): TaskMessage => ({ m: 0, x: 'f', n: 'Cmd', i: c, md: {}, c, g: 1, s: -1, d: 0 });
+const ok = (v: unknown): TaskOutcome => ({ ok: true, v });
+
+describe('TaskScheduler: how long a batch may hold its outcomes', () => {
+  it('holds them only while a whole batch per thread still waits behind it', async () => {
+    const { piscina, posted } = fakePiscina();
+    const scheduler = new TaskScheduler(piscina, 1, { maxSize: 4, maxDelayMs: 20 }, () => true);
+    const results = [scheduler.submit(task(0), undefined)];
+    // The thread is busy with the first call: the next ones wait, 6 of them.
+    for (let c = 1; c <= 6; c++) results.push(scheduler.submit(task(c), undefined));
+    expect(posted).toHaveLength(1);
+    posted[0]?.answer(ok(0));
+    await results[0];
+    // A batch of 4 leaves with 2 behind it (fewer than a batch per thread): outcomes go back as calls end.
+    const second = batchAt(posted, 1);
+    expect(second.i).toEqual([1, 2, 3, 4]);
+    expect(second.hold).toBeUndefined();
+
+    const deep = fakePiscina();
+    const busy = new TaskScheduler(deep.piscina, 1, { maxSize: 4, maxDelayMs: 20 }, () => true);
+    const calls = Array.from({ length: 13 }, (_, c) => busy.submit(task(c), undefined));
+    deep.posted[0]?.answer(ok(0));
+    await calls[0];
+    // 4 leave, 8 wait behind them: two more batches for the one thread, so this one holds for 10 ms.
+    const held = batchAt(deep.posted, 1);
+    expect(held.i).toEqual([1, 2, 3, 4]);
+    expect(held.hold).toBe(10);
+    deep.posted[1]?.answer(encodeOutcomes([ok(1), ok(2), ok(3), ok(4)], 0, 4, 0));
+    expect(await Promise.all(calls.slice(1, 5))).toEqual([1, 2, 3, 4].map(ok));
+    // 4 leave with 4 behind: still a batch per thread waiting.
+    expect(batchAt(deep.posted, 2).hold).toBe(10);
+  });
+});
