@@ -374,21 +374,19 @@ export class ChainRegistry {
       if (placed instanceof CqrsError) refused = placed;
       else order = placed;
     }
-    const call: Call = {
+    const call = callOf(
+      this.kind,
+      registration,
       name,
-      kind: this.kind,
       input,
       metadata,
       signal,
-      definition: registration.definition,
       originThread,
       depth,
-      cancelGraceMs: undefined,
-      cancel: undefined,
-      ticket: slot < 0 ? undefined : { claimed: false, settledBy: undefined },
+      slot < 0 ? undefined : { claimed: false, settledBy: undefined },
       order,
       stream,
-    };
+    );
     if (slot >= 0) region.incrementInFlight(slot);
     // Counted before the chain runs: a direct terminal may settle the call synchronously.
     this.inFlight++;
@@ -482,23 +480,20 @@ export class ChainRegistry {
       return this.run(registration, name, input, metadata, signal, originThread, depth, placed);
     }
     // What `run` does for a direct registration that has no key and whose calls it does not time: the
-    // terminal owns the call (its recording, and telling this registry it settled). The same shape as
-    // `run`'s call, so the terminal sees one kind of object.
-    const call: Call = {
+    // terminal owns the call (its recording, and telling this registry it settled).
+    const call = callOf(
+      this.kind,
+      registration,
       name,
-      kind: this.kind,
       input,
       metadata,
       signal,
-      definition: registration.definition,
       originThread,
       depth,
-      cancelGraceMs: undefined,
-      cancel: undefined,
-      ticket: undefined,
-      order: undefined,
-      stream: undefined,
-    };
+      undefined,
+      undefined,
+      undefined,
+    );
     this.inFlight++;
     let pending: Promise<unknown> | undefined;
     try {
@@ -687,6 +682,37 @@ function checkMiddleware(
     }
   }
   return [...list];
+}
+
+/** A call through a registration's chain; made in one place, so every terminal sees one shape of object. */
+function callOf(
+  kind: MessageKind,
+  registration: Registration,
+  name: string,
+  input: unknown,
+  metadata: Metadata,
+  signal: AbortSignal | undefined,
+  originThread: number | undefined,
+  depth: number,
+  ticket: Call['ticket'],
+  order: OrderTicket | undefined,
+  stream: StreamSink | undefined,
+): Call {
+  return {
+    name,
+    kind,
+    input,
+    metadata,
+    signal,
+    definition: registration.definition,
+    originThread,
+    depth,
+    cancelGraceMs: undefined,
+    cancel: undefined,
+    ticket,
+    order,
+    stream,
+  };
 }
 
 /** Records the duration of a call, from `calledAt` (a `performance.now()` reading) to when `pending` settles. */

@@ -78,21 +78,23 @@ export function fanOut(
   // sequential publish starts later, so a later publish of the same key never overtakes this one.
   let places: (OrderTicket | CqrsError | undefined)[] | undefined;
   if (topic.keyed) places = registrations.map((r) => registry.place(r, payload, metadata));
+  // Subscriber `i`'s call (see ChainRegistry.deliver): undefined when it answered synchronously.
+  const deliver = (i: number): Promise<unknown> | undefined =>
+    registry.deliver(
+      registrations[i] as Registration,
+      event,
+      payload,
+      metadata,
+      signal,
+      originThread,
+      depth,
+      places?.[i],
+    );
   if (strategy === 'sequential') {
     return (async () => {
       let publication: Publication | undefined;
       for (let i = 0; i < count; i++) {
-        const registration = registrations[i] as Registration;
-        const pending = registry.deliver(
-          registration,
-          event,
-          payload,
-          metadata,
-          signal,
-          originThread,
-          depth,
-          places?.[i],
-        );
+        const pending = deliver(i);
         // A subscriber that answered synchronously is delivered already: nothing to await.
         if (pending === undefined) continue;
         try {
@@ -109,17 +111,7 @@ export function fanOut(
   // others are awaited, and the report is made after the last of them.
   let publication: Publication | undefined;
   for (let i = 0; i < count; i++) {
-    const registration = registrations[i] as Registration;
-    const pending = registry.deliver(
-      registration,
-      event,
-      payload,
-      metadata,
-      signal,
-      originThread,
-      depth,
-      places?.[i],
-    );
+    const pending = deliver(i);
     if (pending === undefined) continue;
     publication ??= publicationOf(registry, sink, topic, event, payload, metadata, count);
     publication.left++;
