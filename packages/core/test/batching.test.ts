@@ -85,24 +85,27 @@ describe('micro-batching', () => {
   });
 
   it('in a deep backlog, a batch holds outcomes for a while — and still never behind one that awaits', async () => {
-    // Batches of 2 with 4 more calls waiting behind them: a whole batch per thread waits, so outcomes are held.
-    const { pool, commands, blocked, release } = await heldPool({
-      batching: { maxSize: 2, maxDelayMs: 2_000 },
-    });
+    // Batches of 2 with 4 more calls waiting behind them: a whole batch per thread waits, so outcomes are held
+    // (up to half of maxDelayMs). The bound is far above a call's time, so the batch size follows the backlog.
+    pool = new WorkerPool({ threads: 1, batching: { maxSize: 2, maxDelayMs: 2_000 } });
+    const commands = new CommandBus({ pool });
+    commands.registerHandler(Square, inWorker(handlers, 'square'));
     commands.registerHandler(Park, inWorker(handlers, 'park'));
+    await commands.ready();
     const parked = newControl();
+    // The thread is free: this one goes alone, and the calls behind it wait for it.
+    const lead = commands.execute(Square, { n: 2 });
     const first = commands.execute(Square, { n: 3 });
     const waiting = commands.execute(Park, { control: parked });
     const backlog = Array.from({ length: 4 }, (_, n) => commands.execute(Square, { n }));
-    release();
-    await blocked;
+    expect(await lead).toBe(4);
     expect(await first).toBe(9);
     await waitForStarts(parked);
     expect(pool.batchStats).toEqual({ messages: 1, calls: 2 });
     releaseAll(parked);
     expect(await waiting).toBe('released');
     expect(await Promise.all(backlog)).toEqual([0, 1, 4, 9]);
-    expect(figures(commands, 'Square')).toMatchObject({ executions: 5, failures: 0, inFlight: 0 });
+    expect(figures(commands, 'Square')).toMatchObject({ executions: 6, failures: 0, inFlight: 0 });
   });
 
   it('sends a call alone when a thread is free: a lone call waits for no batch', async () => {

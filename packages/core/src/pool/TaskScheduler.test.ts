@@ -28,10 +28,14 @@ function batchAt(posted: Posted, n: number): BatchMessage {
 const task = (c: number): TaskMessage => ({ m: 0, x: 'f', n: 'Cmd', i: c, md: {}, c, g: 1, s: -1, d: 0 });
 const ok = (v: unknown): TaskOutcome => ({ ok: true, v });
 
+// A delay bound far above anything a test can take: the batch size follows `maxSize` and the backlog alone,
+// not how long the stand-in's first answer took on a busy machine.
+const limits = { maxSize: 4, maxDelayMs: 60_000 };
+
 describe('TaskScheduler: how long a batch may hold its outcomes', () => {
   it('holds them only while a whole batch per thread still waits behind it', async () => {
     const { piscina, posted } = fakePiscina();
-    const scheduler = new TaskScheduler(piscina, 1, { maxSize: 4, maxDelayMs: 20 }, () => true);
+    const scheduler = new TaskScheduler(piscina, 1, limits, () => true);
     const results = [scheduler.submit(task(0), undefined)];
     // The thread is busy with the first call: the next ones wait, 6 of them.
     for (let c = 1; c <= 6; c++) results.push(scheduler.submit(task(c), undefined));
@@ -44,17 +48,17 @@ describe('TaskScheduler: how long a batch may hold its outcomes', () => {
     expect(second.hold).toBeUndefined();
 
     const deep = fakePiscina();
-    const busy = new TaskScheduler(deep.piscina, 1, { maxSize: 4, maxDelayMs: 20 }, () => true);
+    const busy = new TaskScheduler(deep.piscina, 1, limits, () => true);
     const calls = Array.from({ length: 13 }, (_, c) => busy.submit(task(c), undefined));
     deep.posted[0]?.answer(ok(0));
     await calls[0];
-    // 4 leave, 8 wait behind them: two more batches for the one thread, so this one holds for 10 ms.
+    // 4 leave, 8 wait behind them: two more batches for the one thread, so this one holds (half the bound).
     const held = batchAt(deep.posted, 1);
     expect(held.i).toEqual([1, 2, 3, 4]);
-    expect(held.hold).toBe(10);
+    expect(held.hold).toBe(30_000);
     deep.posted[1]?.answer(encodeOutcomes([ok(1), ok(2), ok(3), ok(4)], 0, 4, 0));
     expect(await Promise.all(calls.slice(1, 5))).toEqual([1, 2, 3, 4].map(ok));
     // 4 leave with 4 behind: still a batch per thread waiting.
-    expect(batchAt(deep.posted, 2).hold).toBe(10);
+    expect(batchAt(deep.posted, 2).hold).toBe(30_000);
   });
 });
