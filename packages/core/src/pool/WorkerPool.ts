@@ -441,21 +441,7 @@ export class WorkerPool {
     // The queue wait of a recorded call runs from here to its start in a thread (`recordQueueWait`).
     const queuedAt =
       task.metricsSlot < 0 ? 0 : timeOrigin + (task.queuedAt >= 0 ? task.queuedAt : performance.now());
-    // An event subscriber's task carries its name (`sb`); other tasks carry no such key at all, so their
-    // messages clone as before.
-    const plain: TaskMessage = {
-      m: task.moduleId,
-      x: task.exportName,
-      n: task.name,
-      k: task.kind,
-      i: task.input,
-      md: task.metadata,
-      c: slot,
-      g: gen,
-      s: task.metricsSlot,
-      d: task.depth,
-    };
-    const message: TaskMessage = task.subscriber === undefined ? plain : { ...plain, sb: task.subscriber };
+    const message = taskMessage(task, slot, gen);
     // Only a call that can be cancelled needs a way to terminate its thread.
     const abortable = canAbort(task);
     const kill = !abortable || task.originThread !== undefined ? undefined : new KillSwitch();
@@ -549,19 +535,7 @@ export class WorkerPool {
     const slot = this.cancelFlags.acquire();
     if (slot < 0) return refuse(task, tooManyInFlight(task));
     const gen = this.cancelFlags.generation(slot);
-    const message: TaskMessage = {
-      m: task.moduleId,
-      x: task.exportName,
-      n: task.name,
-      k: task.kind,
-      i: task.input,
-      md: task.metadata,
-      c: slot,
-      g: gen,
-      s: task.metricsSlot,
-      d: task.depth,
-      st: 1,
-    };
+    const message: TaskMessage = { ...taskMessage(task, slot, gen), st: 1 };
     return this.streams.run(task, sink, message);
   }
 
@@ -639,6 +613,27 @@ export class WorkerPool {
     })();
     return this.closing;
   }
+}
+
+/**
+ * The message that carries `task` to a thread, under cancel slot `slot` of generation `gen`. An event
+ * subscriber's task carries its name (`sb`); other tasks carry no such key at all, so their messages clone
+ * as before.
+ */
+function taskMessage(task: PoolTask, slot: number, gen: number): TaskMessage {
+  const plain: TaskMessage = {
+    m: task.moduleId,
+    x: task.exportName,
+    n: task.name,
+    k: task.kind,
+    i: task.input,
+    md: task.metadata,
+    c: slot,
+    g: gen,
+    s: task.metricsSlot,
+    d: task.depth,
+  };
+  return task.subscriber === undefined ? plain : { ...plain, sb: task.subscriber };
 }
 
 function tooManyInFlight(task: PoolTask): CqrsError {
