@@ -24,10 +24,17 @@ import type {
   TaskMessage,
   TaskOutcome,
 } from '../packages/core/src/pool/protocol.js';
-import { EARLY_FLUSH_MS, HELLO, LOGGER_FAILED, THREAD_ERROR } from '../packages/core/src/pool/protocol.js';
+import {
+  EARLY_FLUSH_MS,
+  HELLO,
+  LOGGER_FAILED,
+  SLOW_CALL_MS,
+  THREAD_ERROR,
+} from '../packages/core/src/pool/protocol.js';
 import { SURELY_CLONEABLE_DEPTH, surelyCloneable } from '../packages/core/src/pool/surelyCloneable.js';
 import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
 import { BusyClock } from '../packages/core/src/shared/BusyTime.js';
+import { CallBoardView } from '../packages/core/src/shared/CallBoard.js';
 import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
 import { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
@@ -46,6 +53,8 @@ const metrics = new MetricsView(data.metrics);
 const stripe = metrics.claimStripe();
 // This thread's line of busy time: a busy interval runs while it holds a call (a batch, a nested call).
 const busy = new BusyClock(data.busy, threadId);
+// Calls the main thread pinned for the first thread free (CallBoard.ts): taken after each message.
+const board = data.board === undefined ? undefined : new CallBoardView(data.board);
 const timeOrigin = performance.timeOrigin;
 
 // Nested dispatch: `ctx.commands` / `ctx.queries` / `ctx.events` call the main thread's buses over `bus`
@@ -216,16 +225,92 @@ function tooDeep(what: string): Error {
 
 /**
  * piscina's entry: one task, or a batch of them (micro-batching, see TaskScheduler.ts) run one after another,
- * as a thread runs single tasks, answered together.
+ * as a thread runs single tasks, answered together. Then, while calls wait on the CallBoard, the thread takes
+ * them one after another (`serveBoard`) before it answers: its own outcomes go early, so no caller waits for
+ * that.
  */
 export default function run(message: TaskMessage | BatchMessage): Promise<TaskOutcome | BatchOutcome> {
   // Nothing of this message has started: the pool sends it again when this thread is gone.
   if (retiring) process.exit(1);
   busy.enter();
-  const answer = 'w' in message ? runBatch(message) : runTask(message);
-  // Attached before piscina awaits the answer: the interval ends before the result is posted.
-  answer.then(busy.leave, busy.leave);
-  return answer;
+  return 'w' in message ? runBatchThenBoard(message) : runTaskThenBoard(message);
+}
+
+/**
+ * Whether the thread goes on to the board after `message`: not after a call that can be cancelled (its
+ * thread may be terminated over it), a stream or a probe, nor once the thread is retiring.
+ */
+function boardAfter(message: TaskMessage): boolean {
+  return board?.pinned === true && !retiring && message.a !== 1 && message.st !== 1 && message.probe !== true;
+}
+
+// Each busy interval ends before the outcome it led to is posted: once a caller has its result, the busy
+// time of the call stands still.
+async function runTaskThenBoard(task: TaskMessage): Promise<TaskOutcome | BatchOutcome> {
+  const outcome = await runTask(task);
+  busy.leave();
+  if (!boardAfter(task)) return outcome;
+  const outcomes = [outcome];
+  sendEarly([task], outcomes, 0, 1);
+  const served = await serveBoard();
+  return { ...encodeOutcomes(outcomes, 1, 1, 0), b: served };
+}
+
+async function runBatchThenBoard(batch: BatchMessage): Promise<BatchOutcome> {
+  const { tasks, outcomes, sent } = await runBatch(batch);
+  busy.leave();
+  if (board === undefined || !board.pinned || retiring)
+    return encodeOutcomes(outcomes, sent, tasks.length, 0);
+  if (sent < tasks.length) sendEarly(tasks, outcomes, sent, tasks.length);
+  const served = await serveBoard();
+  return { ...encodeOutcomes(outcomes, tasks.length, tasks.length, 0), b: served };
+}
+
+/**
+ * Runs the calls pinned on the board, oldest first, until none is left; answers how many. Each message's
+ * outcomes go early, and its entry is released only after they are posted: should the thread die running
+ * it, the entry still names this thread, and the pool reruns what never started (TaskScheduler.threadGone).
+ */
+async function serveBoard(): Promise<number> {
+  const view = board as CallBoardView;
+  let served = 0;
+  while (!retiring) {
+    let taken = view.take(threadId);
+    if (taken === undefined) {
+      // The caller of the outcome just sent is likely to call again: its call is pinned here, not posted.
+      view.awaitPin(LINGER_MS);
+      taken = view.take(threadId);
+      if (taken === undefined) break;
+    }
+    busy.enter();
+    const message = taken.message as TaskMessage | BatchMessage;
+    if ('w' in message) {
+      const { tasks, outcomes, sent } = await runBatch(message);
+      busy.leave();
+      if (sent < tasks.length) sendEarly(tasks, outcomes, sent, tasks.length);
+      served += tasks.length;
+    } else {
+      const outcome = await runTask(message);
+      busy.leave();
+      sendEarly([message], [outcome], 0, 1);
+      served++;
+    }
+    view.release(taken.entry);
+  }
+  return served;
+}
+
+/**
+ * How long a thread that has run out of pinned calls waits for the next before it answers: about what the
+ * main thread takes to turn an outcome into its caller's next call on a 2-core VM (0.05–0.15 ms).
+ */
+const LINGER_MS = 0.25;
+
+interface BatchRun {
+  readonly tasks: TaskMessage[];
+  readonly outcomes: TaskOutcome[];
+  /** Outcomes `0 … sent` went early already. */
+  readonly sent: number;
 }
 
 /**
@@ -238,7 +323,7 @@ export default function run(message: TaskMessage | BatchMessage): Promise<TaskOu
  * A batch sent with `hold` (it left a deep backlog behind, see TaskScheduler.holdFor) gathers outcomes the
  * same way for up to `hold` ms, whatever its calls' length.
  */
-async function runBatch(batch: BatchMessage): Promise<BatchOutcome> {
+async function runBatch(batch: BatchMessage): Promise<BatchRun> {
   const tasks = decodeBatch(batch);
   const outcomes: TaskOutcome[] = new Array(tasks.length);
   const hold = batch.hold;
@@ -271,11 +356,8 @@ async function runBatch(batch: BatchMessage): Promise<BatchOutcome> {
     started = now;
   }
   if (timer !== undefined) clearTimeout(timer);
-  return encodeOutcomes(outcomes, sent, tasks.length, 0);
+  return { tasks, outcomes, sent };
 }
-
-/** A call this long costs far more than one message more: its outcome is sent on at once. */
-const SLOW_CALL_MS = 0.05;
 
 function sendEarly(tasks: TaskMessage[], outcomes: TaskOutcome[], from: number, to: number): void {
   const c = new Int32Array(to - from);
@@ -321,7 +403,9 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   // Count the call here, where it ran, unless the caller gave up first (then the main thread counted it).
   // The outcome is built once, with `r` when it applies: a spread that adds a key is far slower in V8.
   const counted = task.s >= 0 && cancelFlags.finish(task.c, task.g, failure !== undefined);
-  if (counted) metrics.record(task.s, stripe, (performance.now() - started) * 1000, failure !== undefined);
+  const micros = (performance.now() - started) * 1000;
+  board?.recordCallTime(micros);
+  if (counted) metrics.record(task.s, stripe, micros, failure !== undefined);
   if (failure === undefined) return counted ? { ok: true, v: value, r: true } : { ok: true, v: value };
   let e = serializeError(error);
   // A thrown value (or an error's field) as deep as a result cannot cross either: its description does.

@@ -18,10 +18,11 @@ afterEach(async () => {
 /**
  * A one-thread pool whose thread is held by a blocking call until `release()`. The held call's long run
  * would make the batch-size estimate (calls that fit in `maxDelayMs` at the recent time per call) send the
- * next calls alone, so the delay bound is lifted unless a test sets it.
+ * next calls alone, so the delay bound is lifted unless a test sets it. These tests pin down the batches
+ * themselves, so the board of waiting calls is off (it sends slow calls alone; see callBoard.test.ts).
  */
 async function heldPool(options: ConstructorParameters<typeof WorkerPool>[0] = {}) {
-  pool = new WorkerPool({ threads: 1, batching: { maxDelayMs: 60_000 }, ...options });
+  pool = new WorkerPool({ threads: 1, batching: { maxDelayMs: 60_000 }, board: false, ...options });
   const commands = new CommandBus({ pool });
   const queries = new QueryBus({ pool });
   commands.registerHandler(Block, inWorker(handlers, 'block'));
@@ -61,7 +62,7 @@ describe('micro-batching', () => {
     await blocked;
     // Both left as one batch, and the only thread is now held by its second call: the first has its result.
     expect(await first).toBe(7);
-    expect(pool.batchStats).toEqual({ messages: 1, calls: 2 });
+    expect(pool.batchStats).toEqual({ messages: 1, calls: 2, pinned: 0 });
     releaseAll(second);
     expect(await held).toBe('released');
     expect(figures(commands, 'Burn')).toMatchObject({ executions: 1, failures: 0, inFlight: 0 });
@@ -79,7 +80,7 @@ describe('micro-batching', () => {
     // Park awaits: the Square's result still arrives, and the Park is still waiting.
     expect(await first).toBe(9);
     await waitForStarts(parked);
-    expect(pool.batchStats).toEqual({ messages: 1, calls: 2 });
+    expect(pool.batchStats).toEqual({ messages: 1, calls: 2, pinned: 0 });
     releaseAll(parked);
     expect(await waiting).toBe('released');
   });
@@ -87,7 +88,7 @@ describe('micro-batching', () => {
   it('in a deep backlog, a batch holds outcomes for a while — and still never behind one that awaits', async () => {
     // Batches of 2 with 4 more calls waiting behind them: a whole batch per thread waits, so outcomes are held
     // (up to half of maxDelayMs). The bound is far above a call's time, so the batch size follows the backlog.
-    pool = new WorkerPool({ threads: 1, batching: { maxSize: 2, maxDelayMs: 2_000 } });
+    pool = new WorkerPool({ threads: 1, batching: { maxSize: 2, maxDelayMs: 2_000 }, board: false });
     const commands = new CommandBus({ pool });
     commands.registerHandler(Square, inWorker(handlers, 'square'));
     commands.registerHandler(Park, inWorker(handlers, 'park'));
@@ -101,7 +102,7 @@ describe('micro-batching', () => {
     expect(await lead).toBe(4);
     expect(await first).toBe(9);
     await waitForStarts(parked);
-    expect(pool.batchStats).toEqual({ messages: 1, calls: 2 });
+    expect(pool.batchStats).toEqual({ messages: 1, calls: 2, pinned: 0 });
     releaseAll(parked);
     expect(await waiting).toBe('released');
     expect(await Promise.all(backlog)).toEqual([0, 1, 4, 9]);
@@ -113,7 +114,7 @@ describe('micro-batching', () => {
     const commands = new CommandBus({ pool });
     commands.registerHandler(Square, inWorker(handlers, 'square'));
     for (let n = 0; n < 20; n++) expect(await commands.execute(Square, { n })).toBe(n * n);
-    expect(pool.batchStats).toEqual({ messages: 0, calls: 0 });
+    expect(pool.batchStats).toEqual({ messages: 0, calls: 0, pinned: 0 });
   });
 
   it('fails only the call that killed its thread: batch-mates that never started run again, alone', async () => {
@@ -125,7 +126,7 @@ describe('micro-batching', () => {
     await rejectionWith(crash, 'WORKER_CRASHED');
     expect(await Promise.all(squares)).toEqual(Array.from({ length: 10 }, (_, n) => n * n));
     // The crash and the squares left as one batch.
-    expect(pool.batchStats).toEqual({ messages: 1, calls: 11 });
+    expect(pool.batchStats).toEqual({ messages: 1, calls: 11, pinned: 0 });
     expect(figures(commands, 'Crash')).toMatchObject({ executions: 1, failures: 1 });
     expect(figures(commands, 'Square')).toMatchObject({ executions: 10, failures: 0 });
     expect(pool.inFlight).toBe(0);
@@ -151,7 +152,7 @@ describe('micro-batching', () => {
     release();
     await blocked;
     expect(await Promise.all(squares)).toEqual(Array.from({ length: 20 }, (_, n) => n * n));
-    expect(pool.batchStats).toEqual({ messages: 0, calls: 0 });
+    expect(pool.batchStats).toEqual({ messages: 0, calls: 0, pinned: 0 });
   });
 
   it('drops a cancellable call aborted while it waits, and the calls behind it still run', async () => {
@@ -187,7 +188,7 @@ describe('micro-batching', () => {
     release();
     await blocked;
     expect(await Promise.all(squares)).toEqual([0, 1, 4, 9, 16]);
-    expect(pool.batchStats).toEqual({ messages: 0, calls: 0 });
+    expect(pool.batchStats).toEqual({ messages: 0, calls: 0, pinned: 0 });
   });
 
   it('sends every call alone with batching: false', async () => {
@@ -196,7 +197,7 @@ describe('micro-batching', () => {
     release();
     await blocked;
     expect(await Promise.all(squares)).toEqual(Array.from({ length: 20 }, (_, n) => n * n));
-    expect(pool.batchStats).toEqual({ messages: 0, calls: 0 });
+    expect(pool.batchStats).toEqual({ messages: 0, calls: 0, pinned: 0 });
   });
 
   it('bounds a batch by maxSize', async () => {
@@ -207,7 +208,7 @@ describe('micro-batching', () => {
     release();
     await blocked;
     await Promise.all(squares);
-    expect(pool.batchStats).toEqual({ messages: 5, calls: 40 });
+    expect(pool.batchStats).toEqual({ messages: 5, calls: 40, pinned: 0 });
   });
 
   it.each([

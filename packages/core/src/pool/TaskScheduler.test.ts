@@ -1,5 +1,6 @@
 import type { Piscina } from 'piscina';
 import { describe, expect, it } from 'vitest';
+import { CallBoard, CallBoardView } from '../shared/CallBoard.js';
 import { encodeOutcomes } from './batchCodec.js';
 import type { BatchMessage, TaskMessage, TaskOutcome } from './protocol.js';
 import { TaskScheduler } from './TaskScheduler.js';
@@ -60,5 +61,86 @@ describe('TaskScheduler: how long a batch may hold its outcomes', () => {
     expect(await Promise.all(calls.slice(1, 5))).toEqual([1, 2, 3, 4].map(ok));
     // 4 leave with 4 behind: still a batch per thread waiting.
     expect(batchAt(deep.posted, 2).hold).toBe(30_000);
+  });
+});
+
+describe('TaskScheduler: the board of waiting calls', () => {
+  const ok1 = (v: unknown): TaskOutcome => ({ ok: true, v });
+  const tick = () => new Promise<void>((resolve) => queueMicrotask(resolve));
+
+  it('pins the calls that wait, as a batch, for a thread to take; each settles by its early outcome', async () => {
+    const { piscina, posted } = fakePiscina();
+    const board = new CallBoard(2);
+    const scheduler = new TaskScheduler(piscina, 1, limits, () => true, undefined, board);
+    const results = [0, 1, 2].map((c) => scheduler.submit(task(c), undefined));
+    await tick();
+    expect(posted).toHaveLength(1);
+    expect(scheduler.waiting).toBe(2);
+    // The busy thread finishes its call and takes the pinned batch before it answers (see handlerHost.ts).
+    const taken = new CallBoardView(board.buffer).take(9);
+    expect(taken?.message).toMatchObject({ i: [1, 2] });
+    expect(scheduler.waiting).toBe(0);
+    scheduler.resolveEarly({
+      early: true,
+      c: Int32Array.of(0),
+      g: Int32Array.of(1),
+      o: encodeOutcomes([ok1(0)]),
+    });
+    scheduler.resolveEarly({
+      early: true,
+      c: Int32Array.of(1, 2),
+      g: Int32Array.of(1, 1),
+      o: encodeOutcomes([ok1(1), ok1(2)]),
+    });
+    posted[0]?.answer({ ...encodeOutcomes([ok1(0)], 1, 1, 0), b: 2 });
+    expect(await Promise.all(results)).toEqual([0, 1, 2].map(ok1));
+    expect(posted).toHaveLength(1);
+    expect(scheduler.boardMessages).toBe(1);
+  });
+
+  it('takes back what no thread took when a thread goes idle, and posts it in its order', async () => {
+    const { piscina, posted } = fakePiscina();
+    const board = new CallBoard(2);
+    const scheduler = new TaskScheduler(piscina, 1, limits, () => true, undefined, board);
+    const first = scheduler.submit(task(0), undefined);
+    const second = scheduler.submit(task(1), undefined);
+    await tick();
+    const third = scheduler.submit(task(2), undefined);
+    await tick();
+    // Two entries pinned, one call each; the thread answers without taking them (it looked just before).
+    posted[0]?.answer(ok1(0));
+    expect(await first).toEqual(ok1(0));
+    expect(batchAt(posted, 1).i).toEqual([1, 2]);
+    expect(new CallBoardView(board.buffer).take(9)).toBeUndefined();
+    expect(scheduler.boardMessages).toBe(0);
+    posted[1]?.answer(encodeOutcomes([ok1(1), ok1(2)]));
+    expect(await Promise.all([second, third])).toEqual([ok1(1), ok1(2)]);
+  });
+
+  it('reruns what a dead thread took and never started, and fails what it started', async () => {
+    const { piscina, posted } = fakePiscina();
+    const board = new CallBoard(2);
+    const started = new Set([1]);
+    const scheduler = new TaskScheduler(piscina, 1, limits, (m) => !started.has(m.c), undefined, board);
+    const first = scheduler.submit(task(0), undefined);
+    const rest = [1, 2].map((c) => scheduler.submit(task(c), undefined));
+    await tick();
+    expect(new CallBoardView(board.buffer).take(9)?.message).toMatchObject({ i: [1, 2] });
+    scheduler.resolveEarly({
+      early: true,
+      c: Int32Array.of(0),
+      g: Int32Array.of(1),
+      o: encodeOutcomes([ok1(0)]),
+    });
+    expect(await first).toEqual(ok1(0));
+    // Thread 9 dies running call 1: its piscina message fails, and its run port closes.
+    posted[0]?.answer(Promise.reject(new Error('thread died')));
+    await tick();
+    scheduler.threadGone(9);
+    await expect(rest[0]).rejects.toThrow('exited while running');
+    expect(posted[1]?.message).toMatchObject({ c: 2 });
+    posted[1]?.answer(ok1(2));
+    expect(await rest[1]).toEqual(ok1(2));
+    expect(board.freeEntry()).toBeGreaterThanOrEqual(0);
   });
 });

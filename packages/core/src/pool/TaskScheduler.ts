@@ -1,9 +1,11 @@
 import type { Piscina } from 'piscina';
 import { CqrsError } from '../errors/CqrsError.js';
 import { serializeError } from '../errors/serialize.js';
+import type { CallBoard } from '../shared/CallBoard.js';
 import { encodeBatch, outcomeAt, sentEarly } from './batchCodec.js';
 import type { KillSwitch } from './KillSwitch.js';
 import type { BatchOutcome, EarlyOutcomes, TaskMessage, TaskOutcome } from './protocol.js';
+import { SLOW_CALL_MS } from './protocol.js';
 
 /** `WorkerPool`'s `batching` option, resolved. */
 export interface BatchLimits {
@@ -27,8 +29,10 @@ interface Entry {
   left: boolean;
   /** Sent again once already, after its thread was gone before it started. */
   retried: boolean;
-  /** Its batch's answer came before its early outcome (see `resolveEarly`). */
+  /** It settles by its early outcome alone: its message's answer came first, or it is pinned (see `resolveEarly`). */
   answered: boolean;
+  /** Its message did not fit on the board (CallBoard.pin): it goes the usual way. */
+  pinless: boolean;
 }
 
 const droppedOutcome: TaskOutcome = {
@@ -58,6 +62,13 @@ const droppedOutcome: TaskOutcome = {
  * an input could not be cloned), the tasks that never started are sent again, each alone, so only the
  * call at fault fails; and a single call whose thread went away before it started (a thread retiring, see
  * PoolWorkerData.guard) is sent again once.
+ *
+ * With a CallBoard (CallBoard.ts), the calls that wait while every thread is busy are also pinned there, a
+ * message (one call, or a batch) per entry, and the first thread to finish its call takes the oldest at
+ * once: its outcomes come back early (on the run port), and the thread answers its piscina message only when
+ * the board has nothing left. A thread that goes idle anyway (it looked at the board just before a call was
+ * pinned) makes the pool take back what no thread took and post it the usual way. A cancellable call (or a
+ * probe) is never pinned, and pinning stops behind one, so it gets the next thread that frees.
  * @internal
  */
 export class TaskScheduler {
@@ -71,11 +82,23 @@ export class TaskScheduler {
   private perTaskMs = 0;
   /** Entries of batches in flight, by cancel slot, until their outcome arrives (early or with the batch). */
   private readonly inBatch = new Map<number, Entry>();
-  /** Entries whose batch has answered while their early outcome is still on its way. */
+  /** Entries whose batch has answered, or that were pinned on the board, while their early outcome is still on its way. */
   private awaitingEarly = 0;
-  /** Batch messages posted, and the calls they carried. */
+  /** Batch messages posted or taken from the board, and the calls they carried. */
   batches = 0;
   batchedCalls = 0;
+  /** Messages pinned on the board that a thread took (not taken back). */
+  boardMessages = 0;
+  /** Per board entry, the calls the main thread pinned there last, and when (the pin order). */
+  private readonly pinnedCalls: (Entry[] | undefined)[] = [];
+  private readonly pinOrder: number[] = [];
+  private pins = 0;
+  /** A flush is due at the end of this tick (`submit`): a burst is pinned as batches. */
+  private pinSoon = false;
+  private readonly pinLater = (): void => {
+    this.pinSoon = false;
+    this.flush();
+  };
 
   constructor(
     private readonly piscina: Piscina,
@@ -89,11 +112,20 @@ export class TaskScheduler {
      * exit again (false): see ThreadLinks.hold.
      */
     private readonly keepAlive: (on: boolean) => void = () => {},
+    /** Where waiting calls are pinned for the first thread free; undefined to post every call to piscina. */
+    private readonly board?: CallBoard,
   ) {}
 
-  /** Tasks waiting for a thread. */
+  /** Tasks waiting for a thread: here, or pinned on the board and not taken yet. */
   get waiting(): number {
-    return this.live;
+    const board = this.board;
+    if (board === undefined || !board.pinned) return this.live;
+    let pinned = 0;
+    for (let e = 0; e < this.pinnedCalls.length; e++) {
+      const calls = this.pinnedCalls[e];
+      if (calls !== undefined && board.isReady(e)) pinned += calls.length;
+    }
+    return this.live + pinned;
   }
 
   /** True when a new task would have to wait (every thread holds as many messages as it takes). */
@@ -115,6 +147,7 @@ export class TaskScheduler {
         left: false,
         retried: false,
         answered: false,
+        pinless: false,
       };
       if (this.posted < this.capacity && this.waiting === 0) {
         this.postOne(entry);
@@ -123,6 +156,11 @@ export class TaskScheduler {
       this.queue.push(entry);
       this.live++;
       this.watch(entry);
+      if (this.board !== undefined && !this.pinSoon) {
+        // After the calls of this tick: a burst is pinned as batches, not one call per entry.
+        this.pinSoon = true;
+        queueMicrotask(this.pinLater);
+      }
     });
   }
 
@@ -136,8 +174,14 @@ export class TaskScheduler {
     });
   }
 
-  /** Posts waiting tasks while threads have room. */
+  /** Posts waiting tasks while threads have room; pins the rest on the board while it has room. */
   private flush(): void {
+    if (this.board !== undefined && this.posted < this.capacity) this.reclaim();
+    this.postWaiting();
+    if (this.board !== undefined && this.live > 0) this.pinWaiting();
+  }
+
+  private postWaiting(): void {
     while (this.posted < this.capacity) {
       const first = this.take();
       if (first === undefined) return;
@@ -145,21 +189,134 @@ export class TaskScheduler {
         this.postOne(first);
         continue;
       }
-      const size = this.batchSize();
-      const batch = [first];
-      while (batch.length < size) {
-        const next = this.queue[this.head];
-        if (next === undefined || next.solo) break;
-        this.head++;
-        if (!next.dropped) {
-          this.live--;
-          batch.push(next);
-        }
-      }
-      this.compact();
+      const batch = this.batchFor(first);
       if (batch.length === 1) this.postOne(first);
       else this.postBatch(batch);
     }
+  }
+
+  /**
+   * `first` and the waiting tasks that go with it in one message. With the board, calls of `SLOW_CALL_MS` or
+   * more (the threads' recent time per call, CallBoard.recordCallTime) go one per message unless a deep
+   * backlog waits (then a batch gathers its outcomes, see holdFor):
+   * sharing a message saves them little, since no thread waits for a round trip between calls, and a
+   * batch-mate would wait behind them while another thread may be free (measured: the closed loop's p99).
+   */
+  private batchFor(first: Entry): Entry[] {
+    if (first.solo) return [first];
+    const size = this.batchSize();
+    const board = this.board;
+    if (board !== undefined && board.recentCallMicros >= SLOW_CALL_MS * 1000 && this.holdFor(size) === 0) {
+      return [first];
+    }
+    const batch = [first];
+    while (batch.length < size) {
+      const next = this.queue[this.head];
+      if (next === undefined || next.solo) break;
+      this.head++;
+      if (!next.dropped) {
+        this.live--;
+        batch.push(next);
+      }
+    }
+    this.compact();
+    return batch;
+  }
+
+  /**
+   * Pins waiting calls on the board while it has a free entry, oldest first: one call, or a batch as it
+   * would be posted. Stops at a call that travels alone (it waits for a thread of its own) and at a message
+   * that does not fit an entry (it goes the usual way).
+   */
+  private pinWaiting(): void {
+    const board = this.board as CallBoard;
+    while (this.live > 0) {
+      const head = this.peek();
+      if (head === undefined || head.pinless || head.kill !== undefined || head.message.probe === true)
+        return;
+      const e = board.freeEntry();
+      if (e < 0) return;
+      const first = this.take() as Entry;
+      const batch = this.batchFor(first);
+      const message =
+        batch.length === 1
+          ? first.message
+          : encodeBatch(
+              batch.map((entry) => entry.message),
+              this.holdFor(batch.length),
+            );
+      if (!board.pin(e, message)) {
+        first.pinless = true;
+        this.requeueFront(batch);
+        return;
+      }
+      if (batch.length > 1) {
+        this.batches++;
+        this.batchedCalls += batch.length;
+      }
+      for (const entry of batch) this.expectEarly(entry);
+      this.boardMessages++;
+      this.pinnedCalls[e] = batch;
+      this.pinOrder[e] = this.pins++;
+    }
+  }
+
+  /** A thread went idle: the calls still pinned go back to the front of the queue, in their order. */
+  private reclaim(): void {
+    const board = this.board as CallBoard;
+    if (!board.pinned) return;
+    const back: { order: number; calls: Entry[] }[] = [];
+    for (let e = 0; e < this.pinnedCalls.length; e++) {
+      const calls = this.pinnedCalls[e];
+      if (calls === undefined || !board.reclaim(e)) continue;
+      this.pinnedCalls[e] = undefined;
+      this.boardMessages--;
+      if (calls.length > 1) {
+        this.batches--;
+        this.batchedCalls -= calls.length;
+      }
+      for (const entry of calls) this.forgetEarly(entry);
+      back.push({ order: this.pinOrder[e] as number, calls });
+    }
+    back.sort((a, b) => a.order - b.order);
+    this.requeueFront(back.flatMap((pinned) => pinned.calls));
+  }
+
+  /**
+   * Thread `threadId` is gone, its run port read to the end: the calls it took from the board and never
+   * answered run again if they never started (alone, at the front), and fail if they did.
+   */
+  threadGone(threadId: number): void {
+    const board = this.board;
+    if (board === undefined) return;
+    const again: Entry[] = [];
+    for (let e = 0; e < this.pinnedCalls.length; e++) {
+      const calls = this.pinnedCalls[e];
+      if (calls === undefined || !board.takenBy(e, threadId)) continue;
+      this.pinnedCalls[e] = undefined;
+      board.release(e);
+      for (const entry of calls) {
+        if (this.inBatch.get(entry.message.c) !== entry) continue;
+        this.forgetEarly(entry);
+        // Posted alone from now on: one that kills its thread before it starts is then retried once only.
+        if (this.notStarted(entry.message)) {
+          entry.solo = true;
+          entry.pinless = true;
+          again.push(entry);
+        } else entry.reject(new Error(`pool thread ${threadId} exited while running the call`));
+      }
+    }
+    this.requeueFront(again);
+    this.flush();
+  }
+
+  /** The next live waiting entry, left in the queue, or undefined. */
+  private peek(): Entry | undefined {
+    for (let i = this.head; i < this.queue.length; i++) {
+      const entry = this.queue[i] as Entry;
+      if (!entry.dropped) return entry;
+    }
+    return undefined;
   }
 
   /** The next live waiting entry, or undefined. */
@@ -218,15 +375,31 @@ export class TaskScheduler {
   private postOne(entry: Entry): void {
     this.posted++;
     const started = performance.now();
+    // A thread may go on to calls from the board after this one: its outcome then comes early.
+    const mayComeEarly = this.board !== undefined && entry.kill === undefined && entry.message.probe !== true;
+    if (mayComeEarly) this.inBatch.set(entry.message.c, entry);
     this.piscina.run(entry.message, entry.kill === undefined ? undefined : { signal: entry.kill }).then(
-      (outcome: TaskOutcome) => {
+      (answer: TaskOutcome | BatchOutcome) => {
         this.posted--;
+        if ('f' in answer) {
+          this.measured(started, 1 + (answer.b ?? 0));
+          this.flush();
+          this.awaitEarly(entry);
+          return;
+        }
         this.measured(started, 1);
+        if (mayComeEarly) this.inBatch.delete(entry.message.c);
         this.flush();
-        entry.resolve(outcome);
+        entry.resolve(answer);
       },
       (err: unknown) => {
         this.posted--;
+        // Its outcome came early, before its thread went away.
+        if (mayComeEarly && this.inBatch.get(entry.message.c) !== entry) {
+          this.flush();
+          return;
+        }
+        if (mayComeEarly) this.inBatch.delete(entry.message.c);
         // Its thread went away before the call started (a thread retiring, see PoolWorkerData.guard, or
         // dying under an earlier task): sent again, once, at the front. A call aborted meanwhile is not.
         const again =
@@ -262,25 +435,17 @@ export class TaskScheduler {
       .then(
         (answer: BatchOutcome) => {
           this.posted--;
-          this.measured(started, batch.length);
+          this.measured(started, batch.length + (answer.b ?? 0));
           this.flush();
-          let due = 0;
           for (let i = 0; i < batch.length; i++) {
             const entry = batch[i] as Entry;
             // One sent early is settled by its early message, which may yet be on its way (another port).
             if (sentEarly(answer, i)) {
-              if (this.inBatch.get(entry.message.c) === entry) {
-                entry.answered = true;
-                due++;
-              }
+              this.awaitEarly(entry);
               continue;
             }
             this.inBatch.delete(entry.message.c);
             entry.resolve(outcomeAt(answer, i));
-          }
-          if (due > 0) {
-            if (this.awaitingEarly === 0) this.keepAlive(true);
-            this.awaitingEarly += due;
           }
         },
         (err: unknown) => {
@@ -302,16 +467,41 @@ export class TaskScheduler {
       );
   }
 
+  /**
+   * The piscina answer of `entry`'s message says its outcome went early: until that arrives (another port),
+   * the process is kept alive. Nothing to do when it arrived first.
+   */
+  private awaitEarly(entry: Entry): void {
+    if (this.inBatch.get(entry.message.c) === entry) this.expectEarly(entry);
+  }
+
+  /** `entry` settles by an early outcome alone (it was pinned on the board, or its answer came). */
+  private expectEarly(entry: Entry): void {
+    this.inBatch.set(entry.message.c, entry);
+    if (entry.answered) return;
+    entry.answered = true;
+    if (this.awaitingEarly++ === 0) this.keepAlive(true);
+  }
+
+  /** `entry` no longer waits for an early outcome (taken back from the board, or its thread died). */
+  private forgetEarly(entry: Entry): void {
+    this.inBatch.delete(entry.message.c);
+    if (!entry.answered) return;
+    entry.answered = false;
+    if (--this.awaitingEarly === 0) this.keepAlive(false);
+  }
+
   /** Outcomes a thread sent before its batch ended: their calls settle now. */
   resolveEarly(early: EarlyOutcomes): void {
     for (let i = 0; i < early.c.length; i++) {
       const entry = this.inBatch.get(early.c[i] as number);
       // The generation tells this task from a later one in the same slot.
       if (entry === undefined || entry.message.g !== early.g[i]) continue;
-      this.inBatch.delete(entry.message.c);
+      this.forgetEarly(entry);
       entry.resolve(outcomeAt(early.o, i));
-      if (entry.answered && --this.awaitingEarly === 0) this.keepAlive(false);
     }
+    // A thread freed a board entry, or is about to: more waiting calls may go there.
+    if (this.board !== undefined && this.live > 0) this.flush();
   }
 
   private requeueFront(entries: Entry[]): void {

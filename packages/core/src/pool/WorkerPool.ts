@@ -10,6 +10,7 @@ import type { Metadata } from '../handler/HandlerContext.js';
 import type { MessageKind } from '../messages/Definition.js';
 import type { CallTicket } from '../middleware/Middleware.js';
 import { BusyTime, nowMicros } from '../shared/BusyTime.js';
+import { CallBoard } from '../shared/CallBoard.js';
 import { CancelFlags, CancelResult, DONE, FAILED, STARTED } from '../shared/CancelFlags.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
 import { ModuleTable } from '../shared/ModuleTable.js';
@@ -78,6 +79,16 @@ export interface WorkerPoolOptions {
    * 2 ms bound, 94 % with 8 ms, 96 % with 16 ms — each batch saves a round trip per call.)
    */
   batching?: boolean | { maxSize?: number; maxDelayMs?: number };
+  /**
+   * The board of waiting calls: while every thread is busy, calls that wait are pinned in shared memory
+   * (up to 4 messages per thread, 16 KiB each), and a thread that finishes its call takes the oldest at once
+   * instead of answering and sleeping until the main thread's next message reaches it — the round trip a
+   * closed loop of callers otherwise pays per call. The first thread free takes it, so no call waits behind
+   * a busy thread. Calls that can be cancelled, and inputs that cannot be serialized there (a
+   * SharedArrayBuffer, a value over 16 KiB), are posted as before. Default true; off with
+   * `concurrentTasksPerThread` above 1. `false` posts every call.
+   */
+  board?: boolean;
   /**
    * How an idle thread waits for its next call. `'block'` (default, piscina's own default): in a blocking
    * `Atomics.wait`, the quickest to wake; its event loop does not run meanwhile, so timers and I/O a handler
@@ -232,6 +243,7 @@ export class WorkerPool {
       (threadId) => {
         this.streams.threadGone(threadId);
         this.directory.threadGone(threadId);
+        this.scheduler.threadGone(threadId);
       },
     );
     // A stripe per thread, so no two threads write the same cache line when they record.
@@ -251,6 +263,17 @@ export class WorkerPool {
       const now = nowMicros();
       this.window.sample(now, this.busy.busyMicros(now));
     }, utilizationSampleMs).unref();
+    // Four entries a thread: a thread holds the entry it runs until its outcome is posted, and a closed loop
+    // of 3 callers a thread keeps 2 calls a thread waiting. Threads that run several calls at once
+    // (`concurrentTasksPerThread`, handlers that await I/O) do not wait for a round trip between calls, so
+    // they get no board.
+    if (options.board !== undefined && typeof options.board !== 'boolean') {
+      throw new CqrsError(
+        'INVALID_REGISTRATION',
+        `WorkerPool: options.board must be a boolean, got ${safeString(options.board)}`,
+      );
+    }
+    const board = perThread === 1 && options.board !== false ? new CallBoard(4 * threads) : undefined;
     const workerData: PoolWorkerData = {
       modules: this.modules.buffer,
       cancel: this.cancelFlags.buffer,
@@ -260,6 +283,7 @@ export class WorkerPool {
       busy: this.busy.buffer,
       maxDepth: this.maxDepth,
       guard: idleWait === 'block',
+      ...(board === undefined ? {} : { board: board.buffer }),
       ...(options.threadLogger === undefined ? {} : { logger: this.threadLoggerRef(options.threadLogger) }),
     };
     this.piscina = new Piscina({
@@ -284,6 +308,7 @@ export class WorkerPool {
       batching,
       (message) => (this.cancelFlags.flags(message.c) & STARTED) === 0,
       (on) => (on ? this.links.hold() : this.links.release()),
+      board,
     );
     const onThreadError = options.onThreadError;
     let loggerFailureTold = false;
@@ -333,10 +358,12 @@ export class WorkerPool {
 
   /**
    * Micro-batching so far: batch messages sent, and the calls they carried (calls sent alone are in
-   * neither). `calls / messages` is the mean batch size.
+   * neither); `calls / messages` is the mean batch size. `pinned`: messages (a call or a batch) a thread
+   * took from the board of waiting calls as it finished its last, without a round trip (see README).
    */
-  get batchStats(): { messages: number; calls: number } {
-    return { messages: this.scheduler.batches, calls: this.scheduler.batchedCalls };
+  get batchStats(): { messages: number; calls: number; pinned: number } {
+    const scheduler = this.scheduler;
+    return { messages: scheduler.batches, calls: scheduler.batchedCalls, pinned: scheduler.boardMessages };
   }
 
   /**
@@ -441,10 +468,12 @@ export class WorkerPool {
     // The queue wait of a recorded call runs from here to its start in a thread (`recordQueueWait`).
     const queuedAt =
       task.metricsSlot < 0 ? 0 : timeOrigin + (task.queuedAt >= 0 ? task.queuedAt : performance.now());
-    const message = taskMessage(task, slot, gen);
     // Only a call that can be cancelled needs a way to terminate its thread.
     const abortable = canAbort(task);
     const kill = !abortable || task.originThread !== undefined ? undefined : new KillSwitch();
+    // A thread that may be terminated over a call takes no other call after it (CallBoard.ts).
+    const message: TaskMessage =
+      kill === undefined ? taskMessage(task, slot, gen) : { ...taskMessage(task, slot, gen), a: 1 };
     const execution = this.post(message, kill, task.originThread);
     if (task.done !== undefined) execution.then(task.done, task.done);
     if (!abortable) {

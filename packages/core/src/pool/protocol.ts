@@ -36,6 +36,11 @@ export interface TaskMessage {
   readonly sb?: string;
   /** Set for a streaming query: the handler's items go out as {@link StreamChunk}s (see streamProducer.ts). */
   readonly st?: 1;
+  /**
+   * Set for a call that can be cancelled: its thread may be terminated over it, so that thread takes no
+   * call from the CallBoard after it (see CallBoard.ts).
+   */
+  readonly a?: 1;
 }
 
 /**
@@ -66,6 +71,12 @@ export interface BatchMessage {
 export interface BatchOutcome {
   readonly f: Uint8Array;
   readonly v: readonly unknown[];
+  /**
+   * Tasks the thread took from the CallBoard after this message, before answering it (their outcomes went
+   * early); absent when none. A single task's answer is a BatchOutcome too when it came with such tasks: its
+   * own outcome then went early as well.
+   */
+  readonly b?: number;
 }
 
 /**
@@ -81,6 +92,12 @@ export interface EarlyOutcomes {
 }
 /** How long a thread running a batch holds finished calls' outcomes before it sends them on. */
 export const EARLY_FLUSH_MS = 1;
+
+/**
+ * A call this long costs far more than one message more: a thread sends its outcome on at once, and with the
+ * CallBoard it travels alone unless a deep backlog waits (see TaskScheduler.batchFor).
+ */
+export const SLOW_CALL_MS = 0.05;
 
 /** Why a task produced no value. */
 export type FailureKind =
@@ -205,6 +222,8 @@ export interface PoolWorkerData {
   readonly busy: SharedArrayBuffer;
   /** `maxDepth`: the deepest nesting of a value the thread sends (results, nested inputs, errors). */
   readonly maxDepth: number;
+  /** The CallBoard (CallBoard.ts), where waiting calls are pinned for the first thread free; absent when off. */
+  readonly board?: SharedArrayBuffer;
   /** `threadLogger`: its module's index in the module table and the export to use; absent when not set. */
   readonly logger?: { readonly m: number; readonly x: string };
   /**
