@@ -66,7 +66,7 @@ describe('TaskScheduler: how long a batch may hold its outcomes', () => {
 
 describe('TaskScheduler: the board of waiting calls', () => {
   const ok1 = (v: unknown): TaskOutcome => ({ ok: true, v });
-  const tick = () => new Promise<void>((resolve) => queueMicrotask(resolve));
+  const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
   it('pins the calls that wait, as a batch, for a thread to take; each settles by its early outcome', async () => {
     const { piscina, posted } = fakePiscina();

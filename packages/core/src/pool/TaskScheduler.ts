@@ -93,11 +93,13 @@ export class TaskScheduler {
   private readonly pinnedCalls: (Entry[] | undefined)[] = [];
   private readonly pinOrder: number[] = [];
   private pins = 0;
-  /** A flush is due at the end of this tick (`submit`): a burst is pinned as batches. */
-  private pinSoon = false;
-  private readonly pinLater = (): void => {
-    this.pinSoon = false;
-    this.flush();
+  /** A pin is due at the end of this turn of the event loop (see `pinSoon`). */
+  private pinDue = false;
+  private readonly pinNow = (): void => {
+    this.pinDue = false;
+    if (this.posted < this.capacity) this.reclaim();
+    this.postWaiting();
+    if (this.live > 0) this.pinWaiting();
   };
 
   constructor(
@@ -156,11 +158,7 @@ export class TaskScheduler {
       this.queue.push(entry);
       this.live++;
       this.watch(entry);
-      if (this.board !== undefined && !this.pinSoon) {
-        // After the calls of this tick: a burst is pinned as batches, not one call per entry.
-        this.pinSoon = true;
-        queueMicrotask(this.pinLater);
-      }
+      if (this.board !== undefined) this.pinSoon();
     });
   }
 
@@ -174,11 +172,27 @@ export class TaskScheduler {
     });
   }
 
-  /** Posts waiting tasks while threads have room; pins the rest on the board while it has room. */
+  /** Posts waiting tasks while threads have room; the rest are pinned on the board soon (`pinSoon`). */
   private flush(): void {
-    if (this.board !== undefined && this.posted < this.capacity) this.reclaim();
+    if (this.board === undefined) {
+      this.postWaiting();
+      return;
+    }
+    if (this.posted < this.capacity) this.reclaim();
     this.postWaiting();
-    if (this.board !== undefined && this.live > 0) this.pinWaiting();
+    if (this.live > 0) this.pinSoon();
+  }
+
+  /**
+   * Pins what waits at the end of this turn of the event loop, once: by then the callers whose results just
+   * came have made their next calls, so a backlog is pinned in full batches, not in the scraps there when
+   * the first result came (measured: echo calls at 1000 in flight went 15 to a message instead of 60, at
+   * ~20 % less throughput and twice the p99).
+   */
+  private pinSoon(): void {
+    if (this.pinDue) return;
+    this.pinDue = true;
+    setImmediate(this.pinNow);
   }
 
   private postWaiting(): void {
@@ -501,7 +515,7 @@ export class TaskScheduler {
       entry.resolve(outcomeAt(early.o, i));
     }
     // A thread freed a board entry, or is about to: more waiting calls may go there.
-    if (this.board !== undefined && this.live > 0) this.flush();
+    if (this.board !== undefined && this.live > 0) this.pinSoon();
   }
 
   private requeueFront(entries: Entry[]): void {
