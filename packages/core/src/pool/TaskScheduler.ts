@@ -116,7 +116,18 @@ export class TaskScheduler {
     private readonly keepAlive: (on: boolean) => void = () => {},
     /** Where waiting calls are pinned for the first thread free; undefined to post every call to piscina. */
     private readonly board?: CallBoard,
+    /** True while a thread's handler finished the task (its outcome was posted, or is about to be). */
+    private readonly finished: (message: TaskMessage) => boolean = () => false,
+    /** True while a dead thread's run port still has messages to deliver (see ThreadLinks.gone). */
+    private readonly draining: () => boolean = () => false,
   ) {}
+
+  /**
+   * Calls whose handler finished on a thread that then died (running a later call from the board), with the
+   * error piscina gave their message: their outcome went early, on the run port, and may still be on its
+   * way. They settle by it, or fail with that error once no dead thread's port has anything left.
+   */
+  private readonly orphans: { entry: Entry; err: unknown }[] = [];
 
   /** Tasks waiting for a thread: here, or pinned on the board and not taken yet. */
   get waiting(): number {
@@ -301,6 +312,7 @@ export class TaskScheduler {
    * answered run again if they never started (alone, at the front), and fail if they did.
    */
   threadGone(threadId: number): void {
+    this.settleOrphans();
     const board = this.board;
     if (board === undefined) return;
     const again: Entry[] = [];
@@ -322,6 +334,16 @@ export class TaskScheduler {
     }
     this.requeueFront(again);
     this.flush();
+  }
+
+  /** Fails the orphans whose outcome never came, once no dead thread's port can still deliver it. */
+  private settleOrphans(): void {
+    if (this.orphans.length === 0 || this.draining()) return;
+    for (const { entry, err } of this.orphans.splice(0)) {
+      if (this.inBatch.get(entry.message.c) !== entry) continue;
+      this.inBatch.delete(entry.message.c);
+      entry.reject(err);
+    }
   }
 
   /** The next live waiting entry, left in the queue, or undefined. */
@@ -408,8 +430,14 @@ export class TaskScheduler {
       },
       (err: unknown) => {
         this.posted--;
-        // Its outcome came early, before its thread went away.
+        // Its outcome came early, before its thread went away, or is still on its way.
         if (mayComeEarly && this.inBatch.get(entry.message.c) !== entry) {
+          this.flush();
+          return;
+        }
+        if (mayComeEarly && this.finished(entry.message)) {
+          this.orphans.push({ entry, err });
+          this.settleOrphans();
           this.flush();
           return;
         }

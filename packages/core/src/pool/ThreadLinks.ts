@@ -122,6 +122,12 @@ export class ThreadLinks {
     this.onDrop(threadId);
   }
 
+  /** True while a thread is gone and its run port not yet read to its end (see `gone`). */
+  get draining(): boolean {
+    for (const link of this.links.values()) if (link.lastWords !== undefined) return true;
+    return false;
+  }
+
   /** True while thread `threadId`'s ports are open. */
   has(threadId: number): boolean {
     return this.links.has(threadId);

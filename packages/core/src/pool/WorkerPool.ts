@@ -309,6 +309,8 @@ export class WorkerPool {
       (message) => (this.cancelFlags.flags(message.c) & STARTED) === 0,
       (on) => (on ? this.links.hold() : this.links.release()),
       board,
+      (message) => (this.cancelFlags.flags(message.c) & DONE) !== 0,
+      () => this.links.draining,
     );
     const onThreadError = options.onThreadError;
     let loggerFailureTold = false;
