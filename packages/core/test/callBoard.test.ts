@@ -91,15 +91,17 @@ describe('the board of waiting calls', () => {
     const squares = Array.from({ length: 6 }, (_, n) => commands.execute(Square, { n }));
     await tick();
     expect(pool.batchStats.pinned).toBe(2);
+    // Settled before the crash's own rejection is awaited: either way it goes, it is handled from the start.
+    const heldOutcome = holds[0]?.done.then(
+      (value) => value,
+      (err: unknown) => err,
+    );
     holds[0]?.release();
     await rejectionWith(crash, 'WORKER_CRASHED');
     // The held call had finished, its result posted, before its thread took the crash from the board: it
     // keeps its result when that is read before the thread's port closes, however late; a result the dying
     // thread's port never delivers is lost, and the call fails like a batch-mate of a crash (README).
-    const held = await holds[0]?.done.then(
-      (value) => value,
-      (err: unknown) => err,
-    );
+    const held = await heldOutcome;
     if (held !== 'released') expect(held).toMatchObject({ code: 'WORKER_CRASHED' });
     expect(figures(commands, 'Block')).toMatchObject({ executions: 1, inFlight: 0 });
     expect(await Promise.all(squares)).toEqual([0, 1, 4, 9, 16, 25]);
