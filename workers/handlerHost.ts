@@ -400,9 +400,11 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
     error = err;
   }
   ctx.finish();
-  // Count the call here, where it ran, unless the caller gave up first (then the main thread counted it).
-  // The outcome is built once, with `r` when it applies: a spread that adds a key is far slower in V8.
-  const counted = task.s >= 0 && cancelFlags.finish(task.c, task.g, failure !== undefined);
+  // DONE, for every call that ran, whether it is recorded or not: its outcome is on its way and stands (an
+  // abort landing now, its thread dying later in a board session). Counted here, where it ran, unless the
+  // caller gave up first (then the main thread counted it). The outcome is built once, with `r` when it
+  // applies: a spread that adds a key is far slower in V8.
+  const counted = cancelFlags.finish(task.c, task.g, failure !== undefined) && task.s >= 0;
   const micros = (performance.now() - started) * 1000;
   board?.recordCallTime(micros);
   if (counted) metrics.record(task.s, stripe, micros, failure !== undefined);

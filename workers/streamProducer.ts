@@ -40,7 +40,8 @@ export async function runStreamTask(
   const started = performance.now();
   const failed = await produce(host, task, handler, ctx);
   ctx.finish();
-  const counted = task.s >= 0 && host.cancelFlags.finish(task.c, task.g, failed);
+  // DONE whether recorded or not (see runTask): the end is on its way and stands.
+  const counted = host.cancelFlags.finish(task.c, task.g, failed) && task.s >= 0;
   if (counted) host.metrics.record(task.s, host.stripe, (performance.now() - started) * 1000, failed);
   return counted ? { ok: true, v: host.threadId, r: true } : { ok: true, v: host.threadId };
 }

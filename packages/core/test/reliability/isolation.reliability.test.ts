@@ -7,60 +7,41 @@
  * imported, until it is registered (the positive control, on the same thread). Runs against the built
  * package and fixtures (`node build.mjs --fast` first).
  */
-import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
-import { Piscina } from 'piscina';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PoolWorkerData, TaskMessage, TaskOutcome } from '../../src/pool/protocol.js';
-import { BusyTime } from '../../src/shared/BusyTime.js';
-import { CancelFlags } from '../../src/shared/CancelFlags.js';
-import { MetricsRegion } from '../../src/shared/MetricsRegion.js';
-import { ModuleTable } from '../../src/shared/ModuleTable.js';
+import type { TaskOutcome } from '../../src/pool/protocol.js';
 import { fixtureUrl } from '../fixtureUrl.js';
+import { type ForgedPool, forgedPool, forgedTask } from '../forgedPool.js';
 
-const hostPath = fileURLToPath(new URL('../../dist/handlerHost.cjs', import.meta.url));
 const allowed = fixtureUrl('reliabilityHandlers').href;
 const forbidden = fixtureUrl('reliabilityForbidden').href;
 // Named here, not imported from the fixture: importing it would fire the marker.
 const markerChannel = 'cqrs-pool:isolation-marker';
 
-let piscina: Piscina | undefined;
+let pool: ForgedPool | undefined;
 let marker: BroadcastChannel | undefined;
 
 afterEach(async () => {
   marker?.close();
   marker = undefined;
-  await piscina?.destroy();
-  piscina = undefined;
+  await pool?.destroy();
+  pool = undefined;
 });
 
 /** A one-thread pool on the real thread entry, with a module table this test alone writes. */
-function forgedPool() {
-  const modules = new ModuleTable(64 * 1024);
-  const cancel = new CancelFlags(16);
-  const metrics = new MetricsRegion({ threadStripes: 1 });
-  const workerData: PoolWorkerData = {
-    modules: modules.buffer,
-    cancel: cancel.buffer,
-    cancelTimes: cancel.timesBuffer,
-    credits: new SharedArrayBuffer(16 * 4),
-    metrics: metrics.buffer,
-    busy: new BusyTime(1).buffer,
-    maxDepth: 1000,
-    guard: false,
-  };
-  const p = new Piscina({ filename: hostPath, minThreads: 1, maxThreads: 1, atomics: 'async', workerData });
-  piscina = p;
+function isolatedPool() {
+  const forged = forgedPool();
+  pool = forged;
+  const { cancel } = forged;
   const post = async (m: unknown, x: string, n: string): Promise<TaskOutcome> => {
     const slot = cancel.acquire();
-    const task = { m, x, n, i: {}, md: {}, c: slot, g: cancel.generation(slot), s: -1, d: 0 } as TaskMessage;
     try {
-      return (await p.run(task)) as TaskOutcome;
+      return await forged.run(forgedTask(cancel, slot, { m, x, n }));
     } finally {
       cancel.release(slot);
     }
   };
-  return { modules, post };
+  return { modules: forged.modules, post };
 }
 
 /** Every thread id that imported the forbidden module, as they announce it. */
@@ -81,7 +62,7 @@ function failureMessage(outcome: TaskOutcome): string {
 describe('isolation', () => {
   it('a forged task naming an unregistered module gets a load failure and imports nothing', async () => {
     const imported = watchImports();
-    const { modules, post } = forgedPool();
+    const { modules, post } = isolatedPool();
     expect(modules.register(allowed)).toBe(0);
     // The thread works, and module #0 (registered) loads.
     const tally = await post(0, 'burn', 'Burn');
