@@ -232,38 +232,49 @@ function tooDeep(what: string): Error {
 export default function run(message: TaskMessage | BatchMessage): Promise<TaskOutcome | BatchOutcome> {
   // Nothing of this message has started: the pool sends it again when this thread is gone.
   if (retiring) process.exit(1);
-  busy.enter();
-  return 'w' in message ? runBatchThenBoard(message) : runTaskThenBoard(message);
+  return runThenBoard(message);
+}
+
+async function runThenBoard(message: TaskMessage | BatchMessage): Promise<TaskOutcome | BatchOutcome> {
+  const ran = await runMessage(message);
+  const { tasks, outcomes, sent } = ran;
+  if (!boardAfter(message)) {
+    return 'w' in message ? encodeOutcomes(outcomes, sent, tasks.length, 0) : (outcomes[0] as TaskOutcome);
+  }
+  sendUnsent(ran);
+  const served = await serveBoard();
+  return { ...encodeOutcomes(outcomes, tasks.length, tasks.length, 0), b: served };
 }
 
 /**
  * Whether the thread goes on to the board after `message`: not after a call that can be cancelled (its
- * thread may be terminated over it), a stream or a probe, nor once the thread is retiring.
+ * thread may be terminated over it), a stream or a probe — each travels alone, never in a batch — nor once
+ * the thread is retiring.
  */
-function boardAfter(message: TaskMessage): boolean {
-  return board?.pinned === true && !retiring && message.a !== 1 && message.st !== 1 && message.probe !== true;
+function boardAfter(message: TaskMessage | BatchMessage): boolean {
+  if (board?.pinned !== true || retiring) return false;
+  return 'w' in message || (message.a !== 1 && message.st !== 1 && message.probe !== true);
 }
 
-// Each busy interval ends before the outcome it led to is posted: once a caller has its result, the busy
-// time of the call stands still.
-async function runTaskThenBoard(task: TaskMessage): Promise<TaskOutcome | BatchOutcome> {
-  const outcome = await runTask(task);
+/**
+ * Runs one message, a task or a batch, as one busy interval. It ends before the outcomes still unsent are
+ * posted: once a caller has its result, the busy time of the call stands still.
+ */
+async function runMessage(message: TaskMessage | BatchMessage): Promise<MessageRun> {
+  busy.enter();
+  if ('w' in message) {
+    const ran = await runBatch(message);
+    busy.leave();
+    return ran;
+  }
+  const outcome = await runTask(message);
   busy.leave();
-  if (!boardAfter(task)) return outcome;
-  const outcomes = [outcome];
-  sendEarly([task], outcomes, 0, 1);
-  const served = await serveBoard();
-  return { ...encodeOutcomes(outcomes, 1, 1, 0), b: served };
+  return { tasks: [message], outcomes: [outcome], sent: 0 };
 }
 
-async function runBatchThenBoard(batch: BatchMessage): Promise<BatchOutcome> {
-  const { tasks, outcomes, sent } = await runBatch(batch);
-  busy.leave();
-  if (board === undefined || !board.pinned || retiring)
-    return encodeOutcomes(outcomes, sent, tasks.length, 0);
+/** Posts the outcomes of `ran` that did not go early yet. */
+function sendUnsent({ tasks, outcomes, sent }: MessageRun): void {
   if (sent < tasks.length) sendEarly(tasks, outcomes, sent, tasks.length);
-  const served = await serveBoard();
-  return { ...encodeOutcomes(outcomes, tasks.length, tasks.length, 0), b: served };
 }
 
 /**
@@ -282,19 +293,9 @@ async function serveBoard(): Promise<number> {
       taken = view.take(threadId);
       if (taken === undefined) break;
     }
-    busy.enter();
-    const message = taken.message as TaskMessage | BatchMessage;
-    if ('w' in message) {
-      const { tasks, outcomes, sent } = await runBatch(message);
-      busy.leave();
-      if (sent < tasks.length) sendEarly(tasks, outcomes, sent, tasks.length);
-      served += tasks.length;
-    } else {
-      const outcome = await runTask(message);
-      busy.leave();
-      sendEarly([message], [outcome], 0, 1);
-      served++;
-    }
+    const ran = await runMessage(taken.message as TaskMessage | BatchMessage);
+    sendUnsent(ran);
+    served += ran.tasks.length;
     view.release(taken.entry);
   }
   return served;
@@ -306,7 +307,8 @@ async function serveBoard(): Promise<number> {
  */
 const LINGER_MS = 0.25;
 
-interface BatchRun {
+/** What running one message (a task, or a batch) left behind. */
+interface MessageRun {
   readonly tasks: TaskMessage[];
   readonly outcomes: TaskOutcome[];
   /** Outcomes `0 … sent` went early already. */
@@ -323,7 +325,7 @@ interface BatchRun {
  * A batch sent with `hold` (it left a deep backlog behind, see TaskScheduler.holdFor) gathers outcomes the
  * same way for up to `hold` ms, whatever its calls' length.
  */
-async function runBatch(batch: BatchMessage): Promise<BatchRun> {
+async function runBatch(batch: BatchMessage): Promise<MessageRun> {
   const tasks = decodeBatch(batch);
   const outcomes: TaskOutcome[] = new Array(tasks.length);
   const hold = batch.hold;
