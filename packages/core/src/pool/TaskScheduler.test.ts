@@ -36,7 +36,7 @@ const limits = { maxSize: 4, maxDelayMs: 60_000 };
 describe('TaskScheduler: how long a batch may hold its outcomes', () => {
   it('holds them only while a whole batch per thread still waits behind it', async () => {
     const { piscina, posted } = fakePiscina();
-    const scheduler = new TaskScheduler(piscina, 1, limits, () => true);
+    const scheduler = new TaskScheduler(piscina, { capacity: 1, batching: limits, notStarted: () => true });
     const results = [scheduler.submit(task(0), undefined)];
     // The thread is busy with the first call: the next ones wait, 6 of them.
     for (let c = 1; c <= 6; c++) results.push(scheduler.submit(task(c), undefined));
@@ -49,7 +49,7 @@ describe('TaskScheduler: how long a batch may hold its outcomes', () => {
     expect(second.hold).toBeUndefined();
 
     const deep = fakePiscina();
-    const busy = new TaskScheduler(deep.piscina, 1, limits, () => true);
+    const busy = new TaskScheduler(deep.piscina, { capacity: 1, batching: limits, notStarted: () => true });
     const calls = Array.from({ length: 13 }, (_, c) => busy.submit(task(c), undefined));
     deep.posted[0]?.answer(ok(0));
     await calls[0];
@@ -71,7 +71,12 @@ describe('TaskScheduler: the board of waiting calls', () => {
   it('pins the calls that wait, as a batch, for a thread to take; each settles by its early outcome', async () => {
     const { piscina, posted } = fakePiscina();
     const board = new CallBoard(2);
-    const scheduler = new TaskScheduler(piscina, 1, limits, () => true, undefined, board);
+    const scheduler = new TaskScheduler(piscina, {
+      capacity: 1,
+      batching: limits,
+      notStarted: () => true,
+      board,
+    });
     const results = [0, 1, 2].map((c) => scheduler.submit(task(c), undefined));
     await tick();
     expect(posted).toHaveLength(1);
@@ -101,7 +106,12 @@ describe('TaskScheduler: the board of waiting calls', () => {
   it('takes back what no thread took when a thread goes idle, and posts it in its order', async () => {
     const { piscina, posted } = fakePiscina();
     const board = new CallBoard(2);
-    const scheduler = new TaskScheduler(piscina, 1, limits, () => true, undefined, board);
+    const scheduler = new TaskScheduler(piscina, {
+      capacity: 1,
+      batching: limits,
+      notStarted: () => true,
+      board,
+    });
     const first = scheduler.submit(task(0), undefined);
     const second = scheduler.submit(task(1), undefined);
     await tick();
@@ -121,7 +131,12 @@ describe('TaskScheduler: the board of waiting calls', () => {
     const { piscina, posted } = fakePiscina();
     const board = new CallBoard(2);
     const started = new Set([1]);
-    const scheduler = new TaskScheduler(piscina, 1, limits, (m) => !started.has(m.c), undefined, board);
+    const scheduler = new TaskScheduler(piscina, {
+      capacity: 1,
+      batching: limits,
+      notStarted: (m) => !started.has(m.c),
+      board,
+    });
     const first = scheduler.submit(task(0), undefined);
     const rest = [1, 2].map((c) => scheduler.submit(task(c), undefined));
     await tick();

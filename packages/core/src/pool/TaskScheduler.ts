@@ -15,6 +15,27 @@ export interface BatchLimits {
   readonly maxDelayMs: number;
 }
 
+/** What a {@link TaskScheduler} is told of its pool. */
+export interface SchedulerOptions {
+  /** Messages the threads take at once: threads × tasks per thread. */
+  readonly capacity: number;
+  /** Micro-batching; undefined: every call is posted alone. */
+  readonly batching: BatchLimits | undefined;
+  /** True while a task's handler has not started (its cancel word says so). */
+  readonly notStarted: (message: TaskMessage) => boolean;
+  /**
+   * Keeps the process alive (true) while early outcomes are due after their batch answered, or lets it exit
+   * again (false): see ThreadLinks.hold.
+   */
+  readonly keepAlive?: (on: boolean) => void;
+  /** Where waiting calls are pinned for the first thread free; undefined to post every call to piscina. */
+  readonly board?: CallBoard | undefined;
+  /** True once a thread's handler finished the task (its outcome was posted, or is about to be). */
+  readonly finished?: (message: TaskMessage) => boolean;
+  /** True while a dead thread's run port still has messages to deliver (see ThreadLinks.gone). */
+  readonly draining?: () => boolean;
+}
+
 interface Entry {
   readonly message: TaskMessage;
   /** Set for a call that can be cancelled: it always travels alone, so terminating its thread hits no one else. */
@@ -102,25 +123,26 @@ export class TaskScheduler {
     if (this.live > 0) this.pinWaiting();
   };
 
+  private readonly capacity: number;
+  private readonly limits: BatchLimits | undefined;
+  private readonly notStarted: (message: TaskMessage) => boolean;
+  private readonly keepAlive: (on: boolean) => void;
+  private readonly board: CallBoard | undefined;
+  private readonly finished: (message: TaskMessage) => boolean;
+  private readonly draining: () => boolean;
+
   constructor(
     private readonly piscina: Piscina,
-    /** Messages the threads take at once: threads × tasks per thread. */
-    private readonly capacity: number,
-    private readonly limits: BatchLimits | undefined,
-    /** True while a task's handler has not started (its cancel word says so). */
-    private readonly notStarted: (message: TaskMessage) => boolean,
-    /**
-     * Keeps the process alive (true) while early outcomes are due after their batch answered, or lets it
-     * exit again (false): see ThreadLinks.hold.
-     */
-    private readonly keepAlive: (on: boolean) => void = () => {},
-    /** Where waiting calls are pinned for the first thread free; undefined to post every call to piscina. */
-    private readonly board?: CallBoard,
-    /** True while a thread's handler finished the task (its outcome was posted, or is about to be). */
-    private readonly finished: (message: TaskMessage) => boolean = () => false,
-    /** True while a dead thread's run port still has messages to deliver (see ThreadLinks.gone). */
-    private readonly draining: () => boolean = () => false,
-  ) {}
+    options: SchedulerOptions,
+  ) {
+    this.capacity = options.capacity;
+    this.limits = options.batching;
+    this.notStarted = options.notStarted;
+    this.keepAlive = options.keepAlive ?? (() => {});
+    this.board = options.board;
+    this.finished = options.finished ?? (() => false);
+    this.draining = options.draining ?? (() => false);
+  }
 
   /**
    * Calls whose handler finished on a thread that then died (running a later call from the board), with the

@@ -302,16 +302,15 @@ export class WorkerPool {
       workerData,
       ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
     });
-    this.scheduler = new TaskScheduler(
-      this.piscina,
+    this.scheduler = new TaskScheduler(this.piscina, {
       capacity,
       batching,
-      (message) => (this.cancelFlags.flags(message.c) & STARTED) === 0,
-      (on) => (on ? this.links.hold() : this.links.release()),
+      notStarted: (message) => (this.cancelFlags.flags(message.c) & STARTED) === 0,
+      keepAlive: (on) => (on ? this.links.hold() : this.links.release()),
       board,
-      (message) => (this.cancelFlags.flags(message.c) & DONE) !== 0,
-      () => this.links.draining,
-    );
+      finished: (message) => (this.cancelFlags.flags(message.c) & DONE) !== 0,
+      draining: () => this.links.draining,
+    });
     const onThreadError = options.onThreadError;
     let loggerFailureTold = false;
     this.piscina.on('message', (message: unknown) => {
