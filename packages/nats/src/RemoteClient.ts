@@ -21,6 +21,7 @@ import {
   noResponders,
   notCloneable,
   otherCodec,
+  overloaded,
   publishError,
   unavailable,
 } from './clientErrors.js';
@@ -38,6 +39,14 @@ import { STATUS_ERROR, WireHeaders } from './wireHeaders.js';
 const MAX_DELAY_MS = 2 ** 31 - 1;
 /** How long a subject's calls go one by one after a node answered that it does not read batches. */
 const UNBATCHED_MS = 60_000;
+
+/** What a {@link RemoteClient} knows of a remote stream open on it (StreamSession). @internal */
+export interface OpenStream {
+  /** The stream's query name, for the errors that end it. */
+  readonly name: string;
+  /** Ends the stream with `err` (after the items it holds); a serving node still at it is told to stop. */
+  abandon(err: CqrsError): void;
+}
 
 /**
  * Sends calls over NATS request/reply and matches the replies: one inbox subscription for all its requests
@@ -66,6 +75,9 @@ export class RemoteClient {
   private statuses: AsyncIterable<unknown> | undefined;
   private nextId = 0;
   private closed = false;
+  /** Remote streams open on this client: each holds a place under `maxInFlight` until it ends. */
+  private readonly streams = new Set<OpenStream>();
+  private watchingConnection = false;
   private batchMessages = 0;
   private batchedCalls = 0;
 
@@ -107,10 +119,33 @@ export class RemoteClient {
           });
   }
 
-  /** Calls waiting for their reply (held back for a batch included). */
+  /** Calls waiting for their reply (held back for a batch included), and remote streams open. */
   get inFlight(): number {
     this.table.sweepCancelled();
-    return this.table.size;
+    return this.table.size + this.streams.size;
+  }
+
+  /**
+   * A remote stream opens: it takes a place under `maxInFlight` until {@link streamEnded}, and ends with the
+   * client (`CLOSED`) or its connection (`UNAVAILABLE`). Returns the error to fail it with instead, when the
+   * client is closed or full. @internal
+   */
+  openStream(stream: OpenStream, name: string): CqrsError | undefined {
+    if (this.closed) return closedError(name);
+    if (this.table.size + this.streams.size >= this.maxInFlight) {
+      this.table.sweepCancelled();
+      if (this.table.size + this.streams.size >= this.maxInFlight) {
+        return overloaded(name, this.maxInFlight);
+      }
+    }
+    this.streams.add(stream);
+    this.watchConnection();
+    return undefined;
+  }
+
+  /** A remote stream ended (read to its end, failed, or stopped): its place is free. @internal */
+  streamEnded(stream: OpenStream): void {
+    this.streams.delete(stream);
   }
 
   /**
@@ -158,7 +193,7 @@ export class RemoteClient {
     return this.start(subject, name, input, metadata, undefined, ctx);
   }
 
-  /** Stops listening for replies; calls still pending are rejected with `CLOSED`. Idempotent. */
+  /** Stops listening for replies; calls still pending and streams still open end with `CLOSED`. Idempotent. */
   close(): void {
     this.closed = true;
     this.subscription?.unsubscribe();
@@ -169,6 +204,8 @@ export class RemoteClient {
     for (const call of this.table.all()) {
       this.table.settle(call, undefined, closedError(call.name));
     }
+    for (const stream of [...this.streams]) stream.abandon(closedError(stream.name));
+    this.streams.clear();
   }
 
   private start(
@@ -182,10 +219,10 @@ export class RemoteClient {
     if (this.closed) return fail('CLOSED', `${name}: the remote client is closed`, name);
     if (signal?.aborted === true) return Promise.reject(abortError(signal, name));
     if (ctx?.isCancelled() === true) return Promise.reject(abandoned(name));
-    if (this.table.size >= this.maxInFlight) {
+    if (this.table.size + this.streams.size >= this.maxInFlight) {
       this.table.sweepCancelled();
-      if (this.table.size >= this.maxInFlight) {
-        return fail('OVERLOADED', `${name}: ${this.maxInFlight} remote calls in flight already`, name);
+      if (this.table.size + this.streams.size >= this.maxInFlight) {
+        return Promise.reject(overloaded(name, this.maxInFlight));
       }
     }
     let body: Uint8Array;
@@ -294,8 +331,7 @@ export class RemoteClient {
         callback: (err, msg) => this.onReply(err, msg),
       });
       this.inbox = inbox;
-      // A closed connection answers nothing more: end what waits at once, not at each timer.
-      void this.connection.closed().then(() => this.failAll('the NATS connection is closed'));
+      this.watchConnection();
       void this.watchPermissions();
     }
     return this.inbox;
@@ -457,6 +493,18 @@ export class RemoteClient {
 
   private failAll(reason: string): void {
     for (const call of this.table.all()) this.table.settle(call, undefined, unavailable(call.name, reason));
+  }
+
+  /** A closed connection answers nothing more: what waits on it ends at once, not at each timer. */
+  private watchConnection(): void {
+    if (this.watchingConnection) return;
+    this.watchingConnection = true;
+    void this.connection.closed().then(() => {
+      const reason = 'the NATS connection is closed';
+      this.failAll(reason);
+      for (const stream of [...this.streams]) stream.abandon(unavailable(stream.name, reason));
+      this.streams.clear();
+    });
   }
 }
 

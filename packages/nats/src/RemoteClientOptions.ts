@@ -7,8 +7,9 @@ export interface RemoteClientOptions {
   /** Subject prefix: calls go to `<prefix>.cmd.<Name>` / `<prefix>.qry.<Name>`. Default `'cqrs'`. Must match the servers'. */
   prefix?: string;
   /**
-   * Calls this client may have in flight at once (sent or about to be, alone or in batches); one more is
-   * refused at once with `OVERLOADED` (nothing is sent, nothing queued). Default 1024.
+   * Calls this client may have in flight at once (sent or about to be, alone or in batches), remote streams
+   * open included; one more is refused at once with `OVERLOADED` (nothing is sent, nothing queued). Default
+   * 1024.
    */
   maxInFlight?: number;
   /**

@@ -4,7 +4,7 @@ import { markForwarded } from '@cqrs-pool/core/internal';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { createInbox, headers } from '@nats-io/transport-node';
 import { encodeMetadata } from './metadataHeader.js';
-import type { RemoteClient } from './RemoteClient.js';
+import type { OpenStream, RemoteClient } from './RemoteClient.js';
 import { beatEvery, STATUS_BEAT, STATUS_END, STATUS_ITEMS, StreamHeaders } from './streamWire.js';
 import { decodeError } from './wireError.js';
 import { STATUS_ERROR, WireHeaders } from './wireHeaders.js';
@@ -18,10 +18,12 @@ const doneResult: IteratorResult<never> = Object.freeze({ value: undefined, done
  * the window — so the server is never more than `window` items ahead of this iterator's reader. While the
  * stream is open each side says it is alive when it has said nothing for a third of the client's
  * `timeoutMs`; a server silent for longer has gone: `TIMEOUT`. `return()` (or the signal) tells the server to
- * stop. Errors are marked forwarded: the serving bus's `CqrsError` reaches the caller as it is.
+ * stop. Errors are marked forwarded: the serving bus's `CqrsError` reaches the caller as it is. An open
+ * stream holds a place under its client's `maxInFlight` (`OVERLOADED` when none is left), and ends with the
+ * client (`CLOSED`) or the connection (`UNAVAILABLE`) at once.
  * @internal
  */
-export class StreamSession implements AsyncIterableIterator<unknown> {
+export class StreamSession implements AsyncIterableIterator<unknown>, OpenStream {
   private chunks: (readonly unknown[])[] = [];
   private at = 0;
   private finished = false;
@@ -42,7 +44,7 @@ export class StreamSession implements AsyncIterableIterator<unknown> {
   constructor(
     private readonly client: RemoteClient,
     subject: string,
-    private readonly name: string,
+    readonly name: string,
     input: unknown,
     metadata: Metadata,
     private readonly signal: AbortSignal | undefined,
@@ -50,6 +52,11 @@ export class StreamSession implements AsyncIterableIterator<unknown> {
   ) {
     this.step = Math.max(1, Math.floor(window / 4));
     this.onAbort = signal === undefined ? undefined : () => this.stop();
+    const refused = client.openStream(this, name);
+    if (refused !== undefined) {
+      this.fail(refused);
+      return;
+    }
     const codec = client.codec;
     let body: Uint8Array;
     try {
@@ -298,6 +305,15 @@ export class StreamSession implements AsyncIterableIterator<unknown> {
     }
   }
 
+  /** The client closed, or its connection did: the stream fails with `err`; the server is told to stop. */
+  abandon(err: CqrsError): void {
+    if (!this.finished && this.failure === undefined && this.control !== undefined) this.sendStop();
+    // A stop still waiting for the server's first message waits no more: nothing here will read it.
+    this.stopPending = false;
+    this.fail(err);
+    this.cleanUp();
+  }
+
   private sendStop(): void {
     const h = headers();
     h.set(StreamHeaders.STOP, '1');
@@ -305,6 +321,7 @@ export class StreamSession implements AsyncIterableIterator<unknown> {
   }
 
   private cleanUp(): void {
+    this.client.streamEnded(this);
     if (this.beat !== undefined) clearInterval(this.beat);
     this.beat = undefined;
     this.subscription?.unsubscribe();

@@ -30,6 +30,13 @@ export function timedOut(name: string, timeoutMs: number): CqrsError {
   return new CqrsError('TIMEOUT', `${name}: no reply within ${timeoutMs} ms`, { handler: name });
 }
 
+/** `maxInFlight` calls and streams are out: a refusal before anything was sent (marked, as by {@link fail}). */
+export function overloaded(name: string, maxInFlight: number): CqrsError {
+  return markForwarded(
+    new CqrsError('OVERLOADED', `${name}: ${maxInFlight} remote calls in flight already`, { handler: name }),
+  );
+}
+
 export function closedError(name: string): CqrsError {
   return new CqrsError('CLOSED', `${name}: the remote client is closed`, { handler: name });
 }

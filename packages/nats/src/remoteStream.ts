@@ -36,7 +36,8 @@ export interface RemoteStreamOptions extends RemoteClientOptions {
  * @throws CqrsError `INVALID_REGISTRATION` (at once) for a bad option, or client options given with a client.
  * @returns a stream handler whose streams fail (after the items before) with the serving bus's error rebuilt
  * (`HANDLER_FAILED`, `VALIDATION`, `NOT_CLONEABLE`, …), or `UNAVAILABLE` (nobody serves it, the connection
- * is gone, a message was lost), `TIMEOUT` (the server went silent), `NOT_CLONEABLE` (the codec refused).
+ * is gone, a message was lost), `TIMEOUT` (the server went silent), `NOT_CLONEABLE` (the codec refused),
+ * `OVERLOADED` (an open stream holds a place under the client's `maxInFlight`), `CLOSED` (the client closed).
  */
 export function remoteStream(
   target: NatsConnection | RemoteClient,

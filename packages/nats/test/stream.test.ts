@@ -194,4 +194,56 @@ describe.skipIf(nats === undefined)('remoteStream() and serve() over a real nats
     await leaving.close();
     await ended;
   });
+  it("counts an open stream against its client's maxInFlight, beside its calls", async () => {
+    const client = new RemoteClient(clientConn, { prefix, maxInFlight: 1 });
+    const queries = new QueryBus();
+    queries.registerHandler(Numbers, remoteStream(client));
+    queries.registerHandler(Plain, remote(client));
+    const open = queries.stream(Numbers, { n: 1_000_000 }, { highWaterMark: 4 });
+    await expect(open.next()).resolves.toEqual({ value: 0, done: false });
+    expect(client.inFlight).toBe(1);
+    const second = await readAll(queries.stream(Numbers, { n: 1 }));
+    expect(isCqrsError(second.error, 'OVERLOADED')).toBe(true);
+    await expect(queries.execute(Plain, {})).rejects.toSatisfy((err: unknown) =>
+      isCqrsError(err, 'OVERLOADED'),
+    );
+    // Ended by its reader: the room is free again.
+    const ended = nextFinally();
+    await open.return?.();
+    await ended;
+    expect(client.inFlight).toBe(0);
+    expect(await queries.execute(Plain, {})).toBe(1);
+    expect((await readAll(queries.stream(Numbers, { n: 3 }))).items).toEqual([0, 1, 2]);
+    expect(client.inFlight).toBe(0);
+  });
+
+  it('ends the open streams of a client that closes with CLOSED, and refuses new ones', async () => {
+    const client = new RemoteClient(clientConn, { prefix });
+    const queries = new QueryBus();
+    queries.registerHandler(Numbers, remoteStream(client));
+    const open = queries.stream(Numbers, { n: 1_000_000 }, { highWaterMark: 4 });
+    await expect(open.next()).resolves.toEqual({ value: 0, done: false });
+    const ended = nextFinally();
+    client.close();
+    const rest = await readAll(open);
+    expect(isCqrsError(rest.error, 'CLOSED')).toBe(true);
+    // The serving node was told to stop.
+    await ended;
+    const after = await readAll(queries.stream(Numbers, { n: 1 }));
+    expect(isCqrsError(after.error, 'CLOSED')).toBe(true);
+    expect(client.inFlight).toBe(0);
+  });
+
+  it('fails an open stream with UNAVAILABLE as soon as its connection closes, not at its timeout', async () => {
+    const leaving = await connect({ servers: nats?.url ?? '' });
+    const queries = new QueryBus();
+    // A timeout far beyond the test's: only the connection's close can end the stream in time.
+    queries.registerHandler(Numbers, remoteStream(new RemoteClient(leaving, { prefix, timeoutMs: 600_000 })));
+    const open = queries.stream(Numbers, { n: 1_000_000 }, { highWaterMark: 4 });
+    await expect(open.next()).resolves.toEqual({ value: 0, done: false });
+    await leaving.close();
+    const rest = await readAll(open);
+    expect(isCqrsError(rest.error, 'UNAVAILABLE')).toBe(true);
+    expect((rest.error as CqrsError).message).toContain('connection is closed');
+  });
 });
