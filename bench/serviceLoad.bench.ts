@@ -3,8 +3,10 @@
  * result before it sends the next (not a bulk submission). For CPU-bound calls of 0.2, 1 and 5 ms, side by
  * side in one run: our bus (defaults), our bus with batching off, raw `piscina.run` (defaults) — all with
  * the machine's thread count — and the limit: the same number of bare `worker_threads` running the same
- * calls back to back with no messaging. Throughput and each call's latency (p50, p99, max). Rounds
- * interleave the contenders; the table holds medians of rounds.
+ * calls back to back with no messaging. Throughput, each call's latency (p50, p99, max), and the main
+ * thread's own CPU time per call (Linux): what the callers' thread spends on each call — on few cores it
+ * comes out of the cores the pool's threads would use, which bounds every pool below the bare threads.
+ * Rounds interleave the contenders; the table holds medians of rounds.
  *
  *   node build.mjs --fast && node dist/bench/serviceLoad.bench.js [--rounds 5] [--seconds 2]
  */
@@ -15,6 +17,7 @@ import { CommandBus, inWorker, WorkerPool, type WorkerPoolOptions } from '@cqrs-
 import { Piscina } from 'piscina';
 import { Burn } from './handlers/burn.js';
 import { burn } from './handlers/burnWork.js';
+import { mainThreadCpuMs } from './mainThreadCpu.js';
 import { median, quantile, writeResult } from './report.js';
 
 const arg = (flag: string, fallback: number): number => {
@@ -45,6 +48,8 @@ interface Sample {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** The main thread's CPU time per call, µs (NaN where it cannot be read). */
+  mainCpuUs: number;
 }
 
 interface Running {
@@ -55,6 +60,7 @@ interface Running {
 /** Keeps `inFlight` callers in a closed loop for `ms`, timing each call. */
 async function drive(pool: Running, iterations: number, inFlight: number, ms: number): Promise<Sample> {
   const latencies: number[] = [];
+  const cpuBefore = mainThreadCpuMs();
   const started = performance.now();
   const deadline = started + ms;
   const caller = async (): Promise<void> => {
@@ -66,7 +72,12 @@ async function drive(pool: Running, iterations: number, inFlight: number, ms: nu
   };
   await Promise.all(Array.from({ length: inFlight }, caller));
   const elapsed = performance.now() - started;
+  const cpuAfter = mainThreadCpuMs();
   return {
+    mainCpuUs:
+      cpuBefore === undefined || cpuAfter === undefined
+        ? Number.NaN
+        : ((cpuAfter - cpuBefore) * 1000) / latencies.length,
     perSec: (latencies.length / elapsed) * 1000,
     p50Ms: quantile(latencies, 0.5),
     p99Ms: quantile(latencies, 0.99),
@@ -158,6 +169,7 @@ const mid = (list: Sample[] | undefined): Sample => ({
   p50Ms: median((list ?? []).map((s) => s.p50Ms)),
   p99Ms: median((list ?? []).map((s) => s.p99Ms)),
   maxMs: median((list ?? []).map((s) => s.maxMs)),
+  mainCpuUs: median((list ?? []).map((s) => s.mainCpuUs)),
 });
 const values: Record<string, number> = { threads };
 const tableRows: string[][] = [];
@@ -171,12 +183,14 @@ for (const row of rows) {
     const s = mid(samples.get(`${contender.key} ${key}`));
     values[`${contender.key}_${tag}PerSec`] = s.perSec;
     values[`${contender.key}_${tag}P99Ms`] = s.p99Ms;
+    if (Number.isFinite(s.mainCpuUs)) values[`${contender.key}_${tag}MainCpuUs`] = s.mainCpuUs;
     tableRows.push([
       `${row.cpuMs} ms, ${row.inFlight} in flight`,
       contender.name,
       `${Math.round(s.perSec).toLocaleString('en-US')}/s`,
       `${((s.perSec / limit) * 100).toFixed(1)} %`,
       `${s.p50Ms.toFixed(2)} / ${s.p99Ms.toFixed(2)} / ${s.maxMs.toFixed(1)} ms`,
+      Number.isFinite(s.mainCpuUs) ? `${Math.round(s.mainCpuUs)} µs` : 'n/a',
     ]);
   }
   tableRows.push([
@@ -185,6 +199,7 @@ for (const row of rows) {
     `${Math.round(limit).toLocaleString('en-US')}/s`,
     '100 %',
     '',
+    '',
   ]);
 }
 writeResult({
@@ -192,9 +207,16 @@ writeResult({
   tables: [
     {
       title: `Service load: closed loop of callers, CPU-bound calls, ${threads} threads`,
-      columns: ['calls', 'contender', 'throughput', 'of the limit', 'latency p50 / p99 / max'],
+      columns: [
+        'calls',
+        'contender',
+        'throughput',
+        'of the limit',
+        'latency p50 / p99 / max',
+        'main thread CPU per call',
+      ],
       rows: tableRows,
-      note: `Each caller awaits its call before the next; ${seconds} s per row and contender, medians of ${rounds} rounds. The limit: ${threads} bare threads running the same calls back to back, no messaging.`,
+      note: `Each caller awaits its call before the next; ${seconds} s per row and contender, medians of ${rounds} rounds. The limit: ${threads} bare threads running the same calls back to back, no messaging. Main thread CPU per call: the callers' thread's own CPU time (user + system, Linux /proc, 10 ms ticks) over the row, per call — on ${threads} cores it is taken from the cores the pool threads run on.`,
     },
   ],
   values,
