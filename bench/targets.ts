@@ -35,6 +35,7 @@ export function checkTargets(results: Results): TargetCheck[] {
   const throughputRatio = v('pooledDispatch', 'oursManyPerSec') / v('pooledDispatch', 'piscinaManyPerSec');
   const oneLatencyRatio = v('pooledDispatch', 'oursOneP50Ns') / v('pooledDispatch', 'piscinaOneP50Ns');
   const p99Ratio = v('pooledDispatch', 'oursManyP99Ns') / v('pooledDispatch', 'piscinaStrictManyP99Ns');
+  const underTimeout = v('pooledTimeout', 'timeoutPerSec') / v('pooledTimeout', 'plainPerSec');
   // Not a measure of the pool when the bare threads could not reach the cores' limit (a busy machine).
   const efficiency = v('cpuScaling', 'limitOk') === 1 ? v('cpuScaling', 'efficiency') : Number.NaN;
   const poolDelay = v('eventLoopDelay', 'poolP99Ms');
@@ -103,6 +104,12 @@ export function checkTargets(results: Results): TargetCheck[] {
       p99Ratio,
       `×${p99Ratio.toFixed(2)} of piscina's (${formatNs(v('pooledDispatch', 'oursManyP99Ns'))} vs ${formatNs(v('pooledDispatch', 'piscinaStrictManyP99Ns'))})`,
       (x) => x <= 1,
+    ),
+    check(
+      'Pooled under `timeout()`, 1000 callers in a closed loop: ≥ 90 % of the throughput without it',
+      underTimeout,
+      `${(underTimeout * 100).toFixed(1)} % (${Math.round(v('pooledTimeout', 'timeoutPerSec')).toLocaleString('en-US')}/s vs ${Math.round(v('pooledTimeout', 'plainPerSec')).toLocaleString('en-US')}/s; raw piscina: ${Math.round(v('pooledTimeout', 'piscinaPerSec')).toLocaleString('en-US')}/s)`,
+      (x) => x >= 0.9,
     ),
     v('cpuScaling', 'limitOk') === 0
       ? {
