@@ -247,13 +247,12 @@ async function runThenBoard(message: TaskMessage | BatchMessage): Promise<TaskOu
 }
 
 /**
- * Whether the thread goes on to the board after `message`: not after a call that can be cancelled (its
- * thread may be terminated over it), a stream or a probe — each travels alone, never in a batch — nor once
- * the thread is retiring.
+ * Whether the thread goes on to the board after `message`: not after a stream or a probe — each travels
+ * alone, never in a batch — nor once the thread is retiring.
  */
 function boardAfter(message: TaskMessage | BatchMessage): boolean {
   if (board?.pinned !== true || retiring) return false;
-  return 'w' in message || (message.a !== 1 && message.st !== 1 && message.probe !== true);
+  return 'w' in message || (message.st !== 1 && message.probe !== true);
 }
 
 /**
@@ -322,6 +321,9 @@ interface MessageRun {
  * many to a message, which is what batching is for. A timer sends them when a later call outlasts that
  * while it awaits something (a call that keeps the thread busy ends first, and they go then).
  *
+ * Before a call its thread may be terminated over (`a: 1`: it can be cancelled, and one running past its
+ * grace period has its thread terminated), the outcomes gathered so far go: a termination loses none.
+ *
  * A batch sent with `hold` (it left a deep backlog behind, see TaskScheduler.holdFor) gathers outcomes the
  * same way for up to `hold` ms, whatever its calls' length.
  */
@@ -344,7 +346,10 @@ async function runBatch(batch: BatchMessage): Promise<MessageRun> {
   };
   let started = performance.now();
   for (let i = 0; i < tasks.length; i++) {
-    outcomes[i] = await runTask(tasks[i] as TaskMessage);
+    const task = tasks[i] as TaskMessage;
+    // The thread may be terminated over this call (it can be cancelled): what it holds goes first.
+    if (task.a === 1 && done > sent) flush();
+    outcomes[i] = await runTask(task);
     done = i + 1;
     if (done === tasks.length) break;
     const now = performance.now();
@@ -378,7 +383,9 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   if (typeof handler !== 'function') return handler;
   if (task.probe === true) return { ok: true, v: undefined };
   // A recorded call's start time goes beside its flag: the main thread works out its queue wait from it.
-  if (!cancelFlags.start(task.c, task.g, task.s >= 0 ? timeOrigin + performance.now() : undefined)) {
+  if (
+    !cancelFlags.start(task.c, task.g, task.s >= 0 ? timeOrigin + performance.now() : undefined, threadId)
+  ) {
     return cancelledOutcome;
   }
   if (baseLogger === undefined) await loggerReady;

@@ -2,7 +2,7 @@ import { CommandBus, inWorker, QueryBus, WorkerPool } from '@cqrs-pool/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { newControl, releaseAll, waitForStarts } from './control.js';
 import { figures } from './figures.js';
-import { Block, Crash, Echo, Park, Square } from './fixtures/messages.js';
+import { Block, Crash, Echo, Park, Spin, Square } from './fixtures/messages.js';
 import { Burn } from './fixtures/reliabilityMessages.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
@@ -145,14 +145,62 @@ describe('micro-batching', () => {
     expect(pool.batchStats.messages).toBe(1);
   });
 
-  it('never batches a call that can be cancelled (its thread may have to be terminated)', async () => {
+  it('batches calls that can be cancelled with the others, each with its own result', async () => {
     const { pool, commands, blocked, release } = await heldPool();
     const signal = new AbortController().signal;
-    const squares = Array.from({ length: 20 }, (_, n) => commands.execute(Square, { n }, { signal }));
+    const squares = Array.from({ length: 20 }, (_, n) =>
+      commands.execute(Square, { n }, n % 2 === 0 ? { signal } : undefined),
+    );
     release();
     await blocked;
     expect(await Promise.all(squares)).toEqual(Array.from({ length: 20 }, (_, n) => n * n));
-    expect(pool.batchStats).toEqual({ messages: 0, calls: 0, pinned: 0 });
+    expect(pool.batchStats).toMatchObject({ messages: 1, calls: 20 });
+    expect(figures(commands, 'Square')).toMatchObject({ executions: 20, failures: 0, inFlight: 0 });
+  });
+
+  it('skips a call aborted after its batch left: it never runs, and the calls after it do', async () => {
+    const { pool, commands, blocked, release } = await heldPool();
+    commands.registerHandler(Park, inWorker(handlers, 'park'));
+    const parked = newControl();
+    const never = newControl();
+    const controller = new AbortController();
+    const parking = commands.execute(Park, { control: parked });
+    const doomed = commands.execute(Block, { control: never }, { signal: controller.signal });
+    const after = commands.execute(Square, { n: 5 });
+    release();
+    await blocked;
+    // The three left as one batch; the thread is in the Park, the Block not started yet.
+    await waitForStarts(parked);
+    expect(pool.batchStats).toMatchObject({ messages: 1, calls: 3 });
+    controller.abort();
+    await rejectionWith(doomed, 'ABORTED');
+    releaseAll(parked);
+    expect(await parking).toBe('released');
+    expect(await after).toBe(25);
+    expect(Atomics.load(never, 0)).toBe(0);
+    expect(pool.inFlight).toBe(0);
+  });
+
+  it('terminates the thread of a cancelled call past its grace period; its batch-mates lose nothing', async () => {
+    const { pool, commands, blocked, release } = await heldPool({ cancelGraceMs: 20 });
+    commands.registerHandler(Spin, inWorker(handlers, 'spin'));
+    const spinning = newControl();
+    const controller = new AbortController();
+    const before = commands.execute(Square, { n: 2 });
+    const runaway = commands.execute(Spin, { control: spinning }, { signal: controller.signal });
+    const behind = [3, 4].map((n) => commands.execute(Square, { n }));
+    release();
+    await blocked;
+    await waitForStarts(spinning);
+    expect(pool.batchStats).toMatchObject({ messages: 1, calls: 4 });
+    // Sent before the call its thread may be terminated over started: it does not wait for the batch's end.
+    expect(await before).toBe(4);
+    controller.abort();
+    await rejectionWith(runaway, 'ABORTED');
+    // Past the grace period the thread goes; the calls behind the runaway never started, and run again.
+    expect(await Promise.all(behind)).toEqual([9, 16]);
+    expect(figures(commands, 'Square')).toMatchObject({ executions: 3, failures: 0, inFlight: 0 });
+    expect(pool.inFlight).toBe(0);
   });
 
   it('drops a cancellable call aborted while it waits, and the calls behind it still run', async () => {

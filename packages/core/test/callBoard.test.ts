@@ -110,6 +110,26 @@ describe('the board of waiting calls', () => {
     expect(pool.inFlight).toBe(0);
   });
 
+  it('pins calls that can be cancelled too; one aborted while pinned is skipped by the thread that takes it', async () => {
+    const { pool, commands, holds } = await heldThreads(1);
+    const controller = new AbortController();
+    const doomed = commands.execute(Square, { n: 7 }, { signal: controller.signal });
+    const kept = [1, 2, 3].map((n) =>
+      commands.execute(Square, { n }, { signal: new AbortController().signal }),
+    );
+    await tick();
+    expect(pool.batchStats.pinned).toBe(1);
+    expect(pool.queueSize).toBe(4);
+    controller.abort();
+    await rejectionWith(doomed, 'ABORTED');
+    holds[0]?.release();
+    expect(await holds[0]?.done).toBe('released');
+    expect(await Promise.all(kept)).toEqual([1, 4, 9]);
+    // The aborted call was counted once, by the main thread, as it was refused.
+    expect(figures(commands, 'Square')).toMatchObject({ executions: 4, failures: 1, inFlight: 0 });
+    expect(pool.inFlight).toBe(0);
+  });
+
   it('runs a burst from many callers on two threads, every result its own, every count exact', async () => {
     pool = new WorkerPool({ threads: 2 });
     const commands = new CommandBus({ pool });

@@ -47,9 +47,9 @@ interface OpenStream {
 const GENERATIONS = 2 ** 26;
 
 /**
- * The main thread's side of streaming queries in pool threads. A stream's task runs like any cancellable
- * call (its own cancel slot, alone in its message, its thread terminated after the grace period when it
- * does not stop); its items come back as chunks on the thread's run port, each pushed into the stream's
+ * The main thread's side of streaming queries in pool threads. A stream's task has its own cancel slot,
+ * travels alone in its message, and has its thread terminated (by piscina) after the grace period when it
+ * does not stop; its items come back as chunks on the thread's run port, each pushed into the stream's
  * buffer as it arrives. The producer in the thread takes credits from its slot's word (StreamCredits.ts)
  * and waits when it has none; the buffer hands credits back as the consumer takes items.
  *

@@ -38,15 +38,21 @@ export interface SchedulerOptions {
 
 interface Entry {
   readonly message: TaskMessage;
-  /** Set for a call that can be cancelled: it always travels alone, so terminating its thread hits no one else. */
+  /**
+   * Set for a call that can be cancelled: its abort drops it while it waits here. A stream's travels alone,
+   * and piscina terminates its thread through it; any other such call travels like the rest, in batches and
+   * on the board (the pool terminates the thread that runs it past its grace period, see WorkerPool).
+   */
   readonly kill: KillSwitch | undefined;
+  /** A stream that can be cancelled: alone, never pinned, `kill` handed to piscina. */
+  readonly killedByPiscina: boolean;
   readonly resolve: (outcome: TaskOutcome) => void;
   readonly reject: (err: unknown) => void;
-  /** Travels alone (cancellable, or retried alone after its batch failed to arrive). */
+  /** Travels alone (a cancellable stream, or retried alone after its batch failed to arrive). */
   solo: boolean;
   /** Aborted while it waited here: skipped. */
   dropped: boolean;
-  /** Taken from the queue to be posted: an abort is piscina's to handle now. */
+  /** Taken from the queue to be posted or pinned: an abort only sets its cancel flag now (see WorkerPool.run). */
   left: boolean;
   /** Sent again once already, after its thread was gone before it started. */
   retried: boolean;
@@ -78,8 +84,11 @@ const droppedOutcome: TaskOutcome = {
  * as many tasks as fit in `maxDelayMs` at the recent per-task time (so slow handlers go in small batches:
  * the last of a batch waits for the ones before it on the same thread).
  *
- * A call that can be cancelled always travels alone: past its grace period its thread is terminated, which
- * must not take batch-mates' results down with it. When a batch never arrives (a thread died under it, or
+ * A call that can be cancelled travels like the others, in batches and on the board: past its grace period
+ * the pool terminates the thread running it (WorkerPool.terminateRunner), and no batch-mate's result goes
+ * down with it — the thread sends the outcomes it holds before it starts such a call, and the calls it had
+ * not started run again. A cancellable stream travels alone, and piscina terminates its thread. When a batch
+ * never arrives (a thread died under it, or
  * an input could not be cloned), the tasks that never started are sent again, each alone, so only the
  * call at fault fails; and a single call whose thread went away before it started (a thread retiring, see
  * PoolWorkerData.guard) is sent again once.
@@ -168,16 +177,21 @@ export class TaskScheduler {
     return this.posted >= this.capacity;
   }
 
-  /** Runs `message` in a thread; `kill` (cancellable calls) aborts it while it waits here or in piscina. */
+  /**
+   * Runs `message` in a thread; `kill` (cancellable calls) drops it while it waits here, and terminates the
+   * thread running a cancellable stream.
+   */
   submit(message: TaskMessage, kill: KillSwitch | undefined): Promise<TaskOutcome> {
     return new Promise<TaskOutcome>((resolve, reject) => {
+      const killedByPiscina = kill !== undefined && message.st === 1;
       const entry: Entry = {
         message,
         kill,
+        killedByPiscina,
         resolve,
         reject,
         // A probe (`ready()`) owns no cancel slot, which a failed batch's retry reads.
-        solo: kill !== undefined || this.limits === undefined || message.probe === true,
+        solo: killedByPiscina || this.limits === undefined || message.probe === true,
         dropped: false,
         left: false,
         retried: false,
@@ -272,15 +286,14 @@ export class TaskScheduler {
 
   /**
    * Pins waiting calls on the board while it has a free entry, oldest first: one call, or a batch as it
-   * would be posted. Stops at a call that travels alone (it waits for a thread of its own) and at a message
-   * that does not fit an entry (it goes the usual way).
+   * would be posted. Stops at a cancellable stream (it waits for a thread of its own) and at a message that
+   * does not fit an entry (it goes the usual way).
    */
   private pinWaiting(): void {
     const board = this.board as CallBoard;
     while (this.live > 0) {
       const head = this.peek();
-      if (head === undefined || head.pinless || head.kill !== undefined || head.message.probe === true)
-        return;
+      if (head === undefined || head.pinless || head.killedByPiscina || head.message.probe === true) return;
       const e = board.freeEntry();
       if (e < 0) return;
       const first = this.take() as Entry;
@@ -384,8 +397,8 @@ export class TaskScheduler {
       if (entry.dropped) continue;
       this.live--;
       entry.left = true;
-      // An entry with a `kill` keeps its waiting-abort listener until piscina, on `run`, puts its own in
-      // its place (a KillSwitch holds one listener).
+      // An entry with a `kill` keeps its waiting-abort listener (it does nothing once `left`) until piscina,
+      // on `run` of a cancellable stream, puts its own in its place (a KillSwitch holds one listener).
       this.compact();
       return entry;
     }
@@ -434,53 +447,58 @@ export class TaskScheduler {
     this.posted++;
     const started = performance.now();
     // A thread may go on to calls from the board after this one: its outcome then comes early.
-    const mayComeEarly = this.board !== undefined && entry.kill === undefined && entry.message.probe !== true;
+    const mayComeEarly = this.board !== undefined && !entry.killedByPiscina && entry.message.probe !== true;
     if (mayComeEarly) this.inBatch.set(entry.message.c, entry);
-    this.piscina.run(entry.message, entry.kill === undefined ? undefined : { signal: entry.kill }).then(
-      (answer: TaskOutcome | BatchOutcome) => {
-        this.posted--;
-        if ('f' in answer) {
-          this.measured(started, 1 + (answer.b ?? 0));
+    this.piscina
+      .run(
+        entry.message,
+        entry.killedByPiscina && entry.kill !== undefined ? { signal: entry.kill } : undefined,
+      )
+      .then(
+        (answer: TaskOutcome | BatchOutcome) => {
+          this.posted--;
+          if ('f' in answer) {
+            this.measured(started, 1 + (answer.b ?? 0));
+            this.flush();
+            this.awaitEarly(entry);
+            return;
+          }
+          this.measured(started, 1);
+          if (mayComeEarly) this.inBatch.delete(entry.message.c);
           this.flush();
-          this.awaitEarly(entry);
-          return;
-        }
-        this.measured(started, 1);
-        if (mayComeEarly) this.inBatch.delete(entry.message.c);
-        this.flush();
-        entry.resolve(answer);
-      },
-      (err: unknown) => {
-        this.posted--;
-        // Its outcome came early, before its thread went away, or is still on its way.
-        if (mayComeEarly && this.inBatch.get(entry.message.c) !== entry) {
+          entry.resolve(answer);
+        },
+        (err: unknown) => {
+          this.posted--;
+          // Its outcome came early, before its thread went away, or is still on its way.
+          if (mayComeEarly && this.inBatch.get(entry.message.c) !== entry) {
+            this.flush();
+            return;
+          }
+          if (mayComeEarly && this.finished(entry.message)) {
+            this.orphans.push({ entry, err });
+            this.settleOrphans();
+            this.flush();
+            return;
+          }
+          if (mayComeEarly) this.inBatch.delete(entry.message.c);
+          // Its thread went away before the call started (a thread retiring, see PoolWorkerData.guard, or
+          // dying under an earlier task): sent again, once, at the front. A call aborted meanwhile is not.
+          const again =
+            !entry.retried &&
+            entry.kill?.aborted !== true &&
+            entry.message.probe !== true &&
+            this.notStarted(entry.message);
+          if (again) {
+            entry.retried = true;
+            entry.left = false;
+            this.requeueFront([entry]);
+            this.watch(entry);
+          }
           this.flush();
-          return;
-        }
-        if (mayComeEarly && this.finished(entry.message)) {
-          this.orphans.push({ entry, err });
-          this.settleOrphans();
-          this.flush();
-          return;
-        }
-        if (mayComeEarly) this.inBatch.delete(entry.message.c);
-        // Its thread went away before the call started (a thread retiring, see PoolWorkerData.guard, or
-        // dying under an earlier task): sent again, once, at the front. A call aborted meanwhile is not.
-        const again =
-          !entry.retried &&
-          entry.kill?.aborted !== true &&
-          entry.message.probe !== true &&
-          this.notStarted(entry.message);
-        if (again) {
-          entry.retried = true;
-          entry.left = false;
-          this.requeueFront([entry]);
-          this.watch(entry);
-        }
-        this.flush();
-        if (!again) entry.reject(err);
-      },
-    );
+          if (!again) entry.reject(err);
+        },
+      );
   }
 
   private postBatch(batch: Entry[]): void {
@@ -516,9 +534,14 @@ export class TaskScheduler {
           this.posted--;
           // Tasks that never started are sent again, alone, at the front of the queue (in their order): the
           // one whose input cannot be cloned, or that kills its thread, then fails by itself.
+          // A finished one's outcome went early, and may still be on its way from its dead thread.
           const again: Entry[] = [];
           for (const entry of batch) {
             if (this.inBatch.get(entry.message.c) !== entry) continue;
+            if (this.finished(entry.message)) {
+              this.orphans.push({ entry, err });
+              continue;
+            }
             this.inBatch.delete(entry.message.c);
             if (this.notStarted(entry.message)) {
               entry.solo = true;
@@ -526,6 +549,7 @@ export class TaskScheduler {
             } else entry.reject(err);
           }
           this.requeueFront(again);
+          this.settleOrphans();
           this.flush();
         },
       );

@@ -71,7 +71,8 @@ export interface WorkerPoolOptions {
    * Micro-batching: calls that wait for a thread (every thread busy) leave together, many in one message,
    * when a thread frees — a busy pool then pays the per-message cost once per batch instead of once per call.
    * An idle pool sends each call at once, alone. A call that can be cancelled (a signal, or `timeout()`)
-   * always travels alone. `maxSize`: most calls in one message (default 64); `maxDelayMs`: rough bound on
+   * travels in batches too: its thread sends the outcomes it holds before starting it, so a thread
+   * terminated over it loses none. `maxSize`: most calls in one message (default 64); `maxDelayMs`: rough bound on
    * a batch's run time, from the recent time per call (default 16) — the calls of a batch get their results
    * together when it ends, so this is what batching can add to a call's latency; the batches also shrink to
    * an even share of the queue, so a short queue leaves in small ones. `false` sends every call alone.
@@ -469,12 +470,12 @@ export class WorkerPool {
     // The queue wait of a recorded call runs from here to its start in a thread (`recordQueueWait`).
     const queuedAt =
       task.metricsSlot < 0 ? 0 : timeOrigin + (task.queuedAt >= 0 ? task.queuedAt : performance.now());
-    // Only a call that can be cancelled needs a way to terminate its thread.
+    // Only a call that can be cancelled needs a way out of the queue (and, past its grace, to end its thread).
     const abortable = canAbort(task);
     const kill = !abortable || task.originThread !== undefined ? undefined : new KillSwitch();
-    // A thread that may be terminated over a call takes no other call after it (CallBoard.ts).
+    // `a`: the thread may be terminated over this call, so it sends the outcomes it holds before starting it.
     const message: TaskMessage =
-      kill === undefined ? taskMessage(task, slot, gen) : { ...taskMessage(task, slot, gen), a: 1 };
+      kill === undefined ? taskMessage(task, slot, gen) : terminableMessage(task, slot, gen);
     const execution = this.post(message, kill, task.originThread);
     if (task.done !== undefined) execution.then(task.done, task.done);
     if (!abortable) {
@@ -505,13 +506,16 @@ export class WorkerPool {
         reject(abortErrorFor(abortReason(task), labelOf(task)));
         // Queued: take it out of the queue now. Left there (the thread would skip it when it got there),
         // abandoned tasks pile up when callers time out faster than threads drain, filling maxQueue with dead
-        // entries: live calls then get OVERLOADED. The scheduler or piscina drops a task it has not posted at
-        // no cost; in the rare window where piscina posted it but it has not started, piscina terminates that
-        // thread, which is replaced (a cancellable call travels alone, so no batch-mate goes with it).
+        // entries: live calls then get OVERLOADED. The scheduler drops a task it has not posted or pinned at
+        // no cost; one already on its way to a thread (in a batch, on the board) is skipped there: its flag
+        // says cancelled.
         if (found === CancelResult.queued && kill !== undefined) kill.abort();
-        // Running: it may stop by itself in time.
+        // Running: it may stop by itself in time; if not, its thread goes.
         else if (found === CancelResult.running && kill !== undefined) {
-          graceTimer = setTimeout(() => kill.abort(), task.cancelGraceMs ?? this.cancelGraceMs);
+          graceTimer = setTimeout(
+            () => this.terminateRunner(slot, gen),
+            task.cancelGraceMs ?? this.cancelGraceMs,
+          );
         }
       };
       const unsubscribe = subscribeAbort(task, aborted);
@@ -614,6 +618,20 @@ export class WorkerPool {
     if ((flags & FAILED) === 0) this.metrics.recordLateFailure(task.metricsSlot);
   }
 
+  /**
+   * Terminates the thread that runs the call in `slot` (generation `gen`), if it runs it still: a cancelled
+   * call past its grace period takes its thread with it, and piscina replaces the thread. Its batch-mates
+   * and board calls that had not started run again; those that finished sent their outcomes before it
+   * started (handlerHost's runBatch), and they stand.
+   */
+  private terminateRunner(slot: number, gen: number): void {
+    if (this.cancelFlags.generation(slot) !== gen) return;
+    if ((this.cancelFlags.flags(slot) & (STARTED | DONE)) !== STARTED) return;
+    const runner = this.cancelFlags.runnerOf(slot);
+    const thread = this.piscina.threads.find((worker) => worker.threadId === runner);
+    void thread?.terminate();
+  }
+
   /** Posts a task to piscina or to its origin thread, keeping the count `close()` drains. */
   private post(
     task: TaskMessage,
@@ -664,6 +682,28 @@ function taskMessage(task: PoolTask, slot: number, gen: number): TaskMessage {
     d: task.depth,
   };
   return task.subscriber === undefined ? plain : { ...plain, sb: task.subscriber };
+}
+
+/**
+ * The message of a task its thread may be terminated over (`a: 1`), as one literal: most calls under a
+ * `timeout()` are such, and a spread that adds a key makes a slower object to read (measured in a batch's
+ * encoding).
+ */
+function terminableMessage(task: PoolTask, slot: number, gen: number): TaskMessage {
+  if (task.subscriber !== undefined) return { ...taskMessage(task, slot, gen), a: 1 };
+  return {
+    m: task.moduleId,
+    x: task.exportName,
+    n: task.name,
+    k: task.kind,
+    i: task.input,
+    md: task.metadata,
+    c: slot,
+    g: gen,
+    s: task.metricsSlot,
+    d: task.depth,
+    a: 1,
+  };
 }
 
 function tooManyInFlight(task: PoolTask): CqrsError {

@@ -9,8 +9,10 @@ import type { Metadata } from '../handler/HandlerContext.js';
 import type { BatchMessage, BatchOutcome, FailureKind, TaskMessage, TaskOutcome } from './protocol.js';
 
 const noMetadata: Metadata = Object.freeze({});
-/** Words per task in `w`: handler index, cancel slot, generation, nesting depth. */
+/** Words per task in `w`: handler index, cancel slot, generation, nesting depth (with the TERMINABLE bit). */
 const WORDS = 4;
+/** Set in a task's depth word when its thread may be terminated over it (`a: 1`). */
+const TERMINABLE = 1 << 30;
 
 function isEmpty(metadata: Metadata): boolean {
   for (const _ in metadata) return false;
@@ -43,7 +45,7 @@ export function encodeBatch(tasks: readonly TaskMessage[], hold = 0): BatchMessa
     w[t * WORDS] = hi;
     w[t * WORDS + 1] = task.c;
     w[t * WORDS + 2] = task.g;
-    w[t * WORDS + 3] = task.d;
+    w[t * WORDS + 3] = task.a === 1 ? task.d | TERMINABLE : task.d;
     i[t] = task.i;
     md[t] = isEmpty(task.md) ? 0 : task.md;
   }
@@ -70,11 +72,13 @@ export function decodeBatch(batch: BatchMessage): TaskMessage[] {
     const md = metadata === 0 || metadata === undefined ? noMetadata : metadata;
     const c = batch.w[t * WORDS + 1] as number;
     const g = batch.w[t * WORDS + 2] as number;
-    const d = batch.w[t * WORDS + 3] as number;
-    tasks[t] =
+    const depthWord = batch.w[t * WORDS + 3] as number;
+    const d = depthWord & ~TERMINABLE;
+    const task: TaskMessage =
       sb === undefined
         ? { m, x, n, k, i: batch.i[t], md, c, g, s, d }
         : { m, x, n, k, i: batch.i[t], md, c, g, s, d, sb };
+    tasks[t] = (depthWord & TERMINABLE) === 0 ? task : { ...task, a: 1 };
   }
   return tasks;
 }

@@ -13,8 +13,10 @@
  * finishes after does not count, because the main thread counted the abort. That is what keeps metrics exact
  * when callers abort.
  *
- * Beside the words, a second buffer holds each slot's start time: a thread writes it just before `start`,
- * and the main thread reads it once it sees STARTED, to work out how long the call waited for a thread.
+ * Beside the words, a second buffer holds each slot's start time and the id of the thread that started it:
+ * a thread writes them just before `start`, and the main thread reads them once it sees STARTED — the time to
+ * work out how long the call waited for a thread, the id to terminate the thread that runs a call past its
+ * grace period (a call that may be terminated travels in batches and on the board like any other).
  *
  * The generation makes slot reuse ABA-safe: a thread that still holds an old task compares against the
  * generation it was given, so a reused slot never looks live to it. `Atomics.notify` on release and on
@@ -48,7 +50,8 @@ export function liveWord(gen: number): number {
 
 const initialSlots = 1024;
 const bytesPerSlot = 4;
-const bytesPerTime = 8;
+// Per slot: the start time (wall-clock ms) and the id of the thread running it, as two float64s.
+const bytesPerTime = 16;
 
 /** The thread side: reads a task's flag. @internal */
 export class CancelFlagsView {
@@ -69,9 +72,10 @@ export class CancelFlagsView {
    * `atMs` (wall-clock ms), when given, is kept as its start time: written before the flag, so whoever sees
    * STARTED sees it too.
    */
-  start(slot: number, gen: number, atMs?: number): boolean {
+  start(slot: number, gen: number, atMs?: number, threadId = -1): boolean {
     const live = liveWord(gen);
-    if (atMs !== undefined) this.times[slot] = atMs;
+    if (atMs !== undefined) this.times[2 * slot] = atMs;
+    this.times[2 * slot + 1] = threadId;
     return Atomics.compareExchange(this.words, slot, live, live | STARTED) === live;
   }
 
@@ -117,7 +121,12 @@ export class CancelFlags extends CancelFlagsView {
 
   /** When the task in `slot` started, in wall-clock ms, as its thread wrote it; only valid once STARTED is seen. */
   startedAt(slot: number): number {
-    return this.times[slot] ?? 0;
+    return this.times[2 * slot] ?? 0;
+  }
+
+  /** The id of the thread that started the task in `slot` (-1: not known); only valid once STARTED is seen. */
+  runnerOf(slot: number): number {
+    return this.times[2 * slot + 1] ?? -1;
   }
 
   /** The generation a task in `slot` must present. */
