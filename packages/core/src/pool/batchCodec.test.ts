@@ -13,6 +13,7 @@ const task = (overrides: Partial<TaskMessage>): TaskMessage => ({
   g: 1,
   s: 0,
   d: 0,
+  a: 0,
   ...overrides,
 });
 
@@ -23,11 +24,13 @@ describe('batchCodec', () => {
       task({ m: 1, x: 'report', n: 'Report', k: 'query', s: 3, i: [1, 2], md: { correlationId: 'c-1' } }),
       task({ c: 7, g: 2, i: undefined }),
       task({ s: -1, c: 8, d: 3 }),
+      // One its thread may be terminated over: the thread must know, to send what it holds before it.
+      task({ c: 9, d: 2, a: 1 }),
     ];
     const message = structuredClone(encodeBatch(tasks));
     expect(message.h).toHaveLength(3);
     // No object is sent for empty metadata.
-    expect(message.md).toEqual([0, { correlationId: 'c-1' }, 0, 0]);
+    expect(message.md).toEqual([0, { correlationId: 'c-1' }, 0, 0, 0]);
     expect(decodeBatch(message)).toEqual(tasks);
   });
 

@@ -74,11 +74,11 @@ export function decodeBatch(batch: BatchMessage): TaskMessage[] {
     const g = batch.w[t * WORDS + 2] as number;
     const depthWord = batch.w[t * WORDS + 3] as number;
     const d = depthWord & ~TERMINABLE;
-    const task: TaskMessage =
+    const a = (depthWord & TERMINABLE) === 0 ? 0 : 1;
+    tasks[t] =
       sb === undefined
-        ? { m, x, n, k, i: batch.i[t], md, c, g, s, d }
-        : { m, x, n, k, i: batch.i[t], md, c, g, s, d, sb };
-    tasks[t] = (depthWord & TERMINABLE) === 0 ? task : { ...task, a: 1 };
+        ? { m, x, n, k, i: batch.i[t], md, c, g, s, d, a }
+        : { m, x, n, k, i: batch.i[t], md, c, g, s, d, a, sb };
   }
   return tasks;
 }

@@ -37,10 +37,11 @@ export interface TaskMessage {
   /** Set for a streaming query: the handler's items go out as {@link StreamChunk}s (see streamProducer.ts). */
   readonly st?: 1;
   /**
-   * Set for a call that can be cancelled: its thread may be terminated over it, so that thread takes no
-   * call from the CallBoard after it (see CallBoard.ts).
+   * 1 for a call that can be cancelled: its thread may be terminated over it (past its grace period), so the
+   * thread sends the outcomes it holds before it starts it. Every call the pool makes carries it (0 or 1),
+   * so all its messages share one shape.
    */
-  readonly a?: 1;
+  readonly a?: 0 | 1;
 }
 
 /**
