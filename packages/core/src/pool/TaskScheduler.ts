@@ -97,8 +97,8 @@ const droppedOutcome: TaskOutcome = {
  * message (one call, or a batch) per entry, and the first thread to finish its call takes the oldest at
  * once: its outcomes come back early (on the run port), and the thread answers its piscina message only when
  * the board has nothing left. A thread that goes idle anyway (it looked at the board just before a call was
- * pinned) makes the pool take back what no thread took and post it the usual way. A cancellable call (or a
- * probe) is never pinned, and pinning stops behind one, so it gets the next thread that frees.
+ * pinned) makes the pool take back what no thread took and post it the usual way. A cancellable stream (or
+ * a probe) is never pinned, and pinning stops behind one, so it gets the next thread that frees.
  * @internal
  */
 export class TaskScheduler {

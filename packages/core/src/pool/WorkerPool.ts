@@ -85,8 +85,8 @@ export interface WorkerPoolOptions {
    * (up to 4 messages per thread, 16 KiB each), and a thread that finishes its call takes the oldest at once
    * instead of answering and sleeping until the main thread's next message reaches it — the round trip a
    * closed loop of callers otherwise pays per call. The first thread free takes it, so no call waits behind
-   * a busy thread. Calls that can be cancelled, and inputs that cannot be serialized there (a
-   * SharedArrayBuffer, a value over 16 KiB), are posted as before. Default true; off with
+   * a busy thread. Inputs that cannot be serialized there (a SharedArrayBuffer, a value over 16 KiB), and
+   * streams that can be cancelled, are posted as before. Default true; off with
    * `concurrentTasksPerThread` above 1. `false` posts every call.
    */
   board?: boolean;
