@@ -382,7 +382,8 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   const handler = cachedHandler(task) ?? (await resolveHandler(task));
   if (typeof handler !== 'function') return handler;
   if (task.probe === true) return { ok: true, v: undefined };
-  // A recorded call's start time goes beside its flag: the main thread works out its queue wait from it.
+  // A recorded call's start time goes beside its flag (the main thread works out its queue wait from it), and
+  // this thread's id (the pool terminates it should the call run on past its grace period once cancelled).
   if (
     !cancelFlags.start(task.c, task.g, task.s >= 0 ? timeOrigin + performance.now() : undefined, threadId)
   ) {

@@ -132,12 +132,7 @@ export class RemoteClient {
    */
   openStream(stream: OpenStream, name: string): CqrsError | undefined {
     if (this.closed) return closedError(name);
-    if (this.table.size + this.streams.size >= this.maxInFlight) {
-      this.table.sweepCancelled();
-      if (this.table.size + this.streams.size >= this.maxInFlight) {
-        return overloaded(name, this.maxInFlight);
-      }
-    }
+    if (this.full()) return overloaded(name, this.maxInFlight);
     this.streams.add(stream);
     this.watchConnection();
     return undefined;
@@ -204,8 +199,7 @@ export class RemoteClient {
     for (const call of this.table.all()) {
       this.table.settle(call, undefined, closedError(call.name));
     }
-    for (const stream of [...this.streams]) stream.abandon(closedError(stream.name));
-    this.streams.clear();
+    this.abandonStreams(closedError);
   }
 
   private start(
@@ -219,12 +213,7 @@ export class RemoteClient {
     if (this.closed) return fail('CLOSED', `${name}: the remote client is closed`, name);
     if (signal?.aborted === true) return Promise.reject(abortError(signal, name));
     if (ctx?.isCancelled() === true) return Promise.reject(abandoned(name));
-    if (this.table.size + this.streams.size >= this.maxInFlight) {
-      this.table.sweepCancelled();
-      if (this.table.size + this.streams.size >= this.maxInFlight) {
-        return Promise.reject(overloaded(name, this.maxInFlight));
-      }
-    }
+    if (this.full()) return Promise.reject(overloaded(name, this.maxInFlight));
     let body: Uint8Array;
     let metadataJson: string | undefined;
     try {
@@ -495,6 +484,20 @@ export class RemoteClient {
     for (const call of this.table.all()) this.table.settle(call, undefined, unavailable(call.name, reason));
   }
 
+  /** True when `maxInFlight` calls and streams are out (calls abandoned meanwhile swept first). */
+  private full(): boolean {
+    if (this.table.size + this.streams.size < this.maxInFlight) return false;
+    this.table.sweepCancelled();
+    return this.table.size + this.streams.size >= this.maxInFlight;
+  }
+
+  /** Ends every open stream with the error `errorFor` makes for its name. */
+  private abandonStreams(errorFor: (name: string) => CqrsError): void {
+    const open = [...this.streams];
+    this.streams.clear();
+    for (const stream of open) stream.abandon(errorFor(stream.name));
+  }
+
   /** A closed connection answers nothing more: what waits on it ends at once, not at each timer. */
   private watchConnection(): void {
     if (this.watchingConnection) return;
@@ -502,8 +505,7 @@ export class RemoteClient {
     void this.connection.closed().then(() => {
       const reason = 'the NATS connection is closed';
       this.failAll(reason);
-      for (const stream of [...this.streams]) stream.abandon(unavailable(stream.name, reason));
-      this.streams.clear();
+      this.abandonStreams((name) => unavailable(name, reason));
     });
   }
 }

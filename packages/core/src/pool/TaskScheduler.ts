@@ -44,8 +44,8 @@ interface Entry {
    * on the board (the pool terminates the thread that runs it past its grace period, see WorkerPool).
    */
   readonly kill: KillSwitch | undefined;
-  /** A stream that can be cancelled: alone, never pinned, `kill` handed to piscina. */
-  readonly killedByPiscina: boolean;
+  /** `kill` of a stream that can be cancelled: it travels alone, is never pinned, and piscina gets it. */
+  readonly piscinaKill: KillSwitch | undefined;
   readonly resolve: (outcome: TaskOutcome) => void;
   readonly reject: (err: unknown) => void;
   /** Travels alone (a cancellable stream, or retried alone after its batch failed to arrive). */
@@ -88,9 +88,8 @@ const droppedOutcome: TaskOutcome = {
  * the pool terminates the thread running it (WorkerPool.terminateRunner), and no batch-mate's result goes
  * down with it — the thread sends the outcomes it holds before it starts such a call, and the calls it had
  * not started run again. A cancellable stream travels alone, and piscina terminates its thread. When a batch
- * never arrives (a thread died under it, or
- * an input could not be cloned), the tasks that never started are sent again, each alone, so only the
- * call at fault fails; and a single call whose thread went away before it started (a thread retiring, see
+ * never arrives (a thread died under it, or an input could not be cloned), the tasks that never started are
+ * sent again, each alone, so only the call at fault fails; and a single call whose thread went away before it started (a thread retiring, see
  * PoolWorkerData.guard) is sent again once.
  *
  * With a CallBoard (CallBoard.ts), the calls that wait while every thread is busy are also pinned there, a
@@ -183,15 +182,15 @@ export class TaskScheduler {
    */
   submit(message: TaskMessage, kill: KillSwitch | undefined): Promise<TaskOutcome> {
     return new Promise<TaskOutcome>((resolve, reject) => {
-      const killedByPiscina = kill !== undefined && message.st === 1;
+      const piscinaKill = message.st === 1 ? kill : undefined;
       const entry: Entry = {
         message,
         kill,
-        killedByPiscina,
+        piscinaKill,
         resolve,
         reject,
         // A probe (`ready()`) owns no cancel slot, which a failed batch's retry reads.
-        solo: killedByPiscina || this.limits === undefined || message.probe === true,
+        solo: piscinaKill !== undefined || this.limits === undefined || message.probe === true,
         dropped: false,
         left: false,
         retried: false,
@@ -293,7 +292,8 @@ export class TaskScheduler {
     const board = this.board as CallBoard;
     while (this.live > 0) {
       const head = this.peek();
-      if (head === undefined || head.pinless || head.killedByPiscina || head.message.probe === true) return;
+      if (head === undefined || head.pinless || head.piscinaKill !== undefined || head.message.probe === true)
+        return;
       const e = board.freeEntry();
       if (e < 0) return;
       const first = this.take() as Entry;
@@ -447,13 +447,11 @@ export class TaskScheduler {
     this.posted++;
     const started = performance.now();
     // A thread may go on to calls from the board after this one: its outcome then comes early.
-    const mayComeEarly = this.board !== undefined && !entry.killedByPiscina && entry.message.probe !== true;
+    const mayComeEarly =
+      this.board !== undefined && entry.piscinaKill === undefined && entry.message.probe !== true;
     if (mayComeEarly) this.inBatch.set(entry.message.c, entry);
     this.piscina
-      .run(
-        entry.message,
-        entry.killedByPiscina && entry.kill !== undefined ? { signal: entry.kill } : undefined,
-      )
+      .run(entry.message, entry.piscinaKill === undefined ? undefined : { signal: entry.piscinaKill })
       .then(
         (answer: TaskOutcome | BatchOutcome) => {
           this.posted--;

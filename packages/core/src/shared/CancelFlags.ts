@@ -69,8 +69,8 @@ export class CancelFlagsView {
 
   /**
    * Marks the task started; false when it was cancelled (or its slot recycled) before it started.
-   * `atMs` (wall-clock ms), when given, is kept as its start time: written before the flag, so whoever sees
-   * STARTED sees it too.
+   * `atMs` (wall-clock ms), when given, is kept as its start time, and `threadId` as the thread running it:
+   * both written before the flag, so whoever sees STARTED sees them too.
    */
   start(slot: number, gen: number, atMs?: number, threadId = -1): boolean {
     const live = liveWord(gen);
