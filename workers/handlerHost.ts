@@ -35,7 +35,7 @@ import { SURELY_CLONEABLE_DEPTH, surelyCloneable } from '../packages/core/src/po
 import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
 import { BusyClock } from '../packages/core/src/shared/BusyTime.js';
 import { CallBoardView } from '../packages/core/src/shared/CallBoard.js';
-import { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
+import { CancelFlagsView, FinishResult } from '../packages/core/src/shared/CancelFlags.js';
 import { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
 import { StreamCreditsView } from '../packages/core/src/shared/StreamCredits.js';
@@ -414,7 +414,12 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   // abort landing now, its thread dying later in a board session). Counted here, where it ran, unless the
   // caller gave up first (then the main thread counted it). The outcome is built once, with `r` when it
   // applies: a spread that adds a key is far slower in V8.
-  const counted = cancelFlags.finish(task.c, task.g, failure !== undefined) && task.s >= 0;
+  const finished = cancelFlags.finish(task.c, task.g, failure !== undefined);
+  // Cancelled, past its grace period, and the pool claimed this thread to terminate it just before the
+  // handler returned: the thread leaves now, before it starts any other call, so no other call goes with it
+  // (what it held went before this call started; the calls after it never started, and run elsewhere).
+  if (finished === FinishResult.terminating) process.exit(1);
+  const counted = finished === FinishResult.done && task.s >= 0;
   const micros = (performance.now() - started) * 1000;
   board?.recordCallTime(micros);
   if (counted) metrics.record(task.s, stripe, micros, failure !== undefined);

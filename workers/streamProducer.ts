@@ -3,7 +3,7 @@ import { streamIterator } from '../packages/core/src/bus/streamIterator.js';
 import { serializeError } from '../packages/core/src/errors/serialize.js';
 import type { HandlerFn } from '../packages/core/src/handler/handle.js';
 import type { StreamChunk, StreamEnd, TaskMessage, TaskOutcome } from '../packages/core/src/pool/protocol.js';
-import type { CancelFlagsView } from '../packages/core/src/shared/CancelFlags.js';
+import { type CancelFlagsView, FinishResult } from '../packages/core/src/shared/CancelFlags.js';
 import type { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import type { StreamCreditsView } from '../packages/core/src/shared/StreamCredits.js';
 import type { ThreadContext } from './ThreadContext.js';
@@ -41,7 +41,8 @@ export async function runStreamTask(
   const failed = await produce(host, task, handler, ctx);
   ctx.finish();
   // DONE whether recorded or not (see runTask): the end is on its way and stands.
-  const counted = host.cancelFlags.finish(task.c, task.g, failed) && task.s >= 0;
+  // A stream is never claimed for termination (piscina terminates a cancellable one), so `done` or `cancelled`.
+  const counted = host.cancelFlags.finish(task.c, task.g, failed) === FinishResult.done && task.s >= 0;
   if (counted) host.metrics.record(task.s, host.stripe, (performance.now() - started) * 1000, failed);
   return counted ? { ok: true, v: host.threadId, r: true } : { ok: true, v: host.threadId };
 }

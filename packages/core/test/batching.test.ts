@@ -1,8 +1,8 @@
 import { CommandBus, inWorker, QueryBus, WorkerPool } from '@cqrs-pool/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { newControl, releaseAll, waitForStarts } from './control.js';
+import { blockUntilStarted, HANG_MS, newControl, releaseAll, waitForStarts, waitUntil } from './control.js';
 import { figures } from './figures.js';
-import { Block, Crash, Echo, Park, Spin, Square } from './fixtures/messages.js';
+import { AwaitSignal, Block, Control, Crash, Echo, Park, Spin, Square } from './fixtures/messages.js';
 import { Burn } from './fixtures/reliabilityMessages.js';
 import { fixtureUrl } from './fixtureUrl.js';
 import { rejectionWith } from './rejectionWith.js';
@@ -201,6 +201,34 @@ describe('micro-batching', () => {
     expect(await Promise.all(behind)).toEqual([9, 16]);
     expect(figures(commands, 'Square')).toMatchObject({ executions: 3, failures: 0, inFlight: 0 });
     expect(pool.inFlight).toBe(0);
+  });
+
+  it('keeps the thread of a cancelled call that ended in time, though its outcome is still on the way', async () => {
+    const { pool, commands, blocked, release } = await heldPool({ cancelGraceMs: 0 });
+    commands.registerHandler(AwaitSignal, inWorker(handlers, 'awaitSignal'));
+    const cooperative = newControl();
+    const mate = newControl();
+    const controller = new AbortController();
+    const stopping = commands.execute(AwaitSignal, { control: cooperative }, { signal: controller.signal });
+    const blockedMate = commands.execute(Block, { control: mate });
+    release();
+    await blocked;
+    await waitForStarts(cooperative);
+    expect(pool.batchStats).toMatchObject({ messages: 1, calls: 2 });
+    controller.abort();
+    // The grace period (0 ms) ends at the next turn of the event loop. Until the batch-mate has started, this
+    // thread is held: the cancelled call has ended by then, but its outcome waits in this thread's queue
+    // behind the grace timer, which must see that the call ended and leave its thread be.
+    blockUntilStarted(mate);
+    await rejectionWith(stopping, 'ABORTED');
+    // The next turn: the grace timer, armed first, fires first.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    releaseAll(mate);
+    expect(await blockedMate).toBe('released');
+    expect(Atomics.load(cooperative, Control.sawCancel)).toBe(1);
+    expect(figures(commands, 'Block')).toMatchObject({ executions: 2, failures: 0, inFlight: 0 });
+    // The cancelled call's outcome comes on another port than the batch's answer: it frees its slot then.
+    await waitUntil(() => pool.inFlight === 0, HANG_MS, "the cancelled call's outcome");
   });
 
   it('drops a cancellable call aborted while it waits, and the calls behind it still run', async () => {

@@ -6,7 +6,13 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { PoolWorkerData, TaskMessage, TaskOutcome } from '../src/pool/protocol.js';
+import type {
+  BatchMessage,
+  BatchOutcome,
+  PoolWorkerData,
+  TaskMessage,
+  TaskOutcome,
+} from '../src/pool/protocol.js';
 import { BusyTime } from '../src/shared/BusyTime.js';
 import { CancelFlags } from '../src/shared/CancelFlags.js';
 import { MetricsRegion } from '../src/shared/MetricsRegion.js';
@@ -19,6 +25,8 @@ export interface ForgedPool {
   readonly cancel: CancelFlags;
   /** Posts `task` as it is, straight to the thread. */
   run(task: TaskMessage): Promise<TaskOutcome>;
+  /** Posts `batch` (batchCodec's encodeBatch) as it is, straight to the thread. */
+  runBatch(batch: BatchMessage): Promise<BatchOutcome>;
   destroy(): Promise<void>;
 }
 
@@ -47,6 +55,7 @@ export function forgedPool(): ForgedPool {
     modules,
     cancel,
     run: async (task) => (await piscina.run(task)) as TaskOutcome,
+    runBatch: async (batch) => (await piscina.run(batch)) as BatchOutcome,
     destroy: () => piscina.destroy(),
   };
 }

@@ -621,11 +621,11 @@ export class WorkerPool {
    * Terminates the thread that runs the call in `slot` (generation `gen`), if it runs it still: a cancelled
    * call past its grace period takes its thread with it, and piscina replaces the thread. Its batch-mates
    * and board calls that had not started run again; those that finished sent their outcomes before it
-   * started (handlerHost's runBatch), and they stand.
+   * started (handlerHost's runBatch), and they stand. The claim makes "runs it still" exact: a handler that
+   * ended before it keeps its thread, and one that ends after it ends its thread's work there.
    */
   private terminateRunner(slot: number, gen: number): void {
-    if (this.cancelFlags.generation(slot) !== gen) return;
-    if ((this.cancelFlags.flags(slot) & (STARTED | DONE)) !== STARTED) return;
+    if (!this.cancelFlags.claim(slot, gen)) return;
     const runner = this.cancelFlags.runnerOf(slot);
     const thread = this.piscina.threads.find((worker) => worker.threadId === runner);
     void thread?.terminate();

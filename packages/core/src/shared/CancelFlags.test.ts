@@ -5,9 +5,12 @@ import {
   CancelFlagsView,
   CancelResult,
   DONE,
+  ENDED,
   FAILED,
+  FinishResult,
   liveWord,
   STARTED,
+  TERMINATING,
 } from './CancelFlags.js';
 
 describe('CancelFlags', () => {
@@ -125,7 +128,7 @@ describe('CancelFlags', () => {
     const finishedFirst = flags.acquire();
     const genA = flags.generation(finishedFirst);
     view.start(finishedFirst, genA);
-    expect(view.finish(finishedFirst, genA, false)).toBe(true);
+    expect(view.finish(finishedFirst, genA, false)).toBe(FinishResult.done);
     expect(flags.cancel(finishedFirst, genA)).toBe(CancelResult.done);
     expect(view.isCancelled(finishedFirst, genA)).toBe(false);
 
@@ -133,7 +136,46 @@ describe('CancelFlags', () => {
     const genB = flags.generation(cancelledFirst);
     view.start(cancelledFirst, genB);
     expect(flags.cancel(cancelledFirst, genB)).toBe(CancelResult.running);
-    expect(view.finish(cancelledFirst, genB, false)).toBe(false);
+    expect(view.finish(cancelledFirst, genB, false)).toBe(FinishResult.cancelled);
+  });
+
+  it('lets exactly one of a cancelled handler’s end and the claim on its thread win', () => {
+    const flags = new CancelFlags(4);
+    const view = new CancelFlagsView(flags.buffer, flags.timesBuffer);
+    const running = (): { slot: number; gen: number } => {
+      const slot = flags.acquire();
+      const gen = flags.generation(slot);
+      view.start(slot, gen);
+      return { slot, gen };
+    };
+
+    // Ended in time: the thread keeps going, and the pool leaves it be.
+    const ended = running();
+    flags.cancel(ended.slot, ended.gen);
+    expect(view.finish(ended.slot, ended.gen, false)).toBe(FinishResult.cancelled);
+    expect(flags.flags(ended.slot)).toBe(STARTED | CANCELLED | ENDED);
+    expect(flags.claim(ended.slot, ended.gen)).toBe(false);
+
+    // Claimed first: the handler that ends afterwards learns that its thread is going.
+    const claimed = running();
+    flags.cancel(claimed.slot, claimed.gen);
+    expect(flags.claim(claimed.slot, claimed.gen)).toBe(true);
+    expect(flags.claim(claimed.slot, claimed.gen)).toBe(false);
+    expect(view.finish(claimed.slot, claimed.gen, true)).toBe(FinishResult.terminating);
+    expect(flags.flags(claimed.slot)).toBe(STARTED | CANCELLED | TERMINATING);
+
+    // Nothing to claim: a call not cancelled, one that finished, one not started, a stale generation.
+    const live = running();
+    expect(flags.claim(live.slot, live.gen)).toBe(false);
+    view.finish(live.slot, live.gen, false);
+    flags.cancel(live.slot, live.gen);
+    expect(flags.claim(live.slot, live.gen)).toBe(false);
+    flags.release(live.slot);
+    const queued = flags.acquire();
+    const queuedGen = flags.generation(queued);
+    flags.cancel(queued, queuedGen);
+    expect(flags.claim(queued, queuedGen)).toBe(false);
+    expect(flags.claim(queued, queuedGen + 1)).toBe(false);
   });
 
   it('records whether a finished task failed', () => {

@@ -6,12 +6,18 @@
  *   thread  start           CAS live → live | STARTED                    fails if cancelled first: the handler never runs
  *   thread  finish          CAS live | STARTED → … | DONE (| FAILED)     fails if cancelled first: the caller was told ABORTED
  *   main    cancel          CAS word → word | CANCELLED                  unless DONE: then the outcome is on its way
- *   main    release         word = (gen + 1) << 4, notify                a stale holder now reads "cancelled"
+ *   thread  finish          CAS … | CANCELLED → … | ENDED                the cancelled handler returned in time
+ *   main    claim           CAS … | CANCELLED → … | TERMINATING          past the grace period, unless ENDED
+ *   main    release         word = (gen + 1) << 6, notify                a stale holder now reads "cancelled"
  *
  * `finish` and `cancel` race for the same word, so exactly one side owns a call's outcome: a handler that
  * finished before the abort landed delivers its result (and the thread counts it in the metrics); one that
  * finishes after does not count, because the main thread counted the abort. That is what keeps metrics exact
  * when callers abort.
+ *
+ * Past its grace period, a cancelled call still running has its thread terminated. The last two steps race
+ * for that word too, so the pool never terminates a thread that has moved on to other calls: `claim` fails
+ * once the handler ENDED, and a thread whose `finish` finds TERMINATING starts nothing more (it leaves).
  *
  * Beside the words, a second buffer holds each slot's start time and the id of the thread that started it:
  * a thread writes them just before `start`, and the main thread reads them once it sees STARTED — the time to
@@ -26,9 +32,12 @@ export const STARTED = 1;
 export const CANCELLED = 2;
 export const DONE = 4;
 export const FAILED = 8;
-const GEN_SHIFT = 4;
-// 26 bits of generation keep every word positive; wrapping is harmless (no task outlives 2^26 reuses of its slot).
-const GEN_MASK = 0x03ff_ffff;
+export const ENDED = 16;
+export const TERMINATING = 32;
+const GEN_SHIFT = 6;
+// 24 bits of generation keep every word positive; wrapping is harmless: a slot is reused only once its task
+// settled on the thread side, so no thread holds a task of a generation 2^24 reuses old.
+const GEN_MASK = 0x00ff_ffff;
 
 /** What `cancel` found. */
 export const CancelResult = {
@@ -42,6 +51,17 @@ export const CancelResult = {
   done: 3,
 } as const;
 export type CancelResult = (typeof CancelResult)[keyof typeof CancelResult];
+
+/** What `finish` found, on the thread side. */
+export const FinishResult = {
+  /** The outcome stands: DONE is set, and the thread counts the call. */
+  done: 0,
+  /** The caller gave up first (the main thread counted it); ENDED is set, so the thread stays. */
+  cancelled: 1,
+  /** The caller gave up and the pool is terminating this thread over the call: start nothing more. */
+  terminating: 2,
+} as const;
+export type FinishResult = (typeof FinishResult)[keyof typeof FinishResult];
 
 /** The word of a queued task of generation `gen`. */
 export function liveWord(gen: number): number {
@@ -79,11 +99,21 @@ export class CancelFlagsView {
     return Atomics.compareExchange(this.words, slot, live, live | STARTED) === live;
   }
 
-  /** Marks the task's outcome delivered; false when the caller gave up first (the main thread counted it). */
-  finish(slot: number, gen: number, failed: boolean): boolean {
+  /**
+   * Marks the task's outcome delivered (DONE); when the caller gave up first (the main thread counted it),
+   * marks that its handler ENDED, unless the pool already claimed this thread for termination.
+   */
+  finish(slot: number, gen: number, failed: boolean): FinishResult {
     const running = liveWord(gen) | STARTED;
     const done = running | DONE | (failed ? FAILED : 0);
-    return Atomics.compareExchange(this.words, slot, running, done) === running;
+    if (Atomics.compareExchange(this.words, slot, running, done) === running) return FinishResult.done;
+    for (;;) {
+      const word = Atomics.load(this.words, slot);
+      if (word >>> GEN_SHIFT !== gen) return FinishResult.cancelled;
+      if ((word & TERMINATING) !== 0) return FinishResult.terminating;
+      if (Atomics.compareExchange(this.words, slot, word, word | ENDED) === word)
+        return FinishResult.cancelled;
+    }
   }
 
   /** True once the task's caller gave up on it (or its slot moved on to another task). */
@@ -134,7 +164,7 @@ export class CancelFlags extends CancelFlagsView {
     return (Atomics.load(this.words, slot) >>> GEN_SHIFT) & GEN_MASK;
   }
 
-  /** The flags of `slot` now (STARTED, CANCELLED, DONE, FAILED bits). */
+  /** The flags of `slot` now (STARTED, CANCELLED, DONE, FAILED, ENDED, TERMINATING bits). */
   flags(slot: number): number {
     return Atomics.load(this.words, slot) & ((1 << GEN_SHIFT) - 1);
   }
@@ -151,6 +181,20 @@ export class CancelFlags extends CancelFlagsView {
         Atomics.notify(this.words, slot);
         return (word & STARTED) !== 0 ? CancelResult.running : CancelResult.queued;
       }
+    }
+  }
+
+  /**
+   * Claims the thread running the cancelled task of generation `gen` for termination: true while its
+   * handler still runs (STARTED and CANCELLED, neither DONE nor ENDED). From then on that thread starts
+   * nothing more, so terminating it takes no other call with it.
+   */
+  claim(slot: number, gen: number): boolean {
+    for (;;) {
+      const word = Atomics.load(this.words, slot);
+      if (word >>> GEN_SHIFT !== gen) return false;
+      if ((word & (STARTED | CANCELLED | DONE | ENDED | TERMINATING)) !== (STARTED | CANCELLED)) return false;
+      if (Atomics.compareExchange(this.words, slot, word, word | TERMINATING) === word) return true;
     }
   }
 
