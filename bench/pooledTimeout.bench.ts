@@ -2,8 +2,9 @@
  * What a `timeout()` costs pooled calls under load: 1000 callers in a closed loop of echo calls on the
  * machine's threads, side by side in one run — our bus without middleware, the same bus with `timeout()`
  * (as the production config sets on every bus), and raw `piscina.run` for scale. A call that can be
- * cancelled may have its thread terminated after its grace period, so today it travels alone: no batch, no
- * board of waiting calls — a round trip per call. Rounds interleave the contenders; medians of rounds.
+ * cancelled may have its thread terminated after its grace period: it travels in batches and on the board
+ * like the others, but its thread first sends the outcomes it holds, an outcome message per call or two.
+ * Rounds interleave the contenders; medians of rounds.
  *
  *   node build.mjs --fast && node dist/bench/pooledTimeout.bench.js [--rounds 3] [--seconds 2]
  */

@@ -367,11 +367,11 @@ async function runBatch(batch: BatchMessage): Promise<MessageRun> {
 }
 
 function sendEarly(tasks: TaskMessage[], outcomes: TaskOutcome[], from: number, to: number): void {
-  const c = new Int32Array(to - from);
-  const g = new Int32Array(to - from);
+  const c: number[] = [];
+  const g: number[] = [];
   for (let i = from; i < to; i++) {
-    c[i - from] = (tasks[i] as TaskMessage).c;
-    g[i - from] = (tasks[i] as TaskMessage).g;
+    c.push((tasks[i] as TaskMessage).c);
+    g.push((tasks[i] as TaskMessage).g);
   }
   const early: EarlyOutcomes = { early: true, c, g, o: encodeOutcomes(outcomes, from, to, from) };
   runChannel.port1.postMessage(early);

@@ -87,14 +87,14 @@ describe('TaskScheduler: the board of waiting calls', () => {
     expect(scheduler.waiting).toBe(0);
     scheduler.resolveEarly({
       early: true,
-      c: Int32Array.of(0),
-      g: Int32Array.of(1),
+      c: [0],
+      g: [1],
       o: encodeOutcomes([ok1(0)]),
     });
     scheduler.resolveEarly({
       early: true,
-      c: Int32Array.of(1, 2),
-      g: Int32Array.of(1, 1),
+      c: [1, 2],
+      g: [1, 1],
       o: encodeOutcomes([ok1(1), ok1(2)]),
     });
     posted[0]?.answer({ ...encodeOutcomes([ok1(0)], 1, 1, 0), b: 2 });
@@ -143,8 +143,8 @@ describe('TaskScheduler: the board of waiting calls', () => {
     expect(new CallBoardView(board.buffer).take(9)?.message).toMatchObject({ i: [1, 2] });
     scheduler.resolveEarly({
       early: true,
-      c: Int32Array.of(0),
-      g: Int32Array.of(1),
+      c: [0],
+      g: [1],
       o: encodeOutcomes([ok1(0)]),
     });
     expect(await first).toEqual(ok1(0));

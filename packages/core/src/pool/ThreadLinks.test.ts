@@ -20,9 +20,9 @@ function thread(threadId: number) {
 
 const early: EarlyOutcomes = {
   early: true,
-  c: Int32Array.of(3),
-  g: Int32Array.of(7),
-  o: { f: Uint8Array.of(1), v: [42] },
+  c: [3],
+  g: [7],
+  o: { f: [1], v: [42] },
 };
 
 describe('ThreadLinks', () => {

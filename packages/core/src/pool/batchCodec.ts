@@ -100,19 +100,22 @@ export function encodeOutcomes(
   to = outcomes.length,
   base = from,
 ): BatchOutcome {
-  const f = new Uint8Array(to - base);
-  const v: unknown[] = new Array(to - base);
-  for (let t = 0; t < from - base; t++) f[t] = SENT;
+  // Pushed, not preallocated: a packed array of small integers clones as a plain list.
+  const f: number[] = [];
+  const v: unknown[] = [];
+  for (let t = 0; t < from - base; t++) {
+    f.push(SENT);
+    v.push(undefined);
+  }
   for (let i = from; i < to; i++) {
-    const t = i - base;
     const outcome = outcomes[i] as TaskOutcome;
     const counted = outcome.r === true ? COUNTED : 0;
     if (outcome.ok) {
-      f[t] = OK | counted;
-      v[t] = outcome.v;
+      f.push(OK | counted);
+      v.push(outcome.v);
     } else {
-      f[t] = (kinds.indexOf(outcome.k) << 2) | counted;
-      v[t] = outcome.e;
+      f.push((kinds.indexOf(outcome.k) << 2) | counted);
+      v.push(outcome.e);
     }
   }
   return { f, v };

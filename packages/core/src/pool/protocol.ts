@@ -70,7 +70,13 @@ export interface BatchMessage {
 }
 /** Per task: flags (see batchCodec.ts) and the value, or the serialized error of a failure. */
 export interface BatchOutcome {
-  readonly f: Uint8Array;
+  /**
+   * Each outcome's flags (batchCodec). Outcomes and early outcomes carry plain arrays of small integers, not
+   * typed arrays: each typed array that crosses costs a fresh ArrayBuffer on both sides — a backing store,
+   * external memory that brings the next GC sooner — and an outcome message goes back per call or two when
+   * calls are cancellable (pooled calls under `timeout()` moved a third more with plain arrays).
+   */
+  readonly f: readonly number[];
   readonly v: readonly unknown[];
   /**
    * Tasks the thread took from the CallBoard after this message, before answering it (their outcomes went
@@ -87,8 +93,8 @@ export interface BatchOutcome {
  */
 export interface EarlyOutcomes {
   readonly early: true;
-  readonly c: Int32Array;
-  readonly g: Int32Array;
+  readonly c: readonly number[];
+  readonly g: readonly number[];
   readonly o: BatchOutcome;
 }
 /** How long a thread running a batch holds finished calls' outcomes before it sends them on. */
