@@ -36,6 +36,7 @@ import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
 import { BusyClock } from '../packages/core/src/shared/BusyTime.js';
 import { CallBoardView } from '../packages/core/src/shared/CallBoard.js';
 import { CancelFlagsView, FinishResult } from '../packages/core/src/shared/CancelFlags.js';
+import { HeldOutcomesLine } from '../packages/core/src/shared/HeldOutcomes.js';
 import { MetricsView } from '../packages/core/src/shared/MetricsView.js';
 import { ModuleTableView } from '../packages/core/src/shared/ModuleTable.js';
 import { StreamCreditsView } from '../packages/core/src/shared/StreamCredits.js';
@@ -55,6 +56,9 @@ const stripe = metrics.claimStripe();
 const busy = new BusyClock(data.busy, threadId);
 // Calls the main thread pinned for the first thread free (CallBoard.ts): taken after each message.
 const board = data.board === undefined ? undefined : new CallBoardView(data.board);
+// Where the outcomes this thread holds go before it starts a call it may be terminated over (HeldOutcomes.ts);
+// undefined when no line was free: it then posts them.
+const shelf = data.held === undefined ? undefined : HeldOutcomesLine.claim(data.held, threadId);
 const timeOrigin = performance.timeOrigin;
 
 // Nested dispatch: `ctx.commands` / `ctx.queries` / `ctx.events` call the main thread's buses over `bus`
@@ -322,7 +326,9 @@ interface MessageRun {
  * while it awaits something (a call that keeps the thread busy ends first, and they go then).
  *
  * Before a call its thread may be terminated over (`a: 1`: it can be cancelled, and one running past its
- * grace period has its thread terminated), the outcomes gathered so far go: a termination loses none.
+ * grace period has its thread terminated), the outcomes gathered so far are copied to shared memory (the
+ * thread's shelf, HeldOutcomes.ts): a termination loses none, and they still go in the next message. Where
+ * they do not fit there, they go at once instead.
  *
  * A batch sent with `hold` (it left a deep backlog behind, see TaskScheduler.holdFor) gathers outcomes the
  * same way for up to `hold` ms, whatever its calls' length.
@@ -334,6 +340,8 @@ async function runBatch(batch: BatchMessage): Promise<MessageRun> {
   const flushAfterMs = hold ?? EARLY_FLUSH_MS;
   let sent = 0;
   let done = 0;
+  // Outcomes `sent … shelved` are on the shelf too.
+  let shelved = 0;
   let firstUnsentAt = -1;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const flush = (): void => {
@@ -343,12 +351,17 @@ async function runBatch(batch: BatchMessage): Promise<MessageRun> {
     if (done === sent) return;
     sendEarly(tasks, outcomes, sent, done);
     sent = done;
+    shelved = done;
+    shelf?.clear();
   };
   let started = performance.now();
   for (let i = 0; i < tasks.length; i++) {
     const task = tasks[i] as TaskMessage;
-    // The thread may be terminated over this call (it can be cancelled): what it holds goes first.
-    if (task.a === 1 && done > sent) flush();
+    // The thread may be terminated over this call (it can be cancelled): what it holds must outlive it.
+    if (task.a === 1 && done > shelved) {
+      if (shelve(tasks, outcomes, shelved, done)) shelved = done;
+      else flush();
+    }
     outcomes[i] = await runTask(task);
     done = i + 1;
     if (done === tasks.length) break;
@@ -363,7 +376,21 @@ async function runBatch(batch: BatchMessage): Promise<MessageRun> {
     started = now;
   }
   if (timer !== undefined) clearTimeout(timer);
+  // What it holds goes in its answer now (or early, right after): should the thread die before that is
+  // posted, its finished calls fail as any whose outcome was lost with its thread.
+  shelf?.clear();
   return { tasks, outcomes, sent };
+}
+
+/** Copies outcomes `from … to` to this thread's shelf; false when there is none, or they do not fit. */
+function shelve(tasks: TaskMessage[], outcomes: TaskOutcome[], from: number, to: number): boolean {
+  if (shelf === undefined) return false;
+  const packed = encodeOutcomes(outcomes, from, to, from);
+  for (let i = from; i < to; i++) {
+    const task = tasks[i] as TaskMessage;
+    if (!shelf.add(task.c, task.g, packed.f[i - from] as number, packed.v[i - from])) return false;
+  }
+  return true;
 }
 
 function sendEarly(tasks: TaskMessage[], outcomes: TaskOutcome[], from: number, to: number): void {

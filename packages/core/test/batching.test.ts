@@ -182,7 +182,12 @@ describe('micro-batching', () => {
   });
 
   it('terminates the thread of a cancelled call past its grace period; its batch-mates lose nothing', async () => {
-    const { pool, commands, blocked, release } = await heldPool({ cancelGraceMs: 20 });
+    // Batches of two, and two calls waiting behind the first: it holds its outcomes (a deep backlog), so the
+    // call before the runaway has its outcome held in its thread when the runaway starts.
+    const { pool, commands, blocked, release } = await heldPool({
+      cancelGraceMs: 20,
+      batching: { maxSize: 2, maxDelayMs: 60_000 },
+    });
     commands.registerHandler(Spin, inWorker(handlers, 'spin'));
     const spinning = newControl();
     const controller = new AbortController();
@@ -192,13 +197,13 @@ describe('micro-batching', () => {
     release();
     await blocked;
     await waitForStarts(spinning);
-    expect(pool.batchStats).toMatchObject({ messages: 1, calls: 4 });
-    // Sent before the call its thread may be terminated over started: it does not wait for the batch's end.
-    expect(await before).toBe(4);
     controller.abort();
     await rejectionWith(runaway, 'ABORTED');
-    // Past the grace period the thread goes; the calls behind the runaway never started, and run again.
+    // Past the grace period the thread goes. The outcome it held was copied to shared memory before the
+    // runaway started, and comes from there; the calls behind it never started, and run on a new thread.
+    expect(await before).toBe(4);
     expect(await Promise.all(behind)).toEqual([9, 16]);
+    expect(pool.batchStats).toMatchObject({ messages: 2, calls: 4 });
     expect(figures(commands, 'Square')).toMatchObject({ executions: 3, failures: 0, inFlight: 0 });
     expect(pool.inFlight).toBe(0);
   });

@@ -12,6 +12,7 @@ import type { CallTicket } from '../middleware/Middleware.js';
 import { BusyTime, nowMicros } from '../shared/BusyTime.js';
 import { CallBoard } from '../shared/CallBoard.js';
 import { CancelFlags, CancelResult, DONE, FAILED, STARTED } from '../shared/CancelFlags.js';
+import { HeldOutcomes } from '../shared/HeldOutcomes.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
 import { ModuleTable } from '../shared/ModuleTable.js';
 import { StreamCredits } from '../shared/StreamCredits.js';
@@ -194,6 +195,8 @@ export class WorkerPool {
   private readonly maxDepth: number;
   /** How long the threads were busy, counted by the threads (BusyTime.ts). */
   private readonly busy: BusyTime;
+  /** Outcomes threads hold while they run calls they may be terminated over (HeldOutcomes.ts). */
+  private readonly held: HeldOutcomes;
   private readonly window: UtilizationWindow;
   private readonly sampler: NodeJS.Timeout;
   private running = 0;
@@ -242,6 +245,12 @@ export class WorkerPool {
       (early) => this.scheduler.resolveEarly(early),
       (chunk) => this.streams.deliver(chunk),
       (threadId) => {
+        // Outcomes it had copied to shared memory before a call it was terminated over: they settle first,
+        // so the scheduler does not fail those calls as lost with their thread.
+        const held = this.held.takeFrom(threadId);
+        if (held !== undefined) {
+          this.scheduler.resolveEarly({ early: true, c: held.c, g: held.g, o: { f: held.f, v: held.v } });
+        }
         this.streams.threadGone(threadId);
         this.directory.threadGone(threadId);
         this.scheduler.threadGone(threadId);
@@ -275,6 +284,8 @@ export class WorkerPool {
       );
     }
     const board = perThread === 1 && options.board !== false ? new CallBoard(4 * threads) : undefined;
+    // A line a thread, and as many again for threads that replace those gone before their lines are read.
+    this.held = new HeldOutcomes(2 * threads + 2);
     const workerData: PoolWorkerData = {
       modules: this.modules.buffer,
       cancel: this.cancelFlags.buffer,
@@ -282,6 +293,7 @@ export class WorkerPool {
       credits: credits.buffer,
       metrics: this.metrics.buffer,
       busy: this.busy.buffer,
+      held: this.held.buffer,
       maxDepth: this.maxDepth,
       guard: idleWait === 'block',
       ...(board === undefined ? {} : { board: board.buffer }),

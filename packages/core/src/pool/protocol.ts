@@ -231,6 +231,8 @@ export interface PoolWorkerData {
   readonly maxDepth: number;
   /** The CallBoard (CallBoard.ts), where waiting calls are pinned for the first thread free; absent when off. */
   readonly board?: SharedArrayBuffer;
+  /** Where threads copy the outcomes they hold before a call they may be terminated over (HeldOutcomes.ts). */
+  readonly held?: SharedArrayBuffer;
   /** `threadLogger`: its module's index in the module table and the export to use; absent when not set. */
   readonly logger?: { readonly m: number; readonly x: string };
   /**
