@@ -16,3 +16,5 @@ export {
   OVERFLOW_MICROS,
 } from './shared/histogram.js';
 export type { MetricsRegion } from './shared/MetricsRegion.js';
+// For `@cqrs-pool/nats`: a batched call's deadline aborts it without an AbortSignal (Dispatcher.executeCancellable).
+export { CancelToken } from './util/CancelToken.js';

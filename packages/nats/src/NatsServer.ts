@@ -1,5 +1,6 @@
 import type { CommandBus, Metadata, QueryBus } from '@cqrs-pool/core';
 import { CqrsError } from '@cqrs-pool/core';
+import { CancelToken } from '@cqrs-pool/core/internal';
 import type { Service } from '@nats-io/services';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { headers } from '@nats-io/transport-node';
@@ -335,8 +336,9 @@ export class NatsServer {
    * request would be (in-flight bound, its input decoded within the codec's limits, its metadata through the
    * node's policy) and run, in order — so calls of one ordering key enter the bus in the order sent. Each
    * is answered on its own, in reply chunks. Its deadline, when it has one, is answered with `TIMEOUT` at
-   * once when it passes, but does not abort the handler: that would cost every batched call an abort signal
-   * of its own, a few µs each on this hot path (a single request's deadline does abort).
+   * once when it passes, and aborts the call as a single request's does, by a cancel token rather than an
+   * abort signal of its own (a few µs each on this hot path): a call still waiting for a thread is dropped,
+   * a handler is told, and the node stops counting the call in flight.
    */
   private onBatch(endpoint: Endpoint, msg: Msg, asked: string): void {
     const name = endpoint.name;
@@ -377,22 +379,20 @@ export class NatsServer {
     }
     this.batchMessages++;
     this.batchedCalls += size;
+    // A call with a deadline runs under a cancel token, aborted when the deadline passes.
+    const deadlines: (CancelToken | undefined)[] = new Array(size);
     const reply: BatchReply = new BatchReply(
       msg,
       replyCodec,
       size,
       this.connection.info?.max_payload ?? 1024 * 1024,
       (index, timeoutMs) => {
+        const err = new CqrsError('TIMEOUT', `${name}: the caller's deadline (${timeoutMs} ms) passed`, {
+          handler: name,
+        });
         this.count(endpoint, 'failed');
-        reply.add(
-          index,
-          STATUS_ERROR,
-          this.errorBody(
-            new CqrsError('TIMEOUT', `${name}: the caller's deadline (${timeoutMs} ms) passed`, {
-              handler: name,
-            }),
-          ),
-        );
+        reply.add(index, STATUS_ERROR, this.errorBody(err));
+        deadlines[index]?.abort(err);
       },
       this.replyDue,
     );
@@ -404,6 +404,7 @@ export class NatsServer {
         i,
         framed.entries[i] as unknown[],
         framed.parts[i] as Uint8Array,
+        deadlines,
       );
     }
   }
@@ -446,6 +447,7 @@ export class NatsServer {
     index: number,
     entry: readonly unknown[],
     part: Uint8Array,
+    deadlines: (CancelToken | undefined)[],
   ): void {
     const name = endpoint.name;
     this.count(endpoint, 'received');
@@ -486,10 +488,15 @@ export class NatsServer {
       }
     }
     this.count(endpoint, 'inFlight');
-    if (timeoutMs !== undefined) reply.watch(index, timeoutMs);
     let pending: Promise<unknown>;
     try {
-      pending = this.bus.execute(name, input, { metadata });
+      if (timeoutMs === undefined) pending = this.bus.execute(name, input, { metadata });
+      else {
+        reply.watch(index, timeoutMs);
+        const cancel = new CancelToken();
+        deadlines[index] = cancel;
+        pending = this.bus.executeCancellable(name, input, metadata, cancel);
+      }
     } catch (err) {
       pending = Promise.reject(err);
     }

@@ -294,7 +294,7 @@ describe.skipIf(nats === undefined)('a serving node taking batch requests', () =
     await server.stop();
   });
 
-  it('answers TIMEOUT for a call past its own deadline, once, without aborting its handler', async () => {
+  it('answers TIMEOUT for a call past its own deadline, once, and aborts its handler', async () => {
     newGate();
     const server = servers[0] as NatsServer;
     const before = server.stats;
@@ -307,9 +307,10 @@ describe.skipIf(nats === undefined)('a serving node taking batch requests', () =
       value: { code: 'TIMEOUT', message: "Gated: the caller's deadline (60 ms) passed" },
     });
     expect(answer.outcomes.get(1)).toEqual({ ok: true, value: 'gated 102' });
-    // The handler ran to its end (nothing aborted it); its late outcome is not sent a second time.
+    // The handler was told (ctx.signal) at the deadline; nothing it does after is sent a second time.
     await eventually(() => server.stats.inFlight === 0);
-    expect(abortedSignals).not.toContain(101);
+    expect(abortedSignals).toContain(101);
+    expect(abortedSignals).not.toContain(102);
     expect(answer.duplicates).toEqual([]);
     expect(server.stats).toEqual({
       ...before,
@@ -317,6 +318,22 @@ describe.skipIf(nats === undefined)('a serving node taking batch requests', () =
       succeeded: before.succeeded + 1,
       failed: before.failed + 1,
     });
+  });
+
+  it('lets go of a call past its deadline at once: its handler is told, and no longer holds a place in flight', async () => {
+    newGate();
+    const server = servers[0] as NatsServer;
+    const before = server.stats;
+    const answer = await send(`${prefix}.qry.Gated`, batchBody([{ input: { n: 103 }, t: 60 }]), 1);
+    expect(answer.outcomes.get(0)).toMatchObject({ ok: false, value: { code: 'TIMEOUT' } });
+    // The gate stays shut: the handler still awaits it, but the node is done with the call.
+    await eventually(() => abortedSignals.includes(103) && server.stats.inFlight === before.inFlight);
+    expect(server.stats).toEqual({
+      ...before,
+      received: before.received + 1,
+      failed: before.failed + 1,
+    });
+    gate.open();
   });
 
   it('splits outcomes over several replies within max_payload, and refuses one too big alone', async () => {

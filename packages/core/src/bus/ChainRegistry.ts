@@ -21,6 +21,7 @@ import { isWorkerHandlerRef } from '../pool/inWorker.js';
 import type { WorkerPool } from '../pool/WorkerPool.js';
 import type { MetricsSnapshot } from '../shared/MetricsRegion.js';
 import { MetricsRegion } from '../shared/MetricsRegion.js';
+import type { CancelToken } from '../util/CancelToken.js';
 import type { BusOptions, HandlerFor, RegisterOptions } from './busOptions.js';
 import { inlineStreamTerminal } from './inlineStreamTerminal.js';
 import { inlineTerminal } from './inlineTerminal.js';
@@ -347,7 +348,8 @@ export class ChainRegistry {
    * Runs one call of `registration` through its chain: `name` is the message's name (`call.name`), `placed`
    * the call's place in its key's lane from {@link place} (undefined for a registration without
    * `orderingKey`, or a call without a key). Counts the call in flight until it settles. `stream`: the
-   * buffer of a `stream()` call, which settles when the stream ends.
+   * buffer of a `stream()` call, which settles when the stream ends. `cancel`: a token that aborts the call
+   * as `signal` would (see Dispatcher.executeCancellable).
    */
   run(
     registration: Registration,
@@ -359,6 +361,7 @@ export class ChainRegistry {
     depth: number,
     placed: OrderTicket | CqrsError | undefined,
     stream?: StreamSink,
+    cancel?: CancelToken,
   ): Promise<unknown> {
     const slot = registration.outermostSlot;
     const region = this.recorder as MetricsRegion;
@@ -386,6 +389,7 @@ export class ChainRegistry {
       slot < 0 ? undefined : { claimed: false, settledBy: undefined },
       order,
       stream,
+      cancel,
     );
     if (slot >= 0) region.incrementInFlight(slot);
     // Counted before the chain runs: a direct terminal may settle the call synchronously.
@@ -697,6 +701,7 @@ function callOf(
   ticket: Call['ticket'],
   order: OrderTicket | undefined,
   stream: StreamSink | undefined,
+  cancel: CancelToken | undefined = undefined,
 ): Call {
   return {
     name,
@@ -708,7 +713,7 @@ function callOf(
     originThread,
     depth,
     cancelGraceMs: undefined,
-    cancel: undefined,
+    cancel,
     ticket,
     order,
     stream,
