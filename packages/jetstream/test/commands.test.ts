@@ -8,11 +8,14 @@ import { CommandBus, defineCommand, isCqrsError, validation } from '@cqrs-pool/c
 import { DurableHeaders, permanent } from '@cqrs-pool/jetstream';
 import { taggedJson } from '@cqrs-pool/nats';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { headers } from '@nats-io/transport-node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { CompletionStore } from '../src/completions/CompletionStore.js';
+import { completionKey } from '../src/wire/messageId.js';
 import { gate, Nodes, rejection, testOptions, until } from './durableHelpers.js';
-import { jetStreamForTests } from './testJetStream.js';
+import { jetStreamForTests, uniquePrefix } from './testJetStream.js';
 
 const server = await jetStreamForTests('commands.test.ts');
 
@@ -307,6 +310,39 @@ describe.skipIf(server === undefined)('durable commands over a real JetStream', 
     held.open();
     expect(await a.result('slow')).toBe('done');
     expect(servedA.stats.received + servedB.stats.received).toBe(1);
+  });
+
+  it("never takes over a live node's claim, however far its clock is off; takes it over once it stops refreshing it", async () => {
+    const completions = `SKEW_${uniquePrefix('c')}`;
+    const options = testOptions({ ackWaitMs: 3_000, names: { completions } });
+    const { bus, runs } = bankBus();
+    const node = await nodes.durable(options);
+    const served = await node.serve(bus);
+    // Another node claimed the command first and runs it, its clock an hour behind this one: it refreshes
+    // its claim as a live node does (every third of ackWait, well within), each time with its own time.
+    const kv = await new Kvm(jetstream(await nodes.connect())).open(completions);
+    const store = new CompletionStore(kv, taggedJson, 1 << 20, 1_000);
+    const key = completionKey('skewed-1');
+    const skewedClaim = () => store.claimed(1, 'skewed', Date.now() - 3_600_000);
+    await kv.create(key, skewedClaim());
+    let refreshing = true;
+    const refresher = (async () => {
+      while (refreshing) {
+        await kv.put(key, skewedClaim());
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    try {
+      await node.send(Deposit, { accountId: 'skew', amount: 5 }, { messageId: 'skewed-1' });
+      await until(() => served.stats.deferred >= 3, 'three deliveries given back to the live claim');
+      expect(runs).toHaveLength(0);
+    } finally {
+      // The other node dies: its claim, no longer refreshed, goes stale, and this node runs the command.
+      refreshing = false;
+      await refresher;
+    }
+    expect(await node.result('skewed-1')).toEqual({ balance: 5 });
+    expect(runs).toEqual([{ messageId: 'skewed-1', deliveryCount: expect.any(String) }]);
   });
 
   it('stops gracefully: the running command finishes and is acknowledged, the pulled ones go to another node at once', async () => {

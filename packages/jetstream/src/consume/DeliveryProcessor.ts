@@ -66,6 +66,9 @@ export interface DeliverySpec<P extends ParsedDelivery> {
   announce?(completionKey: string, record: Uint8Array): void;
 }
 
+/** Other nodes' claims a node keeps watching at most (see DeliveryProcessor.seenClaims). */
+const MAX_SEEN_CLAIMS = 10_000;
+
 /**
  * The life of one delivered message, the same for commands and events: read it (a malformed one is
  * dead-lettered); claim it in the completions bucket (one node wins; a completed message is acknowledged
@@ -92,6 +95,16 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
   private readonly node = randomUUID().slice(0, 8);
   /** A claim not refreshed for this long is taken over: its node is taken to be dead. */
   private readonly staleMs: number;
+  /** How often a node refreshes the claim of a message it runs (each refresh changes its revision). */
+  private readonly refreshMs: number;
+  /**
+   * Claims of other nodes this node found, by key: the revision it saw and when it first saw it, on its own
+   * monotonic clock. A claim's time was written by its node's wall clock, which may be hours off this one's:
+   * alone, it would let a node take over a live claim (and run a command twice) or wait on a dead one for
+   * hours. So a claim is stale only when its time says so and this node has also seen it unchanged — not
+   * refreshed — for two refresh periods.
+   */
+  private readonly seenClaims = new Map<string, { readonly revision: number; readonly since: number }>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -102,6 +115,7 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
     private readonly onError: (err: unknown, where: string) => void,
   ) {
     this.staleMs = 2 * o.ackWaitMs;
+    this.refreshMs = Math.max(100, Math.floor(o.ackWaitMs / 3));
   }
 
   /** Handles `m` to its ack, nak or term. Never rejects. */
@@ -110,7 +124,7 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
     this.stats.inFlight++;
     // A message being handled stays this node's: JetStream would give it to another node after ackWait.
     const claim: Claim = { key: '', attempt: 0, revision: undefined, refreshing: undefined };
-    const ticker = setInterval(() => this.tick(m, claim), Math.max(100, Math.floor(this.o.ackWaitMs / 3)));
+    const ticker = setInterval(() => this.tick(m, claim), this.refreshMs);
     try {
       await this.settle(m, claim, ticker);
     } catch (err) {
@@ -202,6 +216,7 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
         return false;
       }
       const state = current.state;
+      if (state.kind !== 'claimed') this.seenClaims.delete(claim.key);
       if (state.kind === 'completed') {
         this.stats.duplicates++;
         m.ack();
@@ -221,16 +236,19 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
       // back below, and restarts when a server loses a consumer's state.
       let attempt = 1;
       if (state.kind === 'claimed') {
-        const age = Date.now() - state.at;
-        if (state.at !== 0 && age < this.staleMs) {
+        if (state.at !== 0 && !this.isStale(claim.key, current.revision, state.at)) {
           // Another node runs it (or ran it and is storing the outcome, say after a server restart that
           // lost the consumer's delivery state): it will acknowledge it, or its claim goes stale.
           this.stats.deferred++;
-          m.nak(Math.min(Math.max(this.staleMs - age, 50), Math.ceil(this.o.ackWaitMs / 3)));
+          const age = Date.now() - state.at;
+          m.nak(
+            age >= this.staleMs ? this.refreshMs : Math.min(Math.max(this.staleMs - age, 50), this.refreshMs),
+          );
           return false;
         }
         attempt = state.attempt + 1;
       }
+      this.seenClaims.delete(claim.key);
       // Released, stale, replayed from the dead letters, or unreadable: this node takes it over.
       claim.revision = await this.store.replace(
         claim.key,
@@ -249,6 +267,26 @@ export class DeliveryProcessor<P extends ParsedDelivery> {
       m.nak(this.o.baseDelayMs);
       return false;
     }
+  }
+
+  /**
+   * Whether another node's claim on `key`, at `revision`, written at `at` by that node's clock, is stale:
+   * its time is `staleMs` old (or as far ahead: a clock that far off says nothing), and this node has seen
+   * that same revision for two refresh periods of its own clock — so its node stopped refreshing it.
+   */
+  private isStale(key: string, revision: number, at: number): boolean {
+    const now = performance.now();
+    const seen = this.seenClaims.get(key);
+    if (seen === undefined || seen.revision !== revision) {
+      // Bounded: a key is forgotten once taken over or completed; this caps what a flood of claims holds.
+      if (this.seenClaims.size >= MAX_SEEN_CLAIMS) {
+        this.seenClaims.delete(this.seenClaims.keys().next().value as string);
+      }
+      this.seenClaims.set(key, { revision, since: now });
+      return false;
+    }
+    const age = Math.abs(Date.now() - at);
+    return age >= this.staleMs && now - seen.since >= 2 * this.refreshMs;
   }
 
   /** Every third of ackWait while a handler runs: tells JetStream, and refreshes the claim. */
