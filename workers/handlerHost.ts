@@ -444,7 +444,8 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   const finished = cancelFlags.finish(task.c, task.g, failure !== undefined);
   // Cancelled, past its grace period, and the pool claimed this thread to terminate it just before the
   // handler returned: the thread leaves now, before it starts any other call, so no other call goes with it
-  // (what it held went before this call started; the calls after it never started, and run elsewhere).
+  // (what it held went to its shelf, or was posted, before this call started; the calls after it never
+  // started, and run elsewhere).
   if (finished === FinishResult.terminating) process.exit(1);
   const counted = finished === FinishResult.done && task.s >= 0;
   const micros = (performance.now() - started) * 1000;

@@ -86,7 +86,8 @@ const droppedOutcome: TaskOutcome = {
  *
  * A call that can be cancelled travels like the others, in batches and on the board: past its grace period
  * the pool terminates the thread running it (WorkerPool.terminateRunner), and no batch-mate's result goes
- * down with it — the thread sends the outcomes it holds before it starts such a call, and the calls it had
+ * down with it — the thread copies the outcomes it holds to shared memory before it starts such a call (the
+ * pool reads them there once the thread is gone), and the calls it had
  * not started run again. A cancellable stream travels alone, and piscina terminates its thread. When a batch
  * never arrives (a thread died under it, or an input could not be cloned), the tasks that never started are
  * sent again, each alone, so only the call at fault fails; and a single call whose thread went away before it started (a thread retiring, see

@@ -72,7 +72,7 @@ export interface WorkerPoolOptions {
    * Micro-batching: calls that wait for a thread (every thread busy) leave together, many in one message,
    * when a thread frees — a busy pool then pays the per-message cost once per batch instead of once per call.
    * An idle pool sends each call at once, alone. A call that can be cancelled (a signal, or `timeout()`)
-   * travels in batches too: its thread sends the outcomes it holds before starting it, so a thread
+   * travels in batches too: its thread copies the outcomes it holds to shared memory before starting it, so a thread
    * terminated over it loses none. `maxSize`: most calls in one message (default 64); `maxDelayMs`: rough
    * bound on a batch's run time, from the recent time per call (default 16) — the calls of a batch get their results
    * together when it ends, so this is what batching can add to a call's latency; the batches also shrink to
@@ -485,7 +485,8 @@ export class WorkerPool {
     // Only a call that can be cancelled needs a way out of the queue (and, past its grace, to end its thread).
     const abortable = canAbort(task);
     const kill = !abortable || task.originThread !== undefined ? undefined : new KillSwitch();
-    // `a`: the thread may be terminated over this call, so it sends the outcomes it holds before starting it.
+    // `a`: the thread may be terminated over this call, so it copies the outcomes it holds to shared memory
+    // before starting it.
     const message = taskMessage(task, slot, gen, kill === undefined ? 0 : 1);
     const execution = this.post(message, kill, task.originThread);
     if (task.done !== undefined) execution.then(task.done, task.done);
@@ -632,8 +633,8 @@ export class WorkerPool {
   /**
    * Terminates the thread that runs the call in `slot` (generation `gen`), if it runs it still: a cancelled
    * call past its grace period takes its thread with it, and piscina replaces the thread. Its batch-mates
-   * and board calls that had not started run again; those that finished sent their outcomes before it
-   * started (handlerHost's runBatch), and they stand. The claim makes "runs it still" exact: a handler that
+   * and board calls that had not started run again; those that finished left their outcomes in shared
+   * memory (HeldOutcomes), or sent them, before it started (handlerHost's runBatch), and they stand. The claim makes "runs it still" exact: a handler that
    * ended before it keeps its thread, and one that ends after it ends its thread's work there.
    */
   private terminateRunner(slot: number, gen: number): void {

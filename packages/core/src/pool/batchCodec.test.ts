@@ -24,7 +24,7 @@ describe('batchCodec', () => {
       task({ m: 1, x: 'report', n: 'Report', k: 'query', s: 3, i: [1, 2], md: { correlationId: 'c-1' } }),
       task({ c: 7, g: 2, i: undefined }),
       task({ s: -1, c: 8, d: 3 }),
-      // One its thread may be terminated over: the thread must know, to send what it holds before it.
+      // One its thread may be terminated over: the thread must know, to shelve what it holds before it.
       task({ c: 9, d: 2, a: 1 }),
     ];
     const message = structuredClone(encodeBatch(tasks));

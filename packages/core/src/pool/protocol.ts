@@ -38,7 +38,8 @@ export interface TaskMessage {
   readonly st?: 1;
   /**
    * 1 for a call that can be cancelled: its thread may be terminated over it (past its grace period), so the
-   * thread sends the outcomes it holds before it starts it. Every call the pool makes carries it (0 or 1),
+   * thread copies the outcomes it holds to shared memory (HeldOutcomes) before it starts it. Every call the
+   * pool makes carries it (0 or 1),
    * so all its messages share one shape.
    */
   readonly a?: 0 | 1;
