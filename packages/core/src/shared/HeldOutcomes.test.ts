@@ -62,10 +62,15 @@ describe('HeldOutcomes', () => {
       [1, undefined],
       { a: undefined },
       new Date(0),
+      Buffer.from('ab'),
+      new Float64Array([1.5]),
     ];
     for (const value of cases) {
       expect(jsonExact(value)).toBe(false);
-      expect(roundTrip(value)).toEqual([structuredClone(value)]);
+      const back = roundTrip(value);
+      expect(back).toEqual([structuredClone(value)]);
+      // The same kind of object too: a Buffer comes back as structured clone gives it, a Uint8Array.
+      expect(Object.getPrototypeOf(back?.[0])).toBe(Object.getPrototypeOf(structuredClone(value)));
     }
     const withExtraKey = Object.assign([1, 2], { extra: true });
     expect(jsonExact(withExtraKey)).toBe(false);

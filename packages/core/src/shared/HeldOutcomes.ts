@@ -15,15 +15,16 @@
  *
  * A value is kept as JSON text (UTF-16 code units) when JSON gives back exactly what structured clone would
  * (`jsonExact`: plain objects and dense arrays of strings, booleans, null and finite numbers other than -0),
- * else by `v8.serialize` — ~3.7 µs even for a small object, against ~0.3 µs for the JSON path, and this is
- * paid on every call that can be cancelled.
+ * else by V8's serializer — ~3.7 µs even for a small object, against ~0.3 µs for the JSON path, and this is
+ * paid on every call that can be cancelled. The base `Serializer`, not `v8.serialize`: the latter's
+ * DefaultSerializer gives a Buffer back as a Buffer, where structured clone gives a Uint8Array.
  *
  * Each thread claims a free line when it starts (a CAS on `owner`) and is its only writer: it writes a
  * record's bytes, then the count, so a reader never sees half a record. The main thread reads a line only
  * once its thread is gone, and frees it then. A thread that finds no free line, or outcomes that do not
  * fit, posts what it holds instead, as before.
  */
-import { deserialize, serialize } from 'node:v8';
+import { Deserializer, Serializer } from 'node:v8';
 
 const HEADER_BYTES = 16;
 const LINE_HEADER_BYTES = 16;
@@ -90,6 +91,20 @@ export function jsonExact(value: unknown, depth = 0): boolean {
   return true;
 }
 
+/** `value` as V8's serializer writes it (what structured clone writes, for the values that reach here). */
+function serialized(value: unknown): Uint8Array {
+  const serializer = new Serializer();
+  serializer.writeHeader();
+  serializer.writeValue(value);
+  return serializer.releaseBuffer();
+}
+
+function deserialized(bytes: Uint8Array): unknown {
+  const deserializer = new Deserializer(bytes);
+  deserializer.readHeader();
+  return deserializer.readValue();
+}
+
 function lineWords(buffer: SharedArrayBuffer, line: number): Int32Array {
   return new Int32Array(buffer, HEADER_BYTES + line * LINE_BYTES, LINE_HEADER_BYTES / 4);
 }
@@ -148,7 +163,7 @@ export class HeldOutcomesLine {
     } else {
       let bytes: Uint8Array;
       try {
-        bytes = serialize(value);
+        bytes = serialized(value);
       } catch {
         return false;
       }
@@ -226,7 +241,7 @@ export class HeldOutcomes {
       shelved.c.push(ints.getInt32(at, true));
       shelved.g.push(ints.getInt32(at + 4, true));
       shelved.f.push(flags & ~FORMAT);
-      if ((flags & FORMAT) === V8_SERIALIZED) shelved.v.push(deserialize(bytes));
+      if ((flags & FORMAT) === V8_SERIALIZED) shelved.v.push(deserialized(bytes));
       else shelved.v.push(length === 0 ? undefined : JSON.parse(utf16.decode(bytes)));
       at += RECORD_HEADER_BYTES + ((length + 3) & ~3);
     }
