@@ -16,8 +16,11 @@
  * A value is kept as JSON text (UTF-16 code units) when JSON gives back exactly what structured clone would
  * (`jsonExact`: plain objects and dense arrays of strings, booleans, null and finite numbers other than -0),
  * else by V8's serializer — ~3.7 µs even for a small object, against ~0.3 µs for the JSON path, and this is
- * paid on every call that can be cancelled. The base `Serializer`, not `v8.serialize`: the latter's
- * DefaultSerializer gives a Buffer back as a Buffer, where structured clone gives a Uint8Array.
+ * paid on every call that can be cancelled. Typed arrays and DataViews go as their own bytes only: V8 alone
+ * would write the whole ArrayBuffer a view looks into — for a small Buffer, Node's whole shared pool (64 KB
+ * on Node 24) — and `v8.serialize` gives a Buffer back as a Buffer, where structured clone gives a
+ * Uint8Array. (So a view comes back at offset 0 of a buffer of its own; two views of one buffer come back
+ * as two buffers.)
  *
  * Each thread claims a free line when it starts (a CAS on `owner`) and is its only writer: it writes a
  * record's bytes, then the count, so a reader never sees half a record. The main thread reads a line only
@@ -91,16 +94,67 @@ export function jsonExact(value: unknown, depth = 0): boolean {
   return true;
 }
 
-/** `value` as V8's serializer writes it (what structured clone writes, for the values that reach here). */
+/** The kinds of view written by their own bytes; a Buffer is a Uint8Array, as structured clone gives it. */
+const VIEW_KINDS = [
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+  DataView,
+] as const;
+
+/** V8's serializer, with views written as their kind and their own bytes. */
+class OutcomeSerializer extends Serializer {
+  constructor() {
+    super();
+    // Documented in Node's v8 API, absent from its type definitions.
+    (
+      this as unknown as { _setTreatArrayBufferViewsAsHostObjects(flag: boolean): void }
+    )._setTreatArrayBufferViewsAsHostObjects(true);
+  }
+
+  /** Called by V8 for each view (see `_setTreatArrayBufferViewsAsHostObjects`). */
+  _writeHostObject(object: object): void {
+    const kind = VIEW_KINDS.findIndex((View) => object instanceof View);
+    // Any other host object: not serializable here, and the caller posts what it holds instead.
+    if (kind < 0) throw new Error('not a typed array or DataView');
+    const view = object as ArrayBufferView;
+    this.writeUint32(kind);
+    this.writeUint32(view.byteLength);
+    this.writeRawBytes(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  }
+}
+
+class OutcomeDeserializer extends Deserializer {
+  /** Called by V8 for each view the serializer wrote. */
+  _readHostObject(): ArrayBufferView {
+    const View = VIEW_KINDS[this.readUint32()] as (typeof VIEW_KINDS)[number];
+    const byteLength = this.readUint32();
+    const bytes = new Uint8Array(byteLength);
+    bytes.set(this.readRawBytes(byteLength) as unknown as Uint8Array);
+    if (View === DataView) return new DataView(bytes.buffer);
+    const elementBytes = (View as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+    return new (View as Uint8ArrayConstructor)(bytes.buffer, 0, byteLength / elementBytes);
+  }
+}
+
+/** `value` as V8's serializer writes it (what structured clone writes, views aside: see above). */
 function serialized(value: unknown): Uint8Array {
-  const serializer = new Serializer();
+  const serializer = new OutcomeSerializer();
   serializer.writeHeader();
   serializer.writeValue(value);
   return serializer.releaseBuffer();
 }
 
 function deserialized(bytes: Uint8Array): unknown {
-  const deserializer = new Deserializer(bytes);
+  const deserializer = new OutcomeDeserializer(bytes);
   deserializer.readHeader();
   return deserializer.readValue();
 }
