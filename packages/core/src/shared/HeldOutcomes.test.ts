@@ -88,11 +88,14 @@ describe('HeldOutcomes', () => {
 
   it('gives back any value exactly as structured clone would (property)', () => {
     fc.assert(
-      fc.property(fc.anything({ withNullPrototype: true, withSparseArray: true, withTypedArray: true }), (value) => {
-        const back = roundTrip(value);
-        if (back === undefined) return; // too big for a line: posted instead
-        expect(isDeepStrictEqual(back[0], structuredClone(value))).toBe(true);
-      }),
+      fc.property(
+        fc.anything({ withNullPrototype: true, withSparseArray: true, withTypedArray: true }),
+        (value) => {
+          const back = roundTrip(value);
+          if (back === undefined) return; // too big for a line: posted instead
+          expect(isDeepStrictEqual(back[0], structuredClone(value))).toBe(true);
+        },
+      ),
       { numRuns: 2000 },
     );
   });
