@@ -39,7 +39,7 @@ const RECORD_HEADER_BYTES = 16;
 const JSON_TEXT = 1 << 8;
 const V8_SERIALIZED = 2 << 8;
 const FORMAT = 3 << 8;
-/** Deeper values take the v8.serialize path: the check must not overflow the stack. */
+/** Deeper values take the V8 serializer path: the check must not overflow the stack. */
 const JSON_DEPTH = 32;
 /** Words of a line's header. */
 const OWNER = 0;
