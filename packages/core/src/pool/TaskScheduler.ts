@@ -34,6 +34,8 @@ export interface SchedulerOptions {
   readonly finished?: (message: TaskMessage) => boolean;
   /** True while a dead thread's run port still has messages to deliver (see ThreadLinks.gone). */
   readonly draining?: () => boolean;
+  /** The outcome a dead thread left in shared memory for a task it finished (HeldOutcomes), if it did. */
+  readonly leftBehind?: (message: TaskMessage) => TaskOutcome | undefined;
 }
 
 interface Entry {
@@ -139,6 +141,7 @@ export class TaskScheduler {
   private readonly board: CallBoard | undefined;
   private readonly finished: (message: TaskMessage) => boolean;
   private readonly draining: () => boolean;
+  private readonly leftBehind: (message: TaskMessage) => TaskOutcome | undefined;
 
   constructor(
     private readonly piscina: Piscina,
@@ -151,6 +154,7 @@ export class TaskScheduler {
     this.board = options.board;
     this.finished = options.finished ?? (() => false);
     this.draining = options.draining ?? (() => false);
+    this.leftBehind = options.leftBehind ?? (() => undefined);
   }
 
   /**
@@ -372,6 +376,19 @@ export class TaskScheduler {
     this.flush();
   }
 
+  /**
+   * Settles a finished entry of a thread that died by the outcome the thread left in shared memory, if it
+   * left one (it was held when the thread was terminated over a later call): true when it did. Read now,
+   * not when the thread's run port is read to its end, which may come later.
+   */
+  private settleLeftBehind(entry: Entry): boolean {
+    const outcome = this.leftBehind(entry.message);
+    if (outcome === undefined) return false;
+    this.forgetEarly(entry);
+    entry.resolve(outcome);
+    return true;
+  }
+
   /** Fails the orphans whose outcome never came, once no dead thread's port can still deliver it. */
   private settleOrphans(): void {
     if (this.orphans.length === 0 || this.draining()) return;
@@ -475,6 +492,10 @@ export class TaskScheduler {
             return;
           }
           if (mayComeEarly && this.finished(entry.message)) {
+            if (this.settleLeftBehind(entry)) {
+              this.flush();
+              return;
+            }
             this.orphans.push({ entry, err });
             this.settleOrphans();
             this.flush();
@@ -538,7 +559,7 @@ export class TaskScheduler {
           for (const entry of batch) {
             if (this.inBatch.get(entry.message.c) !== entry) continue;
             if (this.finished(entry.message)) {
-              this.orphans.push({ entry, err });
+              if (!this.settleLeftBehind(entry)) this.orphans.push({ entry, err });
               continue;
             }
             this.inBatch.delete(entry.message.c);

@@ -21,6 +21,7 @@ import type { CancelToken } from '../util/CancelToken.js';
 import { abortReason, canAbort, isAborted, onAbort as subscribeAbort } from '../util/callAbort.js';
 import { safeString } from '../util/safeString.js';
 import { BusDirectory, DEFAULT_MAX_NESTING_DEPTH } from './BusDirectory.js';
+import { outcomeAt } from './batchCodec.js';
 import { moduleHref } from './inWorker.js';
 import { KillSwitch } from './KillSwitch.js';
 import type {
@@ -323,6 +324,11 @@ export class WorkerPool {
       board,
       finished: (message) => (this.cancelFlags.flags(message.c) & DONE) !== 0,
       draining: () => this.links.draining,
+      leftBehind: (message) => {
+        const alive = new Set(this.piscina.threads.map((worker) => worker.threadId));
+        const left = this.held.find(message.c, message.g, (threadId) => alive.has(threadId));
+        return left === undefined ? undefined : outcomeAt({ f: [left.f], v: [left.v] }, 0);
+      },
     });
     const onThreadError = options.onThreadError;
     let loggerFailureTold = false;

@@ -31,6 +31,21 @@ describe('HeldOutcomes', () => {
     expect(held.takeFrom(12)?.v).toEqual(['other thread']);
   });
 
+  it('finds a call’s outcome on the lines of threads that are gone, never on a live thread’s', () => {
+    const held = new HeldOutcomes(2);
+    const dead = HeldOutcomesLine.claim(held.buffer, 21) as HeldOutcomesLine;
+    const live = HeldOutcomesLine.claim(held.buffer, 22) as HeldOutcomesLine;
+    dead.add(4, 1, 3, 'from the dead');
+    live.add(5, 1, 3, 'from the living');
+    const alive = (threadId: number) => threadId === 22;
+    expect(held.find(4, 1, alive)).toEqual({ f: 3, v: 'from the dead' });
+    // Another generation of the slot: another call.
+    expect(held.find(4, 2, alive)).toBeUndefined();
+    expect(held.find(5, 1, alive)).toBeUndefined();
+    // Found, not taken: the line is read and freed once the thread's port is read to its end.
+    expect(held.takeFrom(21)?.v).toEqual(['from the dead']);
+  });
+
   it('forgets what a thread cleared (it posted those outcomes), and frees a line with nothing on it', () => {
     const held = new HeldOutcomes(1);
     const line = HeldOutcomesLine.claim(held.buffer, 5) as HeldOutcomesLine;

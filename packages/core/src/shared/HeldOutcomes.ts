@@ -281,6 +281,25 @@ export class HeldOutcomes {
     return undefined;
   }
 
+  /**
+   * The outcome a dead thread left for the call in cancel slot `c` (generation `g`): its batchCodec flags
+   * and value, or undefined. Reads only the lines of threads `alive` says are gone — lines no thread writes
+   * any more — and leaves them to `takeFrom`.
+   */
+  find(c: number, g: number, alive: (threadId: number) => boolean): { f: number; v: unknown } | undefined {
+    for (let line = 0; line < this.lines; line++) {
+      const header = lineWords(this.buffer, line);
+      const owner = Atomics.load(header, OWNER);
+      const records = Atomics.load(header, RECORDS);
+      if (owner === 0 || records === 0 || alive(owner)) continue;
+      const shelved = this.read(line, records);
+      for (let r = 0; r < records; r++) {
+        if (shelved.c[r] === c && shelved.g[r] === g) return { f: shelved.f[r] as number, v: shelved.v[r] };
+      }
+    }
+    return undefined;
+  }
+
   private read(line: number, records: number): ShelvedOutcomes {
     const dataOffset = HEADER_BYTES + line * LINE_BYTES + LINE_HEADER_BYTES;
     const ints = new DataView(this.buffer, dataOffset, LINE_DATA_BYTES);
