@@ -12,7 +12,12 @@ import type { HandlerFn } from '../packages/core/src/handler/handle.js';
 import { isWorkerHandler } from '../packages/core/src/handler/handle.js';
 import type { Logger } from '../packages/core/src/handler/Logger.js';
 import { isLogger, noopLogger } from '../packages/core/src/handler/Logger.js';
-import { decodeBatch, encodeOutcomes } from '../packages/core/src/pool/batchCodec.js';
+import {
+  decodeBatch,
+  encodeOutcomes,
+  outcomeFlags,
+  outcomeValue,
+} from '../packages/core/src/pool/batchCodec.js';
 import type {
   BatchMessage,
   BatchOutcome,
@@ -385,10 +390,10 @@ async function runBatch(batch: BatchMessage): Promise<MessageRun> {
 /** Copies outcomes `from … to` to this thread's shelf; false when there is none, or they do not fit. */
 function shelve(tasks: TaskMessage[], outcomes: TaskOutcome[], from: number, to: number): boolean {
   if (shelf === undefined) return false;
-  const packed = encodeOutcomes(outcomes, from, to, from);
   for (let i = from; i < to; i++) {
     const task = tasks[i] as TaskMessage;
-    if (!shelf.add(task.c, task.g, packed.f[i - from] as number, packed.v[i - from])) return false;
+    const outcome = outcomes[i] as TaskOutcome;
+    if (!shelf.add(task.c, task.g, outcomeFlags(outcome), outcomeValue(outcome))) return false;
   }
   return true;
 }

@@ -109,16 +109,21 @@ export function encodeOutcomes(
   }
   for (let i = from; i < to; i++) {
     const outcome = outcomes[i] as TaskOutcome;
-    const counted = outcome.r === true ? COUNTED : 0;
-    if (outcome.ok) {
-      f.push(OK | counted);
-      v.push(outcome.v);
-    } else {
-      f.push((kinds.indexOf(outcome.k) << 2) | counted);
-      v.push(outcome.e);
-    }
+    f.push(outcomeFlags(outcome));
+    v.push(outcomeValue(outcome));
   }
   return { f, v };
+}
+
+/** The flags `outcome` is packed with: ok, counted by the thread, the failure kind. */
+export function outcomeFlags(outcome: TaskOutcome): number {
+  const counted = outcome.r === true ? COUNTED : 0;
+  return outcome.ok ? OK | counted : (kinds.indexOf(outcome.k) << 2) | counted;
+}
+
+/** What `outcome` is packed with beside its flags: its value, or its error. */
+export function outcomeValue(outcome: TaskOutcome): unknown {
+  return outcome.ok ? outcome.v : outcome.e;
 }
 
 /** Whether outcome `t` of a batch's answer was sent early instead (see EarlyOutcomes). */
