@@ -4,7 +4,7 @@
  * (as the production config sets on every bus), and raw `piscina.run` for scale. A call that can be
  * cancelled may have its thread terminated after its grace period: it travels in batches and on the board
  * like the others, but its thread first sends the outcomes it holds, an outcome message per call or two.
- * Rounds interleave the contenders; medians of rounds.
+ * Rounds interleave the contenders, their order rotating each round; medians of rounds.
  *
  *   node build.mjs --fast && node dist/bench/pooledTimeout.bench.js [--rounds 3] [--seconds 2]
  */
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { CommandBus, inWorker, timeout, WorkerPool } from '@cqrs-pool/core';
 import { Piscina } from 'piscina';
 import { Echo } from './handlers/echo.js';
-import { median, writeResult } from './report.js';
+import { median, rotated, writeResult } from './report.js';
 
 const arg = (flag: string, fallback: number): number => {
   const i = process.argv.indexOf(flag);
@@ -84,7 +84,7 @@ const contenders = [
 const perSec = new Map<string, number[]>();
 const perMessage = new Map<string, number[]>();
 for (let round = 1; round <= rounds; round++) {
-  for (const contender of contenders) {
+  for (const contender of rotated(contenders, round)) {
     const running = await contender.start();
     await closedLoop(running, 300); // warm-up: threads started, JIT on both sides
     perSec.set(contender.key, [
@@ -119,7 +119,7 @@ writeResult({
       title: `Pooled calls under timeout(): ${inFlight} callers in a closed loop, echo handler, ${threads} threads`,
       columns: ['contender', 'throughput', 'of no middleware', 'calls per message to a thread'],
       rows,
-      note: `Each caller awaits its call before the next; ${seconds} s per contender, medians of ${rounds} interleaved rounds.`,
+      note: `Each caller awaits its call before the next; ${seconds} s per contender, medians of ${rounds} interleaved rounds, the order rotating each round.`,
     },
   ],
   values,

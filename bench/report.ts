@@ -73,6 +73,15 @@ export function formatNs(ns: number): string {
   return `${ns.toFixed(0)} ns`;
 }
 
+/**
+ * `list` rotated left by `round` places: contenders interleaved in rounds take turns at each position, so
+ * none always runs first (after the previous scenario's teardown) or last.
+ */
+export function rotated<T>(list: readonly T[], round: number): T[] {
+  const by = ((round % list.length) + list.length) % list.length;
+  return [...list.slice(by), ...list.slice(0, by)];
+}
+
 /** Median of a list (the lists here are short: rounds, or one latency sample per call). */
 export function median(values: readonly number[]): number {
   return quantile(values, 0.5);

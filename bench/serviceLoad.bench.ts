@@ -6,7 +6,8 @@
  * calls back to back with no messaging. Throughput, each call's latency (p50, p99, max), and the main
  * thread's own CPU time per call (Linux): what the callers' thread spends on each call — on few cores it
  * comes out of the cores the pool's threads would use, which bounds every pool below the bare threads.
- * Rounds interleave the contenders; the table holds medians of rounds.
+ * Rounds interleave the contenders and the bare threads, their order rotating each round (none always runs
+ * first); the table holds medians of rounds.
  *
  *   node build.mjs --fast && node dist/bench/serviceLoad.bench.js [--rounds 5] [--seconds 2]
  */
@@ -18,7 +19,7 @@ import { Piscina } from 'piscina';
 import { Burn } from './handlers/burn.js';
 import { burn } from './handlers/burnWork.js';
 import { mainThreadCpuMs } from './mainThreadCpu.js';
-import { median, quantile, writeResult } from './report.js';
+import { median, quantile, rotated, writeResult } from './report.js';
 
 const arg = (flag: string, fallback: number): number => {
   const i = process.argv.indexOf(flag);
@@ -149,10 +150,12 @@ for (let round = 1; round <= rounds; round++) {
   for (const row of rows) {
     const iterations = iterationsOf.get(row.cpuMs) as number;
     const key = rowKey(row);
-    const list = limits.get(key) ?? [];
-    list.push(await bare(iterations, seconds * 1000));
-    limits.set(key, list);
-    for (const contender of contenders) {
+    // The bare threads take their turn among the contenders, so no contender always runs right after them.
+    for (const contender of rotated([undefined, ...contenders], round)) {
+      if (contender === undefined) {
+        limits.set(key, [...(limits.get(key) ?? []), await bare(iterations, seconds * 1000)]);
+        continue;
+      }
       const pool = await contender.start();
       await drive(pool, iterations, row.inFlight, 300); // warm-up
       const sample = await drive(pool, iterations, row.inFlight, seconds * 1000);
@@ -216,7 +219,7 @@ writeResult({
         'main thread CPU per call',
       ],
       rows: tableRows,
-      note: `Each caller awaits its call before the next; ${seconds} s per row and contender, medians of ${rounds} rounds. The limit: ${threads} bare threads running the same calls back to back, no messaging. Main thread CPU per call: the callers' thread's own CPU time (user + system, Linux /proc, 10 ms ticks) over the row, per call — on ${threads} cores it is taken from the cores the pool threads run on.`,
+      note: `Each caller awaits its call before the next; ${seconds} s per row and contender, medians of ${rounds} rounds, the order of contenders and bare threads rotating each round. The limit: ${threads} bare threads running the same calls back to back, no messaging. Main thread CPU per call: the callers' thread's own CPU time (user + system, Linux /proc, 10 ms ticks) over the row, per call — on ${threads} cores it is taken from the cores the pool threads run on.`,
     },
   ],
   values,
