@@ -2,10 +2,13 @@
  * The HTTP service under load, side by side in one run: the fastify service of `examples/http-service`
  * (`POST /hash`, ~5 ms of scrypt per request) with the hash in cqrs-pool's threads, in raw piscina's threads
  * (`piscina.run` from the route, the same thread count, the body validated with the same zod schema) and on
- * the main thread (`inline`), each variant its own server process. autocannon loads `POST /hash` from 32
- * connections (each sends its next request when its answer arrives) while `GET /health` is probed at a
- * steady rate, as a load balancer would. Rounds, variants interleaved, each server started afresh; medians of
- * rounds. The load generator runs in this process, on the same cores: what a service on a small machine sees.
+ * the main thread (`inline`), each variant its own server process; cqrs-pool runs twice, with its default
+ * thread priority and with `niceIncrement: 0` (threads at the main thread's priority, as piscina's are), to
+ * show what the priority does to /health. autocannon loads `POST /hash` from 32 connections (each sends its
+ * next request when its answer arrives) while `GET /health` is probed at a steady rate, as a load balancer
+ * would. Rounds, variants interleaved in an order that rotates each round, each server started afresh;
+ * medians of rounds. The load generator runs in this process, on the same cores: what a service on a small
+ * machine sees.
  *
  *   node build.mjs --fast && node dist/bench/httpService.bench.js [--rounds 3] [--seconds 5]
  */
@@ -14,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { type LoadResult, loadTest, warmUp } from '../examples/http-service/loadTest.js';
 import { startServer, stopServer } from '../examples/http-service/serverProcess.js';
 import type { Variant } from '../examples/http-service/service.js';
-import { median, writeResult } from './report.js';
+import { median, rotated, writeResult } from './report.js';
 
 const arg = (flag: string, fallback: number): number => {
   const i = process.argv.indexOf(flag);
@@ -27,14 +30,22 @@ const connections = 32;
 const probeRate = 50;
 const server = fileURLToPath(new URL('../examples/http-service/server.js', import.meta.url));
 
-const contenders: { variant: Variant; name: string; results: LoadResult[] }[] = [
-  { variant: 'pool', name: `cqrs-pool, ${threads} threads`, results: [] },
-  { variant: 'piscina', name: `raw piscina.run, ${threads} threads`, results: [] },
-  { variant: 'inline', name: 'inline (main thread)', results: [] },
-];
+const contenders: { key: string; variant: Variant; args?: string[]; name: string; results: LoadResult[] }[] =
+  [
+    { key: 'ours', variant: 'pool', name: `cqrs-pool, ${threads} threads`, results: [] },
+    {
+      key: 'oursNice0',
+      variant: 'pool',
+      args: ['--nice', '0'],
+      name: `cqrs-pool, ${threads} threads, niceIncrement 0`,
+      results: [],
+    },
+    { key: 'piscina', variant: 'piscina', name: `raw piscina.run, ${threads} threads`, results: [] },
+    { key: 'inline', variant: 'inline', name: 'inline (main thread)', results: [] },
+  ];
 for (let round = 1; round <= rounds; round++) {
-  for (const contender of contenders) {
-    const { child, url } = await startServer(server, contender.variant, threads);
+  for (const contender of rotated(contenders, round)) {
+    const { child, url } = await startServer(server, contender.variant, threads, contender.args);
     try {
       await warmUp(url, connections);
       contender.results.push(await loadTest(url, { duration: seconds, connections, probeRate }));
@@ -45,9 +56,15 @@ for (let round = 1; round <= rounds; round++) {
   console.log(`round ${round}/${rounds} done`);
 }
 
-/** Median over rounds of one figure of a contender. */
-const figure = (i: number, pick: (r: LoadResult) => number): number =>
-  median((contenders[i] as (typeof contenders)[number]).results.map(pick));
+/** Median over rounds of one figure of a contender (by index or key). */
+const figure = (which: number | string, pick: (r: LoadResult) => number): number =>
+  median(
+    (
+      (typeof which === 'number'
+        ? contenders[which]
+        : contenders.find((c) => c.key === which)) as (typeof contenders)[number]
+    ).results.map(pick),
+  );
 const okPerSec = (r: LoadResult) => r.hash.okPerSecond;
 const hashP99 = (r: LoadResult) => r.hash.p99;
 const healthP50 = (r: LoadResult) => r.health.p50;
@@ -72,16 +89,16 @@ writeResult({
       rows: contenders.map((c, i) => [
         c.name,
         figure(i, okPerSec).toFixed(0),
-        `×${(figure(i, okPerSec) / figure(1, okPerSec)).toFixed(3)}`,
+        `×${(figure(i, okPerSec) / figure('piscina', okPerSec)).toFixed(3)}`,
         `${ms(figure(i, hashP99))} ms`,
         `${ms(figure(i, healthP50))} ms`,
         `${ms(figure(i, healthP99))} ms`,
       ]),
       note:
-        `Medians of ${rounds} rounds of ${seconds} s per variant, variants interleaved, each server its own ` +
+        `Medians of ${rounds} rounds of ${seconds} s per variant, variants interleaved (their order rotating each round), each server its own ` +
         `process started afresh and warmed up; autocannon and the probes run in the benchmark's process on the ` +
         `same ${availableParallelism()} cores. Non-2xx answers, errors and failed probes over the run: ${failures}. ` +
-        `Rounds (/hash ok/s): ${contenders.map((c) => `${c.variant} ${c.results.map((r) => r.hash.okPerSecond.toFixed(0)).join(', ')}`).join('; ')}.`,
+        `Rounds (/hash ok/s): ${contenders.map((c) => `${c.key} ${c.results.map((r) => r.hash.okPerSecond.toFixed(0)).join(', ')}`).join('; ')}.`,
     },
   ],
   charts: [
@@ -96,14 +113,16 @@ writeResult({
     },
   ],
   values: {
-    oursOkPerSec: figure(0, okPerSec),
-    piscinaOkPerSec: figure(1, okPerSec),
-    inlineOkPerSec: figure(2, okPerSec),
-    oursHealthP99Ms: figure(0, healthP99),
-    piscinaHealthP99Ms: figure(1, healthP99),
-    inlineHealthP99Ms: figure(2, healthP99),
-    oursHashP99Ms: figure(0, hashP99),
-    piscinaHashP99Ms: figure(1, hashP99),
+    oursOkPerSec: figure('ours', okPerSec),
+    oursNice0OkPerSec: figure('oursNice0', okPerSec),
+    piscinaOkPerSec: figure('piscina', okPerSec),
+    inlineOkPerSec: figure('inline', okPerSec),
+    oursHealthP99Ms: figure('ours', healthP99),
+    oursNice0HealthP99Ms: figure('oursNice0', healthP99),
+    piscinaHealthP99Ms: figure('piscina', healthP99),
+    inlineHealthP99Ms: figure('inline', healthP99),
+    oursHashP99Ms: figure('ours', hashP99),
+    piscinaHashP99Ms: figure('piscina', hashP99),
     failures,
   },
 });

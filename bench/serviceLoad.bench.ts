@@ -100,11 +100,12 @@ async function ours(options: WorkerPoolOptions): Promise<Running> {
   };
 }
 
-async function piscina(): Promise<Running> {
+async function piscina(niceIncrement = 0): Promise<Running> {
   const pool = new Piscina({
     filename: fileURLToPath(new URL('burnPlain.js', handlers)),
     minThreads: threads,
     maxThreads: threads,
+    niceIncrement,
   });
   return { run: (iterations) => pool.run({ iterations }), close: () => pool.destroy() };
 }
@@ -132,7 +133,9 @@ async function bare(iterations: number, ms: number): Promise<number> {
 const contenders: { name: string; key: string; start: () => Promise<Running> }[] = [
   { name: 'cqrs-pool (defaults)', key: 'ours', start: () => ours({}) },
   { name: 'cqrs-pool (batching: false)', key: 'oursNoBatching', start: () => ours({ batching: false }) },
+  { name: 'cqrs-pool (niceIncrement: 0)', key: 'oursNice0', start: () => ours({ niceIncrement: 0 }) },
   { name: 'raw piscina.run (defaults)', key: 'piscina', start: () => piscina() },
+  { name: 'raw piscina.run (niceIncrement: 10)', key: 'piscinaNice10', start: () => piscina(10) },
 ];
 // CPU per call and calls in flight per thread (the rows on 2 threads: 6, 3, 6 and 4 in flight).
 const rows = [

@@ -19,6 +19,12 @@ const args = parseCli({
       default: String(availableParallelism()),
       help: 'threads of the pool or of piscina, one per core by default',
     },
+    nice: {
+      type: 'string',
+      value: 'n',
+      default: '10',
+      help: "nice levels the pool threads run below the main thread (the pool's niceIncrement; pool variant)",
+    },
     host: { type: 'string', value: 'address', default: '127.0.0.1', help: 'address to listen on' },
     port: { type: 'string', value: 'port', default: '0', help: 'port to listen on; 0 = ephemeral' },
     log: { type: 'boolean', help: "fastify's request log on stdout" },
@@ -32,7 +38,9 @@ const threads = numberOption('threads', args.threads, 1, true);
 const threadCount = `${threads} thread${threads === 1 ? '' : 's'}`;
 const port = numberOption('port', args.port, 0, true);
 
-const started = createService({ variant, threads, logger: args.log });
+const niceIncrement = numberOption('nice', args.nice, 0, true);
+
+const started = createService({ variant, threads, niceIncrement, logger: args.log });
 
 // Signals are handled from the start: one that arrives while the service starts closes it once started.
 let closing: Promise<void> | undefined;

@@ -5,13 +5,18 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Variant } from './service.js';
 
-/** Starts `server` (the built server.js) in `variant`; resolves with its URL once it listens. */
+/**
+ * Starts `server` (the built server.js) in `variant`, with `extraArgs` (e.g. `['--nice', '0']`) after the
+ * variant's; resolves with its URL once it listens.
+ */
 export async function startServer(
   server: string,
   variant: Variant,
   threads: number,
+  extraArgs: readonly string[] = [],
 ): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [server, '--variant', variant, '--threads', String(threads)], {
+  const args = [server, '--variant', variant, '--threads', String(threads), ...extraArgs];
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });

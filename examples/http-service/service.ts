@@ -37,6 +37,8 @@ export interface ServiceOptions {
   threads?: number;
   /** Hash calls that may wait for a thread; one more is refused (429). Default 1000. */
   maxQueue?: number;
+  /** The pool threads' `niceIncrement` (`pool` variant); default: the pool's (10). */
+  niceIncrement?: number;
   /** Per-call timeout of the command bus (504 when it fires); default 5000 ms. */
   timeoutMs?: number;
   /** A rate limit on POST /hash (429 with Retry-After over it); default none. */
@@ -65,7 +67,11 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   // /metrics are the same code in all three) that never starts a thread (minThreads 0, nothing to run).
   const pool =
     variant === 'pool'
-      ? new WorkerPool({ threads, maxQueue })
+      ? new WorkerPool({
+          threads,
+          maxQueue,
+          ...(options.niceIncrement === undefined ? {} : { niceIncrement: options.niceIncrement }),
+        })
       : new WorkerPool({ threads: 1, minThreads: 0, maxQueue });
   const commands = new CommandBus({
     pool,
