@@ -2,9 +2,9 @@
  * The HTTP service under load, side by side in one run: the fastify service of `examples/http-service`
  * (`POST /hash`, ~5 ms of scrypt per request) with the hash in cqrs-pool's threads, in raw piscina's threads
  * (`piscina.run` from the route, the same thread count, the body validated with the same zod schema) and on
- * the main thread (`inline`), each variant its own server process; cqrs-pool runs twice, with its default
- * thread priority and with `niceIncrement: 0` (threads at the main thread's priority, as piscina's are), to
- * show what the priority does to /health. autocannon loads `POST /hash` from 32 connections (each sends its
+ * the main thread (`inline`), each variant its own server process. The service runs its hashing threads 10
+ * nice levels below the main thread (`niceIncrement`, either pool); both pools also run at 0, to show
+ * what that priority does to /health. autocannon loads `POST /hash` from 32 connections (each sends its
  * next request when its answer arrives) while `GET /health` is probed at a steady rate, as a load balancer
  * would. Rounds, variants interleaved in an order that rotates each round, each server started afresh;
  * medians of rounds. The load generator runs in this process, on the same cores: what a service on a small
@@ -33,6 +33,7 @@ const server = fileURLToPath(new URL('../examples/http-service/server.js', impor
 const contenders: { key: string; variant: Variant; args?: string[]; name: string; results: LoadResult[] }[] =
   [
     { key: 'ours', variant: 'pool', name: `cqrs-pool, ${threads} threads`, results: [] },
+    { key: 'piscina', variant: 'piscina', name: `raw piscina.run, ${threads} threads`, results: [] },
     {
       key: 'oursNice0',
       variant: 'pool',
@@ -40,7 +41,13 @@ const contenders: { key: string; variant: Variant; args?: string[]; name: string
       name: `cqrs-pool, ${threads} threads, niceIncrement 0`,
       results: [],
     },
-    { key: 'piscina', variant: 'piscina', name: `raw piscina.run, ${threads} threads`, results: [] },
+    {
+      key: 'piscinaNice0',
+      variant: 'piscina',
+      args: ['--nice', '0'],
+      name: `raw piscina.run, ${threads} threads, niceIncrement 0`,
+      results: [],
+    },
     { key: 'inline', variant: 'inline', name: 'inline (main thread)', results: [] },
   ];
 for (let round = 1; round <= rounds; round++) {
@@ -120,6 +127,8 @@ writeResult({
     oursHealthP99Ms: figure('ours', healthP99),
     oursNice0HealthP99Ms: figure('oursNice0', healthP99),
     piscinaHealthP99Ms: figure('piscina', healthP99),
+    piscinaNice0HealthP99Ms: figure('piscinaNice0', healthP99),
+    piscinaNice0OkPerSec: figure('piscinaNice0', okPerSec),
     inlineHealthP99Ms: figure('inline', healthP99),
     oursHashP99Ms: figure('ours', hashP99),
     piscinaHashP99Ms: figure('piscina', hashP99),

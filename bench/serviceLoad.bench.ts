@@ -133,7 +133,7 @@ async function bare(iterations: number, ms: number): Promise<number> {
 const contenders: { name: string; key: string; start: () => Promise<Running> }[] = [
   { name: 'cqrs-pool (defaults)', key: 'ours', start: () => ours({}) },
   { name: 'cqrs-pool (batching: false)', key: 'oursNoBatching', start: () => ours({ batching: false }) },
-  { name: 'cqrs-pool (niceIncrement: 0)', key: 'oursNice0', start: () => ours({ niceIncrement: 0 }) },
+  { name: 'cqrs-pool (niceIncrement: 10)', key: 'oursNice10', start: () => ours({ niceIncrement: 10 }) },
   { name: 'raw piscina.run (defaults)', key: 'piscina', start: () => piscina() },
   { name: 'raw piscina.run (niceIncrement: 10)', key: 'piscinaNice10', start: () => piscina(10) },
 ];

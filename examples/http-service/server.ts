@@ -23,7 +23,7 @@ const args = parseCli({
       type: 'string',
       value: 'n',
       default: '10',
-      help: "nice levels the pool threads run below the main thread (the pool's niceIncrement; pool variant)",
+      help: 'nice levels the hashing threads run below the main thread (niceIncrement of the pool or of piscina)',
     },
     host: { type: 'string', value: 'address', default: '127.0.0.1', help: 'address to listen on' },
     port: { type: 'string', value: 'port', default: '0', help: 'port to listen on; 0 = ephemeral' },

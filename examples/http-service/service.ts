@@ -37,7 +37,11 @@ export interface ServiceOptions {
   threads?: number;
   /** Hash calls that may wait for a thread; one more is refused (429). Default 1000. */
   maxQueue?: number;
-  /** The pool threads' `niceIncrement` (`pool` variant); default: the pool's (10). */
+  /**
+   * How many nice levels the hashing threads run below the main thread (`niceIncrement` of the pool, or of
+   * piscina), so `/health` and the routing get a core at once while the threads keep every core busy;
+   * default 10.
+   */
   niceIncrement?: number;
   /** Per-call timeout of the command bus (504 when it fires); default 5000 ms. */
   timeoutMs?: number;
@@ -61,17 +65,13 @@ for (let id = 1; id <= 1_000; id++) {
 
 /** Builds the service in `options.variant`; resolves once every worker handler has loaded. */
 export async function createService(options: ServiceOptions): Promise<Service> {
-  const { variant, maxQueue = 1_000, timeoutMs = 5_000 } = options;
+  const { variant, maxQueue = 1_000, timeoutMs = 5_000, niceIncrement = 10 } = options;
   const threads = options.threads ?? availableParallelism();
   // Only the `pool` variant runs handlers in the pool; the others keep one for their buses (GetUser, /health,
   // /metrics are the same code in all three) that never starts a thread (minThreads 0, nothing to run).
   const pool =
     variant === 'pool'
-      ? new WorkerPool({
-          threads,
-          maxQueue,
-          ...(options.niceIncrement === undefined ? {} : { niceIncrement: options.niceIncrement }),
-        })
+      ? new WorkerPool({ threads, maxQueue, niceIncrement })
       : new WorkerPool({ threads: 1, minThreads: 0, maxQueue });
   const commands = new CommandBus({
     pool,
@@ -110,6 +110,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       minThreads: threads,
       maxThreads: threads,
       maxQueue,
+      niceIncrement,
     });
   }
   await Promise.all([commands.ready(), queries.ready()]);
