@@ -194,6 +194,21 @@ describe('examples/http-service, the demo', () => {
 });
 
 describe('examples/http-service, the server alone', () => {
+  it.each([
+    ['20', 'from 0 to 19'],
+    ['-1', '>= 0'],
+  ])('refuses --nice %s with a usage error (exit 2) before it starts', async (nice, told) => {
+    const server = fileURLToPath(new URL('../../dist/examples/http-service/server.js', import.meta.url));
+    const failed = await promisify(execFile)(process.execPath, [server, '--nice', nice], {
+      timeout: 30_000,
+    }).then(
+      () => undefined,
+      (err: { code?: number; stderr?: string }) => err,
+    );
+    expect(failed?.code).toBe(2);
+    expect(failed?.stderr).toContain(`--nice must be an integer ${told}`);
+  });
+
   it('serves until SIGTERM, then closes gracefully and exits 0', async () => {
     const server = fileURLToPath(new URL('../../dist/examples/http-service/server.js', import.meta.url));
     const child = spawn(process.execPath, [server, '--variant', 'inline'], {

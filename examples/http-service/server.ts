@@ -39,6 +39,8 @@ const threadCount = `${threads} thread${threads === 1 ? '' : 's'}`;
 const port = numberOption('port', args.port, 0, true);
 
 const niceIncrement = numberOption('nice', args.nice, 0, true);
+// Nice values end at 19: the pool refuses more, so the usage error comes here, before anything starts.
+if (niceIncrement > 19) usageError(`--nice must be an integer from 0 to 19, got ${args.nice}`);
 
 const started = createService({ variant, threads, niceIncrement, logger: args.log });
 
