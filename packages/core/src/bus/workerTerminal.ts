@@ -71,7 +71,7 @@ export function workerTerminal(
       const order = call.order;
       order?.begin();
       const ticket = recorded ? { claimed: false, settledBy: undefined } : undefined;
-      const running = pool.run({
+      return pool.run({
         metricsSlot: ticket === undefined ? -1 : metricsSlot,
         ticket,
         moduleId: worker.moduleId,
@@ -89,19 +89,13 @@ export function workerTerminal(
         depth: call.depth,
         // The key is held until the thread is done, also past a timeout (a handler in its grace period).
         done: order === undefined ? undefined : () => order.end(),
+        // The attempt ends as the pool decides its outcome: no continuation of ours on its promise.
+        settling:
+          ticket === undefined && !ownsCall
+            ? undefined
+            : (failure, failed) => end(failure, failed, ticket?.claimed === true),
         queuedAt,
       });
-      if (ticket === undefined && !ownsCall) return running;
-      return running.then(
-        (value) => {
-          end(undefined, false, ticket?.claimed === true);
-          return value;
-        },
-        (err: unknown) => {
-          end(err, true, ticket?.claimed === true);
-          throw err;
-        },
-      );
     };
     // Per-key order: a keyed call runs at its turn (KeyOrder.ts); until then it waits here, after the
     // middleware, so a timeout or an abort ends the wait.

@@ -38,6 +38,21 @@ export interface SchedulerOptions {
   readonly leftBehind?: (message: TaskMessage) => TaskOutcome | undefined;
 }
 
+/**
+ * Where a call's outcome goes: told once, by the scheduler, when the call's outcome came (or it was dropped
+ * while it waited: `droppedOutcome`), or with the error of its message when that never came back. An object
+ * with methods, not a promise's settlers: a pooled call keeps all its state in one object (PooledCall).
+ */
+export interface OutcomeSink {
+  settle(outcome: TaskOutcome): void;
+  fail(err: unknown): void;
+  /** True once its caller gave up: a call whose thread went away before it started is then not sent again. */
+  readonly cancelled: boolean;
+}
+
+/** A call handed to the scheduler, for `drop`. */
+export type ScheduledCall = Entry;
+
 interface Entry {
   readonly message: TaskMessage;
   /**
@@ -48,8 +63,7 @@ interface Entry {
   readonly kill: KillSwitch | undefined;
   /** `kill` of a stream that can be cancelled: it travels alone, is never pinned, and piscina gets it. */
   readonly piscinaKill: KillSwitch | undefined;
-  readonly resolve: (outcome: TaskOutcome) => void;
-  readonly reject: (err: unknown) => void;
+  readonly sink: OutcomeSink;
   /** Travels alone (a cancellable stream, or retried alone after its batch failed to arrive). */
   solo: boolean;
   /** Aborted while it waited here: skipped. */
@@ -187,40 +201,55 @@ export class TaskScheduler {
    */
   submit(message: TaskMessage, kill: KillSwitch | undefined): Promise<TaskOutcome> {
     return new Promise<TaskOutcome>((resolve, reject) => {
-      const piscinaKill = message.st === 1 ? kill : undefined;
-      const entry: Entry = {
-        message,
-        kill,
-        piscinaKill,
-        resolve,
-        reject,
-        // A probe (`ready()`) owns no cancel slot, which a failed batch's retry reads.
-        solo: piscinaKill !== undefined || this.limits === undefined || message.probe === true,
-        dropped: false,
-        left: false,
-        retried: false,
-        answered: false,
-        pinless: false,
-      };
-      if (this.posted < this.capacity && this.waiting === 0) {
-        this.postOne(entry);
-        return;
-      }
-      this.queue.push(entry);
-      this.live++;
-      this.watch(entry);
-      if (this.board !== undefined) this.pinSoon();
+      this.enqueue(message, new PromiseSink(resolve, reject, kill), kill);
     });
   }
 
-  /** A waiting cancellable entry: its abort drops it from the queue. */
+  /**
+   * Runs `message` in a thread and tells `sink` its outcome. `kill`: as for `submit`; a call that can be
+   * cancelled without one is dropped while it waits by `drop`.
+   */
+  enqueue(message: TaskMessage, sink: OutcomeSink, kill?: KillSwitch): ScheduledCall {
+    const piscinaKill = message.st === 1 ? kill : undefined;
+    const entry: Entry = {
+      message,
+      kill,
+      piscinaKill,
+      sink,
+      // A probe (`ready()`) owns no cancel slot, which a failed batch's retry reads.
+      solo: piscinaKill !== undefined || this.limits === undefined || message.probe === true,
+      dropped: false,
+      left: false,
+      retried: false,
+      answered: false,
+      pinless: false,
+    };
+    if (this.posted < this.capacity && this.waiting === 0) {
+      this.postOne(entry);
+      return entry;
+    }
+    this.queue.push(entry);
+    this.live++;
+    this.watch(entry);
+    if (this.board !== undefined) this.pinSoon();
+    return entry;
+  }
+
+  /**
+   * The call's caller gave up: while it still waits here it is dropped, settled with `droppedOutcome`; once
+   * it left (posted or pinned) nothing changes here (its thread skips it: its cancel flag says cancelled).
+   */
+  drop(call: ScheduledCall): void {
+    if (call.dropped || call.left) return;
+    call.dropped = true;
+    this.live--;
+    call.sink.settle(droppedOutcome);
+  }
+
+  /** A waiting entry with a `kill`: its abort drops it from the queue. */
   private watch(entry: Entry): void {
-    entry.kill?.once('abort', () => {
-      if (entry.dropped || entry.left) return;
-      entry.dropped = true;
-      this.live--;
-      entry.resolve(droppedOutcome);
-    });
+    const kill = entry.kill;
+    if (kill !== undefined) kill.once('abort', () => this.drop(entry));
   }
 
   /** Posts waiting tasks while threads have room; the rest are pinned on the board soon (`pinSoon`). */
@@ -369,7 +398,7 @@ export class TaskScheduler {
           entry.solo = true;
           entry.pinless = true;
           again.push(entry);
-        } else entry.reject(new Error(`pool thread ${threadId} exited while running the call`));
+        } else entry.sink.fail(new Error(`pool thread ${threadId} exited while running the call`));
       }
     }
     this.requeueFront(again);
@@ -385,7 +414,7 @@ export class TaskScheduler {
     const outcome = this.leftBehind(entry.message);
     if (outcome === undefined) return false;
     this.forgetEarly(entry);
-    entry.resolve(outcome);
+    entry.sink.settle(outcome);
     return true;
   }
 
@@ -395,7 +424,7 @@ export class TaskScheduler {
     for (const { entry, err } of this.orphans.splice(0)) {
       if (this.inBatch.get(entry.message.c) !== entry) continue;
       this.inBatch.delete(entry.message.c);
-      entry.reject(err);
+      entry.sink.fail(err);
     }
   }
 
@@ -482,7 +511,7 @@ export class TaskScheduler {
           this.measured(started, 1);
           if (mayComeEarly) this.inBatch.delete(entry.message.c);
           this.flush();
-          entry.resolve(answer);
+          entry.sink.settle(answer);
         },
         (err: unknown) => {
           this.posted--;
@@ -506,7 +535,7 @@ export class TaskScheduler {
           // dying under an earlier task): sent again, once, at the front. A call aborted meanwhile is not.
           const again =
             !entry.retried &&
-            entry.kill?.aborted !== true &&
+            !entry.sink.cancelled &&
             entry.message.probe !== true &&
             this.notStarted(entry.message);
           if (again) {
@@ -516,7 +545,7 @@ export class TaskScheduler {
             this.watch(entry);
           }
           this.flush();
-          if (!again) entry.reject(err);
+          if (!again) entry.sink.fail(err);
         },
       );
   }
@@ -547,7 +576,7 @@ export class TaskScheduler {
               continue;
             }
             this.inBatch.delete(entry.message.c);
-            entry.resolve(outcomeAt(answer, i));
+            entry.sink.settle(outcomeAt(answer, i));
           }
         },
         (err: unknown) => {
@@ -566,7 +595,7 @@ export class TaskScheduler {
             if (this.notStarted(entry.message)) {
               entry.solo = true;
               again.push(entry);
-            } else entry.reject(err);
+            } else entry.sink.fail(err);
           }
           this.requeueFront(again);
           this.settleOrphans();
@@ -606,7 +635,7 @@ export class TaskScheduler {
       // The generation tells this task from a later one in the same slot.
       if (entry === undefined || entry.message.g !== early.g[i]) continue;
       this.forgetEarly(entry);
-      entry.resolve(outcomeAt(early.o, i));
+      entry.sink.settle(outcomeAt(early.o, i));
     }
     // A thread freed a board entry, or is about to: more waiting calls may go there.
     if (this.board !== undefined && this.live > 0) this.pinSoon();
@@ -622,5 +651,18 @@ export class TaskScheduler {
       this.queue.splice(0, this.head, ...entries);
       this.head = 0;
     }
+  }
+}
+
+/** The sink of a `submit`: the promise it returned. */
+class PromiseSink implements OutcomeSink {
+  constructor(
+    readonly settle: (outcome: TaskOutcome) => void,
+    readonly fail: (err: unknown) => void,
+    private readonly kill: KillSwitch | undefined,
+  ) {}
+
+  get cancelled(): boolean {
+    return this.kill?.aborted === true;
   }
 }

@@ -10,31 +10,55 @@
 export class CancelToken {
   aborted = false;
   reason: unknown = undefined;
-  private listeners: (() => void)[] | undefined;
+  // Most tokens have one listener (the pool, or the inline terminal): it needs no array.
+  private first: AbortListener | undefined;
+  private more: AbortListener[] | undefined;
   private controller: AbortController | undefined;
 
-  /** Aborts once: tells every subscriber, and the signal if one was made. */
+  /** Aborts once: tells every listener, in the order they came, and the signal if one was made. */
   abort(reason: unknown): void {
     if (this.aborted) return;
     this.aborted = true;
     this.reason = reason;
     this.controller?.abort(reason);
-    const listeners = this.listeners;
-    this.listeners = undefined;
-    if (listeners !== undefined) for (const listener of listeners) listener();
+    const first = this.first;
+    const more = this.more;
+    this.first = undefined;
+    this.more = undefined;
+    if (first !== undefined) tell(first);
+    if (more !== undefined) for (const listener of more) tell(listener);
   }
 
   /** Calls `listener` once when the token aborts (not if it already has); returns the unsubscribe. */
   subscribe(listener: () => void): () => void {
     if (this.aborted) return noop;
-    this.listeners ??= [];
-    this.listeners.push(listener);
-    return () => {
-      const list = this.listeners;
-      if (list === undefined) return;
-      const at = list.indexOf(listener);
-      if (at >= 0) list.splice(at, 1);
-    };
+    this.listen(listener);
+    return () => this.unlisten(listener);
+  }
+
+  /**
+   * Tells `listener` once when the token aborts (not if it already has). A listener object (`handleEvent`)
+   * lets a caller that keeps its state in an object subscribe without a closure; `unlisten` takes it off.
+   */
+  listen(listener: AbortListener): void {
+    if (this.aborted) return;
+    if (this.first === undefined && this.more === undefined) this.first = listener;
+    else if (this.more === undefined) this.more = [listener];
+    else this.more.push(listener);
+  }
+
+  /** Takes `listener` off; nothing when it is not on. */
+  unlisten(listener: AbortListener): void {
+    if (this.first === listener) {
+      this.first = this.more?.shift();
+      if (this.more?.length === 0) this.more = undefined;
+      return;
+    }
+    const more = this.more;
+    if (more === undefined) return;
+    const at = more.indexOf(listener);
+    if (at >= 0) more.splice(at, 1);
+    if (more.length === 0) this.more = undefined;
   }
 
   /** An `AbortSignal` that follows this token, made on first use. */
@@ -45,6 +69,14 @@ export class CancelToken {
     }
     return this.controller.signal;
   }
+}
+
+/** What is told of an abort: a function, or an object whose `handleEvent` is called (as EventTarget does). */
+export type AbortListener = (() => void) | { handleEvent(): void };
+
+function tell(listener: AbortListener): void {
+  if (typeof listener === 'function') listener();
+  else listener.handleEvent();
 }
 
 function noop(): void {}

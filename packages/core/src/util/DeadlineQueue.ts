@@ -1,7 +1,8 @@
 /** One pending deadline. @internal */
 export interface Deadline {
-  readonly at: number;
-  readonly fire: () => void;
+  /** When it falls due (`Date.now()` time); set by the queue. */
+  at: number;
+  fire(): void;
   done: boolean;
 }
 
@@ -28,7 +29,18 @@ export class DeadlineQueue {
 
   /** Calls `fire` in `ms` unless `remove` is called first. */
   add(fire: () => void): Deadline {
-    const entry: Deadline = { at: Date.now() + this.ms, fire, done: false };
+    const entry: Deadline = { at: 0, fire, done: false };
+    this.schedule(entry);
+    return entry;
+  }
+
+  /**
+   * As `add`, for an entry the caller made: an object that keeps its call's state can be its own deadline,
+   * with no closure or entry made per call.
+   */
+  schedule(entry: Deadline): void {
+    entry.at = Date.now() + this.ms;
+    entry.done = false;
     this.entries.push(entry);
     // Deadlines only grow, so an armed timer is never later than this one: it fires, and re-arms for the head.
     if (this.timer === undefined) this.arm(entry.at);
@@ -36,7 +48,6 @@ export class DeadlineQueue {
       this.timer.ref();
       this.held = true;
     }
-    return entry;
   }
 
   /** The deadline no longer matters (its call settled). */

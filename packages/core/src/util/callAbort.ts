@@ -1,5 +1,10 @@
 import type { CancelToken } from './CancelToken.js';
 
+/** An abort listener that is an object: its state needs no closure per call (EventTarget's form). */
+export interface AbortHandler {
+  handleEvent(): void;
+}
+
 /**
  * What can abort a call: a `timeout()`'s token (which also follows the caller's signal), else the caller's
  * signal. Read through these helpers, not `call.signal`, in the terminals: reading `call.signal` under a
@@ -33,6 +38,23 @@ export function onAbort(call: Abortable, listener: () => void): () => void {
   if (signal === undefined || signal.aborted) return noop;
   signal.addEventListener('abort', listener, { once: true });
   return () => signal.removeEventListener('abort', listener);
+}
+
+/**
+ * Tells `handler` once when the call aborts (not if it already has), as `onAbort` does, without a closure:
+ * `offAbort` takes it off.
+ */
+export function listenAbort(call: Abortable, handler: AbortHandler): void {
+  if (call.cancel !== undefined) call.cancel.listen(handler);
+  else if (call.signal !== undefined && !call.signal.aborted) {
+    call.signal.addEventListener('abort', handler, { once: true });
+  }
+}
+
+/** Takes off a handler `listenAbort` put on. */
+export function offAbort(call: Abortable, handler: AbortHandler): void {
+  if (call.cancel !== undefined) call.cancel.unlisten(handler);
+  else call.signal?.removeEventListener('abort', handler);
 }
 
 function noop(): void {}
