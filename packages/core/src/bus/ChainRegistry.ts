@@ -12,7 +12,7 @@ import type { Definition, MessageKind } from '../messages/Definition.js';
 import { isStreamQuery } from '../messages/defineStreamQuery.js';
 import { compose } from '../middleware/compose.js';
 import { failureCodesOf } from '../middleware/failureCodes.js';
-import type { Call, ChainContext, Middleware, Next } from '../middleware/Middleware.js';
+import type { Call, CallTicket, ChainContext, Middleware, Next } from '../middleware/Middleware.js';
 import { isMetricsPlacement } from '../middleware/metrics.js';
 import { queryOnlyLabel } from '../middleware/queryOnly.js';
 import { BusDirectory } from '../pool/BusDirectory.js';
@@ -386,7 +386,9 @@ export class ChainRegistry {
       signal,
       originThread,
       depth,
-      slot < 0 ? undefined : { claimed: false, settledBy: undefined },
+      slot < 0
+        ? undefined
+        : new ChainSettlement(this.settled, this.stacks, region, slot, timedSlot, calledAt, order),
       order,
       stream,
       cancel,
@@ -440,26 +442,11 @@ export class ChainRegistry {
       this.settled();
       return pending;
     }
-    // The outermost metrics layer, folded in here: in flight −1, and count what no handler counted
-    // (refusals, aborts, crashes) — see recordingLayer.ts for the same logic as a placeable layer. A keyed
-    // call gives its place up here too.
-    const settle = (failed: boolean, err?: unknown): void => {
-      if (timedSlot >= 0) region.recordCallDuration(timedSlot, (performance.now() - calledAt) * 1000);
-      region.decrementInFlight(slot);
-      if (!ticket.claimed) {
-        ticket.claimed = true;
-        region.recordCount(slot, failed);
-        if (failed) region.recordFailureCode(slot, err);
-      }
-      order?.settle();
-      this.settled();
-    };
+    // The outermost metrics layer, folded in here (ChainSettlement): it ends the call when its chain settles.
+    const settlement = ticket as ChainSettlement;
     pending.then(
-      () => settle(false),
-      (err: unknown) => {
-        if (!this.stacks) stripStacks(err);
-        settle(true, err);
-      },
+      () => settlement.end(false, undefined),
+      (err: unknown) => settlement.end(true, err),
     );
     return pending;
   }
@@ -718,6 +705,46 @@ function callOf(
     order,
     stream,
   };
+}
+
+/**
+ * The outermost metrics layer of a call through a chain with middleware (see recordingLayer.ts for the same
+ * logic as a placeable layer), one object per call: the ticket the handler's terminal claims when it counts
+ * the attempt, and what ends the call when its chain settles — in flight −1, the count of what no handler
+ * counted (refusals, aborts, crashes), the call's duration, a keyed call's place given up.
+ */
+class ChainSettlement implements CallTicket {
+  claimed = false;
+  settledBy: Promise<unknown> | undefined = undefined;
+
+  constructor(
+    /** Tells the registry the call settled. */
+    private readonly settled: () => void,
+    /** The bus keeps errors' stacks (`errorStacks`). */
+    private readonly stacks: boolean,
+    private readonly region: MetricsRegion,
+    private readonly slot: number,
+    /** Where the call's duration is recorded, or -1 when this call is not timed. */
+    private readonly timedSlot: number,
+    private readonly calledAt: number,
+    private readonly order: OrderTicket | undefined,
+  ) {}
+
+  end(failed: boolean, err: unknown): void {
+    if (failed && !this.stacks) stripStacks(err);
+    const region = this.region;
+    if (this.timedSlot >= 0) {
+      region.recordCallDuration(this.timedSlot, (performance.now() - this.calledAt) * 1000);
+    }
+    region.decrementInFlight(this.slot);
+    if (!this.claimed) {
+      this.claimed = true;
+      region.recordCount(this.slot, failed);
+      if (failed) region.recordFailureCode(this.slot, err);
+    }
+    this.order?.settle();
+    this.settled();
+  }
 }
 
 /** Records the duration of a call, from `calledAt` (a `performance.now()` reading) to when `pending` settles. */
