@@ -179,6 +179,9 @@ describe('micro-batching', () => {
     expect(await after).toBe(25);
     expect(Atomics.load(never, 0)).toBe(0);
     expect(pool.inFlight).toBe(0);
+    // Nothing waits: the abort did not take the call out of the queue a second time (it had left with its
+    // batch), which made the count of waiting calls −1 and let later calls pass the ones still waiting.
+    expect(pool.queueSize).toBe(0);
   });
 
   it('terminates the thread of a cancelled call past its grace period; its batch-mates lose nothing', async () => {

@@ -47,8 +47,9 @@ export class PooledCall implements OutcomeSink, AbortHandler, Settlers<unknown> 
   /** Its caller has its answer (the outcome, or the abort first). */
   private answered = false;
   /**
-   * The pool is done with it. The scheduler may tell a call's outcome more than once (an early outcome, then
-   * its batch's answer; a dropped call's message coming back): only the first counts, as a promise's would.
+   * The pool is done with it. The scheduler tells a call's outcome once; were it told twice, only the first
+   * would count, as with a promise (which is how a batch-mate dropped from the queue after its batch had left
+   * went unnoticed until this object replaced the promise).
    */
   private ended = false;
   private graceTimer: NodeJS.Timeout | undefined = undefined;

@@ -310,6 +310,8 @@ export class TaskScheduler {
       this.head++;
       if (!next.dropped) {
         this.live--;
+        // Left with its batch: an abort now only sets its cancel flag (its thread skips it), as for `take`.
+        next.left = true;
         batch.push(next);
       }
     }
@@ -540,7 +542,6 @@ export class TaskScheduler {
             this.notStarted(entry.message);
           if (again) {
             entry.retried = true;
-            entry.left = false;
             this.requeueFront([entry]);
             this.watch(entry);
           }
@@ -644,6 +645,8 @@ export class TaskScheduler {
   private requeueFront(entries: Entry[]): void {
     if (entries.length === 0) return;
     this.live += entries.length;
+    // Waiting again: an abort drops them from the queue.
+    for (const entry of entries) entry.left = false;
     if (this.head >= entries.length) {
       this.head -= entries.length;
       for (let i = 0; i < entries.length; i++) this.queue[this.head + i] = entries[i] as Entry;
