@@ -1,7 +1,7 @@
 import type { CancelFlags } from '../shared/CancelFlags.js';
 import { CancelResult } from '../shared/CancelFlags.js';
 import { abortErrorFor } from '../util/abortError.js';
-import type { AbortHandler } from '../util/callAbort.js';
+import type { AbortHandler } from '../util/CancelToken.js';
 import { abortReason, isAborted, offAbort } from '../util/callAbort.js';
 import type { Settlers } from '../util/settleInto.js';
 import type { TaskOutcome } from './protocol.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CancelToken } from './CancelToken.js';
-import { listenAbort, offAbort } from './callAbort.js';
+import { listenAbort, offAbort, onAbort } from './callAbort.js';
 
 describe('CancelToken', () => {
   it('tells each listener once, in the order they came, functions and handleEvent objects alike', () => {
@@ -8,7 +8,7 @@ describe('CancelToken', () => {
     const told: string[] = [];
     token.listen(() => told.push('a'));
     token.listen({ handleEvent: () => told.push('b') });
-    token.subscribe(() => told.push('c'));
+    onAbort({ cancel: token, signal: undefined }, () => told.push('c'));
     token.abort('why');
     token.abort('again');
     expect(told).toEqual(['a', 'b', 'c']);
@@ -26,7 +26,7 @@ describe('CancelToken', () => {
     token.listen(third);
     token.unlisten(first);
     token.listen({ handleEvent: () => told.push('fourth') });
-    const unsubscribe = token.subscribe(() => told.push('fifth'));
+    const unsubscribe = onAbort({ cancel: token, signal: undefined }, () => told.push('fifth'));
     unsubscribe();
     token.unlisten(() => told.push('never on'));
     token.abort(undefined);
@@ -38,7 +38,7 @@ describe('CancelToken', () => {
     token.abort('done');
     const told: string[] = [];
     token.listen(() => told.push('late'));
-    token.subscribe(() => told.push('late too'))();
+    onAbort({ cancel: token, signal: undefined }, () => told.push('late too'))();
     expect(told).toEqual([]);
   });
 

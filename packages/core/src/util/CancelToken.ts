@@ -29,13 +29,6 @@ export class CancelToken {
     if (more !== undefined) for (const listener of more) tell(listener);
   }
 
-  /** Calls `listener` once when the token aborts (not if it already has); returns the unsubscribe. */
-  subscribe(listener: () => void): () => void {
-    if (this.aborted) return noop;
-    this.listen(listener);
-    return () => this.unlisten(listener);
-  }
-
   /**
    * Tells `listener` once when the token aborts (not if it already has). A listener object (`handleEvent`)
    * lets a caller that keeps its state in an object subscribe without a closure; `unlisten` takes it off.
@@ -71,12 +64,15 @@ export class CancelToken {
   }
 }
 
+/** An abort listener that is an object: its state needs no closure per call (EventTarget's form). */
+export interface AbortHandler {
+  handleEvent(): void;
+}
+
 /** What is told of an abort: a function, or an object whose `handleEvent` is called (as EventTarget does). */
-export type AbortListener = (() => void) | { handleEvent(): void };
+export type AbortListener = (() => void) | AbortHandler;
 
 function tell(listener: AbortListener): void {
   if (typeof listener === 'function') listener();
   else listener.handleEvent();
 }
-
-function noop(): void {}

@@ -1,9 +1,4 @@
-import type { CancelToken } from './CancelToken.js';
-
-/** An abort listener that is an object: its state needs no closure per call (EventTarget's form). */
-export interface AbortHandler {
-  handleEvent(): void;
-}
+import type { AbortListener, CancelToken } from './CancelToken.js';
 
 /**
  * What can abort a call: a `timeout()`'s token (which also follows the caller's signal), else the caller's
@@ -33,28 +28,26 @@ export function abortReason(call: Abortable): unknown {
 
 /** Calls `listener` once when the call aborts; returns the unsubscribe. Not called if it already has. */
 export function onAbort(call: Abortable, listener: () => void): () => void {
-  if (call.cancel !== undefined) return call.cancel.subscribe(listener);
-  const signal = call.signal;
-  if (signal === undefined || signal.aborted) return noop;
-  signal.addEventListener('abort', listener, { once: true });
-  return () => signal.removeEventListener('abort', listener);
+  if (!canAbort(call) || isAborted(call)) return noop;
+  listenAbort(call, listener);
+  return () => offAbort(call, listener);
 }
 
 /**
- * Tells `handler` once when the call aborts (not if it already has), as `onAbort` does, without a closure:
- * `offAbort` takes it off.
+ * Tells `listener` once when the call aborts (not if it already has), as `onAbort` does; a listener object
+ * (`handleEvent`) needs no closure per call. `offAbort` takes it off.
  */
-export function listenAbort(call: Abortable, handler: AbortHandler): void {
-  if (call.cancel !== undefined) call.cancel.listen(handler);
+export function listenAbort(call: Abortable, listener: AbortListener): void {
+  if (call.cancel !== undefined) call.cancel.listen(listener);
   else if (call.signal !== undefined && !call.signal.aborted) {
-    call.signal.addEventListener('abort', handler, { once: true });
+    call.signal.addEventListener('abort', listener, { once: true });
   }
 }
 
-/** Takes off a handler `listenAbort` put on. */
-export function offAbort(call: Abortable, handler: AbortHandler): void {
-  if (call.cancel !== undefined) call.cancel.unlisten(handler);
-  else call.signal?.removeEventListener('abort', handler);
+/** Takes off a listener `listenAbort` put on. */
+export function offAbort(call: Abortable, listener: AbortListener): void {
+  if (call.cancel !== undefined) call.cancel.unlisten(listener);
+  else call.signal?.removeEventListener('abort', listener);
 }
 
 function noop(): void {}
