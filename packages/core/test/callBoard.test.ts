@@ -71,6 +71,31 @@ describe('the board of waiting calls', () => {
     expect(await Promise.all(burns)).toEqual([1, 2, 3]);
   });
 
+  it('sizes the batches of a deep backlog by the threads’ recent time per call, not by the thread’s start', async () => {
+    // Default batching (maxDelayMs 16): ~1 ms calls go about 16 to a message. The pool's first message was
+    // `ready()`'s probe, which waited for the thread to start and load the module (tens of ms): it is not a
+    // call, and must not make every call of a backlog travel alone.
+    pool = new WorkerPool({ threads: 1 });
+    const commands = new CommandBus({ pool });
+    commands.registerHandler(Block, inWorker(handlers, 'block'));
+    commands.registerHandler(Burn, inWorker(fixtureUrl('reliabilityHandlers'), 'burn'));
+    await commands.ready();
+    // The threads' recent time per call is now a 1 ms call's.
+    expect(await commands.execute(Burn, { i: 0, spinMs: 1 })).toBe(0);
+    const control = newControl();
+    const held = commands.execute(Block, { control });
+    await waitForStarts(control);
+    const burns = Array.from({ length: 40 }, (_, i) => commands.execute(Burn, { i, spinMs: 1 }));
+    await tick();
+    const { messages, calls } = pool.batchStats;
+    releaseAll(control);
+    expect(messages).toBeGreaterThan(0);
+    expect(calls / messages).toBeGreaterThanOrEqual(4);
+    expect(await held).toBe('released');
+    expect(await Promise.all(burns)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(figures(commands, 'Burn')).toMatchObject({ executions: 41, failures: 0, inFlight: 0 });
+  });
+
   it('gives a waiting call to the first thread free, not behind the thread still busy', async () => {
     const { queries, holds } = await heldThreads(2);
     const calls = Array.from({ length: 4 }, () => queries.execute(Describe, {}));

@@ -124,7 +124,10 @@ export class TaskScheduler {
   private live = 0;
   /** piscina tasks (single or batch) posted and not answered. */
   private posted = 0;
-  /** Recent time per task of a posted message, in ms (exponentially weighted). */
+  /**
+   * Recent time per task of a posted message, in ms (exponentially weighted), from post to answer: the
+   * estimate of a call's time without a board (with one, the threads' own figure is fresher).
+   */
   private perTaskMs = 0;
   /** Entries of batches in flight, by cancel slot, until their outcome arrives (early or with the batch). */
   private readonly inBatch = new Map<number, Entry>();
@@ -469,7 +472,8 @@ export class TaskScheduler {
   private batchSize(): number {
     const limits = this.limits as BatchLimits;
     const share = Math.ceil((this.waiting + 1) / this.capacity);
-    const inTime = this.perTaskMs > 0 ? Math.floor(limits.maxDelayMs / this.perTaskMs) : limits.maxSize;
+    const perTaskMs = this.perTaskEstimate();
+    const inTime = perTaskMs > 0 ? Math.floor(limits.maxDelayMs / perTaskMs) : limits.maxSize;
     return Math.max(1, Math.min(limits.maxSize, share, inTime));
   }
 
@@ -487,6 +491,17 @@ export class TaskScheduler {
     return this.waiting >= this.capacity * size ? limits.maxDelayMs / 2 : 0;
   }
 
+  /**
+   * A call's recent time, in ms (0: none yet). With a board, the threads' own moving average of their calls
+   * (CallBoard.recordCallTime), updated by every call: a thread serving the board answers its piscina message
+   * only once the board is empty, so in a backlog `perTaskMs` can go unchanged from before it.
+   */
+  private perTaskEstimate(): number {
+    const recentMicros = this.board?.recentCallMicros ?? 0;
+    return recentMicros > 0 ? recentMicros / 1000 : this.perTaskMs;
+  }
+
+  /** A posted message of `tasks` calls was answered: `started` is when it was posted. */
   private measured(started: number, tasks: number): void {
     const perTask = (performance.now() - started) / tasks;
     this.perTaskMs = this.perTaskMs === 0 ? perTask : this.perTaskMs * 0.8 + perTask * 0.2;
@@ -499,6 +514,9 @@ export class TaskScheduler {
     const mayComeEarly =
       this.board !== undefined && entry.piscinaKill === undefined && entry.message.probe !== true;
     if (mayComeEarly) this.inBatch.set(entry.message.c, entry);
+    // A probe's time is its thread's start and the module's load, a stream's its consumer's pace: neither
+    // says how long a call takes.
+    const timed = entry.message.probe !== true && entry.message.st !== 1;
     this.piscina
       .run(entry.message, entry.piscinaKill === undefined ? undefined : { signal: entry.piscinaKill })
       .then(
@@ -510,7 +528,7 @@ export class TaskScheduler {
             this.awaitEarly(entry);
             return;
           }
-          this.measured(started, 1);
+          if (timed) this.measured(started, 1);
           if (mayComeEarly) this.inBatch.delete(entry.message.c);
           this.flush();
           entry.sink.settle(answer);
