@@ -71,7 +71,7 @@ export function workerStreamTerminal(
           cancelGraceMs: call.cancelGraceMs,
           originThread: call.originThread,
           depth: call.depth,
-          done: order === undefined ? undefined : () => order.end(),
+          watcher: order,
         },
         sink,
       );

@@ -5,6 +5,7 @@ import type { Call, CallTicket, Next } from '../middleware/Middleware.js';
 import type { PoolTask, WorkerPool } from '../pool/WorkerPool.js';
 import type { MetricsRegion } from '../shared/MetricsRegion.js';
 import type { CancelToken } from '../util/CancelToken.js';
+import type { OrderTicket } from './KeyOrder.js';
 
 /** Where a worker handler lives: its module's index in the pool's module table, and its export. */
 export interface WorkerRoute {
@@ -99,7 +100,7 @@ class WorkerAttempt implements PoolTask {
   readonly cancelGraceMs: number | undefined;
   readonly originThread: number | undefined;
   readonly depth: number;
-  readonly done: (() => void) | undefined;
+  readonly watcher: OrderTicket | undefined;
 
   constructor(
     private readonly terminal: TerminalOf,
@@ -128,7 +129,7 @@ class WorkerAttempt implements PoolTask {
     this.originThread = call.originThread;
     this.depth = call.depth;
     // The key is held until the thread is done, also past a timeout (a handler in its grace period).
-    this.done = order === undefined ? undefined : () => order.end();
+    this.watcher = order;
   }
 
   settling(failure: unknown, failed: boolean): void {

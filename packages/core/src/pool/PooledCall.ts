@@ -133,7 +133,7 @@ export class PooledCall implements OutcomeSink, AbortHandler, Settlers<unknown> 
   private end(): void {
     this.ended = true;
     this.side.ended();
-    this.task.done?.();
+    this.task.watcher?.end();
   }
 
   /** The thread is done with it: the listener, the grace timer and the cancel slot go. */

@@ -173,7 +173,11 @@ export class StreamRunner {
         settle(abortErrorFor(abortReason(task), label));
       });
       const execution = this.pool.post(message, kill, task.originThread);
-      if (task.done !== undefined) execution.then(task.done, task.done);
+      const watcher = task.watcher;
+      if (watcher !== undefined) {
+        const end = (): void => watcher.end();
+        execution.then(end, end);
+      }
       const release = (): void => {
         released = true;
         unsubscribe();

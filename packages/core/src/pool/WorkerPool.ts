@@ -134,6 +134,11 @@ export interface WorkerPoolOptions {
   maxNestingDepth?: number;
 }
 
+/** Told when the pool is done with a task's handler (see PoolTask.watcher). @internal */
+export interface AttemptWatcher {
+  end(): void;
+}
+
 /** One handler execution handed to the pool. @internal */
 export interface PoolTask {
   readonly moduleId: number;
@@ -152,10 +157,12 @@ export interface PoolTask {
   /** Run on this thread instead of the pool: it is the one awaiting this nested call. */
   readonly originThread: number | undefined;
   /**
-   * Called once when the pool is done with the task — its handler returned or threw, its thread is gone, or
-   * it never started — which may be after the call settled (a cancelled handler in its grace period).
+   * Told once (`end()`) when the pool is done with the task — its handler returned or threw, its thread is
+   * gone, or it never started — which may be after the call settled (a cancelled handler in its grace
+   * period): a keyed call's ticket, which holds its key until then. An object, not a callback: no closure per
+   * call.
    */
-  readonly done: (() => void) | undefined;
+  readonly watcher: AttemptWatcher | undefined;
   /**
    * Told (by `run`, not `runStream`) once, as the call's outcome is decided and before its promise settles:
    * `failure` is the error the caller gets when `failed`. Lets the caller's terminal count the call without
@@ -704,7 +711,7 @@ function tooManyInFlight(task: PoolTask): CqrsError {
 
 /** A task refused before it was posted: its handler never runs, so the pool is done with it at once. */
 function refuse(task: PoolTask, err: CqrsError): Promise<never> {
-  task.done?.();
+  task.watcher?.end();
   task.settling?.(err, true);
   return Promise.reject(err);
 }
