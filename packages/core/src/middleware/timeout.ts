@@ -115,6 +115,7 @@ function noop(): void {}
  */
 class TimedCall extends CancelToken implements Deadline {
   at = 0;
+  index = 0;
   /** The deadline fell due or was taken off (DeadlineQueue's). */
   done = false;
   resolve: (value: unknown) => void = noop;

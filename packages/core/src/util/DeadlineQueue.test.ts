@@ -1,5 +1,10 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DeadlineQueue } from './DeadlineQueue.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -7,6 +12,17 @@ beforeEach(() => {
 afterEach(() => {
   vi.useRealTimers();
 });
+
+/** Adds and removes `n` deadlines, in a frame of its own (a suspended async test keeps its registers). */
+function settleMany(queue: DeadlineQueue, n: number): WeakRef<object>[] {
+  const refs: WeakRef<object>[] = [];
+  for (let i = 0; i < n; i++) {
+    const entry = queue.add(() => {});
+    queue.remove(entry);
+    refs.push(new WeakRef(entry));
+  }
+  return refs;
+}
 
 describe('DeadlineQueue', () => {
   it('fires each deadline ms after it was added, in order, with one timer', async () => {
@@ -55,6 +71,22 @@ describe('DeadlineQueue', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(fired.size).toBe(2500);
     expect([...fired].every((i) => i % 2 === 1)).toBe(true);
+    expect(queue.pending).toBe(0);
+  });
+
+  it('lets go of a removed deadline at once, also one behind an older deadline still pending', async () => {
+    vi.useRealTimers();
+    const queue = new DeadlineQueue(60_000);
+    const oldest = queue.add(() => {});
+    // Deadlines are a call's whole state (timeout()'s TimedCall): settled ones must not outlive their call.
+    const settled = settleMany(queue, 3000);
+    const fired = queue.add(() => {});
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(settled.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
+    expect(queue.pending).toBe(2);
+    queue.remove(oldest);
+    queue.remove(fired);
     expect(queue.pending).toBe(0);
   });
 

@@ -2,9 +2,14 @@
 export interface Deadline {
   /** When it falls due (`Date.now()` time); set by the queue. */
   at: number;
+  /** Its place in the queue; set by the queue. */
+  index: number;
   fire(): void;
   done: boolean;
 }
+
+/** What a place in the queue holds once its entry is settled or fired: the entry itself may be collected. */
+const PASSED: Deadline = { at: 0, index: -1, fire() {}, done: true };
 
 /**
  * Deadlines that all lie the same `ms` after they were added, so they fall due in the order they were
@@ -17,11 +22,17 @@ export interface Deadline {
  * per-call timer did). When none is, it is unref'd rather than cleared: sequential calls would otherwise
  * arm and clear a timer each, which is the cost this class exists to avoid. It then fires once, idle,
  * finds nothing due and is gone.
+ *
+ * The queue lets go of an entry as soon as it is settled: under load, calls settle out of order, and settled
+ * entries behind an older pending one (hundreds, at 1000 calls in flight) would otherwise be kept — a pooled
+ * call's whole state under `timeout()` — through garbage collections they should not live through.
  * @internal
  */
 export class DeadlineQueue {
   private entries: Deadline[] = [];
   private head = 0;
+  /** The `index` of `entries[0]`: indexes count every entry ever scheduled, so compacting moves none. */
+  private offset = 0;
   private timer: NodeJS.Timeout | undefined;
   private held = false;
 
@@ -29,7 +40,7 @@ export class DeadlineQueue {
 
   /** Calls `fire` in `ms` unless `remove` is called first. */
   add(fire: () => void): Deadline {
-    const entry: Deadline = { at: 0, fire, done: false };
+    const entry: Deadline = { at: 0, index: 0, fire, done: false };
     this.schedule(entry);
     return entry;
   }
@@ -41,6 +52,7 @@ export class DeadlineQueue {
   schedule(entry: Deadline): void {
     entry.at = Date.now() + this.ms;
     entry.done = false;
+    entry.index = this.offset + this.entries.length;
     this.entries.push(entry);
     // Deadlines only grow, so an armed timer is never later than this one: it fires, and re-arms for the head.
     if (this.timer === undefined) this.arm(entry.at);
@@ -53,6 +65,8 @@ export class DeadlineQueue {
   /** The deadline no longer matters (its call settled). */
   remove(entry: Deadline): void {
     entry.done = true;
+    const at = entry.index - this.offset;
+    if (at >= this.head && this.entries[at] === entry) this.entries[at] = PASSED;
     this.trim();
     if (this.head === this.entries.length && this.timer !== undefined && this.held) {
       this.timer.unref();
@@ -80,7 +94,7 @@ export class DeadlineQueue {
         entry.done = true;
         due.push(entry);
       }
-      this.head++;
+      this.entries[this.head++] = PASSED;
     }
     this.trim();
     const next = this.entries[this.head];
@@ -93,9 +107,11 @@ export class DeadlineQueue {
     const entries = this.entries;
     while (this.head < entries.length && (entries[this.head] as Deadline).done) this.head++;
     if (this.head === entries.length) {
+      this.offset += entries.length;
       entries.length = 0;
       this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > entries.length) {
+      this.offset += this.head;
       this.entries = entries.slice(this.head);
       this.head = 0;
     }
