@@ -42,6 +42,30 @@ function zeroCounts(): NatsServerStats {
 }
 
 /**
+ * `counts[what] += by`, by name: a keyed update with five names goes megamorphic, and a served call counts
+ * four times on two objects (measured: ~1.7 % of a serving node's main thread in the remote bench).
+ */
+function addCount(counts: NatsServerStats, what: Count, by: number): void {
+  switch (what) {
+    case 'received':
+      counts.received += by;
+      break;
+    case 'succeeded':
+      counts.succeeded += by;
+      break;
+    case 'failed':
+      counts.failed += by;
+      break;
+    case 'malformed':
+      counts.malformed += by;
+      break;
+    case 'inFlight':
+      counts.inFlight += by;
+      break;
+  }
+}
+
+/**
  * One bus's handlers served on NATS, made by {@link serve}. Each request is decoded, run with
  * `bus.execute(name, input, { metadata, signal })` — through the bus's middleware and, for `inWorker`
  * handlers, its pool — and answered with the result or the error as plain data. A batch request (many
@@ -167,8 +191,8 @@ export class NatsServer {
   }
 
   private count(endpoint: Endpoint, what: Count, by = 1): void {
-    this.counts[what] += by;
-    endpoint.counts[what] += by;
+    addCount(this.counts, what, by);
+    addCount(endpoint.counts, what, by);
   }
 
   /** A copy of the counts so far (calls, whether they came alone or in batches). */
