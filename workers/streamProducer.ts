@@ -2,6 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { streamIterator } from '../packages/core/src/bus/streamIterator.js';
 import { serializeError } from '../packages/core/src/errors/serialize.js';
 import type { HandlerFn } from '../packages/core/src/handler/handle.js';
+import { toColumns } from '../packages/core/src/pool/itemColumns.js';
 import type { StreamChunk, StreamEnd, TaskMessage, TaskOutcome } from '../packages/core/src/pool/protocol.js';
 import { type CancelFlagsView, FinishResult } from '../packages/core/src/shared/CancelFlags.js';
 import type { MetricsView } from '../packages/core/src/shared/MetricsView.js';
@@ -20,6 +21,8 @@ export interface StreamHost {
   /** Why an item cannot cross to the main thread (structured clone, or too deep), or undefined. */
   readonly cloneFailure: (value: unknown) => unknown;
 }
+
+const NO_ITEMS: readonly unknown[] = [];
 
 /** The largest chunk: past this, one message more per 256 items costs nothing measurable. */
 const MAX_CHUNK = 256;
@@ -92,8 +95,11 @@ async function produce(
     }
     const items = chunk;
     chunk = [];
-    const message: StreamChunk =
-      last === undefined ? { sc: slot, g: gen, v: items } : { sc: slot, g: gen, v: items, end: last };
+    // Rows of one shape cross as columns (itemColumns.ts); any other items as they are.
+    const cols = toColumns(items);
+    const body: StreamChunk =
+      cols === undefined ? { sc: slot, g: gen, v: items } : { sc: slot, g: gen, v: NO_ITEMS, cols };
+    const message: StreamChunk = last === undefined ? body : { ...body, end: last };
     try {
       host.port.postMessage(message);
     } catch (err) {

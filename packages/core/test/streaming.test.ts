@@ -8,6 +8,8 @@ import {
   CountKeyed,
   CrashAfter,
   FailAfter,
+  MixedRows,
+  mixedItem,
   Rows,
   RowsArray,
   SpinAfter,
@@ -37,6 +39,21 @@ describe('streaming queries on pool threads', () => {
     expect(items).toEqual(upTo(20_000));
     const rows = await readAll(queries.stream(Rows, { n: 1000 }));
     expect(rows.items).toEqual(upTo(1000).map((id) => ({ id, name: 'row' })));
+  });
+
+  it('deliver rows whose shape changes, and items that are not rows, as structured clone would', async () => {
+    // Rows of one shape cross a chunk at a time as columns (itemColumns.ts); anything else as it is.
+    const { queries } = setup({ threads: 1 });
+    queries.registerHandler(MixedRows, inWorker(streamHandlers, 'mixedRows'));
+    const { items, error } = await readAll(queries.stream(MixedRows, { n: 2000 }, { highWaterMark: 300 }));
+    expect(error).toBeUndefined();
+    const expected = Array.from({ length: 2000 }, (_, i) => structuredClone(mixedItem(i)));
+    expect(items).toEqual(expected);
+    for (const [i, item] of items.entries()) {
+      if (typeof item !== 'object' || item === null || item instanceof Date) continue;
+      expect(Object.getPrototypeOf(item)).toBe(Object.prototype);
+      expect(Object.keys(item)).toEqual(Object.keys(expected[i] as object));
+    }
   });
 
   it('deliver items while the generator still runs', async () => {

@@ -6,6 +6,7 @@ import { CancelResult } from '../shared/CancelFlags.js';
 import type { StreamCredits } from '../shared/StreamCredits.js';
 import { abortErrorFor } from '../util/abortError.js';
 import { abortReason, onAbort } from '../util/callAbort.js';
+import { fromColumns } from './itemColumns.js';
 import { KillSwitch } from './KillSwitch.js';
 import type { StreamChunk, StreamEnd, TaskMessage, TaskOutcome } from './protocol.js';
 import type { PoolTask } from './WorkerPool.js';
@@ -69,7 +70,8 @@ export class StreamRunner {
   deliver(chunk: StreamChunk): void {
     const stream = this.open.get(chunk.sc * GENERATIONS + chunk.g);
     if (stream === undefined) return;
-    if (chunk.v.length > 0) stream.push(chunk.v);
+    const items = chunk.cols === undefined ? chunk.v : fromColumns(chunk.cols);
+    if (items.length > 0) stream.push(items);
     if (chunk.end !== undefined) stream.end(chunk.end);
   }
 

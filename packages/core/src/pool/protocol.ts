@@ -8,6 +8,7 @@ import type { SerializedError } from '../errors/serialize.js';
 import type { PublishStrategy } from '../handler/EventClient.js';
 import type { Metadata } from '../handler/HandlerContext.js';
 import type { MessageKind } from '../messages/Definition.js';
+import type { ItemColumns } from './itemColumns.js';
 
 /** One handler execution, sent through piscina (or through a thread's run port for nested calls). */
 export interface TaskMessage {
@@ -135,7 +136,10 @@ export type TaskOutcome =
 export interface StreamChunk {
   readonly sc: number;
   readonly g: number;
+  /** The items; empty when they travel as `cols`. */
   readonly v: readonly unknown[];
+  /** The items as columns, when they are rows of one shape (itemColumns.ts). */
+  readonly cols?: ItemColumns;
   readonly end?: StreamEnd;
 }
 /** How a stream's generator ended: ran out (or was stopped), threw, or yielded an item that cannot cross. */

@@ -1,0 +1,66 @@
+/**
+ * A stream chunk's items as columns (see StreamChunk.cols): when every item of a chunk is a plain object with
+ * the same keys in the same order — a query's rows — the chunk crosses as one array of keys and one array
+ * of values per key, instead of an array of objects. Structured clone reads and rebuilds an object key by
+ * key (measured: ~620 ns an item of two fields to deserialize, ~270 ns to serialize); arrays of values
+ * cross at a fraction of that, and the receiver rebuilds each row with plain stores (~290 ns an item,
+ * deserializing included; ~190 ns to build and serialize).
+ *
+ * The rows come out as structured clone would make them: plain objects (prototype `Object.prototype`), the
+ * same own enumerable string keys in the same order, each value cloned. Anything else travels as it is: an
+ * item that is not a plain object (an array, a Date, a Map, a class instance, a primitive), items whose keys
+ * differ, a key `__proto__` (an assignment would set the prototype instead of a property).
+ * @internal
+ */
+export interface ItemColumns {
+  /** The keys of every row, in their order. */
+  readonly k: readonly string[];
+  /** One array per key: the rows' values for it, in row order. */
+  readonly c: readonly (readonly unknown[])[];
+}
+
+/** Rows in a chunk of fewer items than this travel as they are: building columns would save nothing. */
+export const MIN_COLUMN_ROWS = 16;
+/** Rows of more keys than this travel as they are (a wide row is rarely a query's row). */
+const MAX_COLUMN_KEYS = 64;
+
+/** The columns of `items`, or undefined when they are not rows of one shape (see {@link ItemColumns}). */
+export function toColumns(items: readonly unknown[]): ItemColumns | undefined {
+  if (items.length < MIN_COLUMN_ROWS || !isPlainObject(items[0])) return undefined;
+  const keys = Object.keys(items[0]);
+  if (keys.length === 0 || keys.length > MAX_COLUMN_KEYS || keys.includes('__proto__')) return undefined;
+  // Every row's shape first, without reading a value: a getter is then read once, as structured clone would.
+  for (let i = 1; i < items.length; i++) {
+    const item = items[i];
+    if (!isPlainObject(item)) return undefined;
+    const own = Object.keys(item);
+    if (own.length !== keys.length) return undefined;
+    for (let j = 0; j < keys.length; j++) if (own[j] !== keys[j]) return undefined;
+  }
+  const columns: unknown[][] = keys.map(() => []);
+  for (let j = 0; j < keys.length; j++) {
+    const key = keys[j] as string;
+    const column = columns[j] as unknown[];
+    for (let i = 0; i < items.length; i++) column.push((items[i] as Record<string, unknown>)[key]);
+  }
+  return { k: keys, c: columns };
+}
+
+/** The rows of `columns`, rebuilt. */
+export function fromColumns(columns: ItemColumns): unknown[] {
+  const { k: keys, c: values } = columns;
+  const rows: unknown[] = [];
+  const count = values[0]?.length ?? 0;
+  for (let i = 0; i < count; i++) {
+    const row: Record<string, unknown> = {};
+    for (let j = 0; j < keys.length; j++) row[keys[j] as string] = (values[j] as unknown[])[i];
+    rows.push(row);
+  }
+  return rows;
+}
+
+function isPlainObject(value: unknown): value is object {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
