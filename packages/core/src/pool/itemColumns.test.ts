@@ -57,6 +57,16 @@ describe('stream items as columns', () => {
     expect(got.map((row) => row.computed)).toEqual(rows(MIN_COLUMN_ROWS, (i) => i * 10));
   });
 
+  it('never throws: rows whose getter throws travel as they are, for the post to report', () => {
+    const items = rows(MIN_COLUMN_ROWS, (i) => ({
+      id: i,
+      get broken(): number {
+        throw new Error(`row ${i} cannot be read`);
+      },
+    }));
+    expect(toColumns(items)).toBeUndefined();
+  });
+
   it.each([
     ['too few rows', rows(MIN_COLUMN_ROWS - 1, (i) => ({ id: i }))],
     ['primitives', rows(40, (i) => i)],

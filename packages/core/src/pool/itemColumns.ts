@@ -24,8 +24,20 @@ export const MIN_COLUMN_ROWS = 16;
 /** Rows of more keys than this travel as they are (a wide row is rarely a query's row). */
 const MAX_COLUMN_KEYS = 64;
 
-/** The columns of `items`, or undefined when they are not rows of one shape (see {@link ItemColumns}). */
+/**
+ * The columns of `items`, or undefined when they are not rows of one shape (see {@link ItemColumns}). Never
+ * throws: should reading a row throw (a getter), the items travel as they are, and the post reports it as it
+ * would have.
+ */
 export function toColumns(items: readonly unknown[]): ItemColumns | undefined {
+  try {
+    return columnsOf(items);
+  } catch {
+    return undefined;
+  }
+}
+
+function columnsOf(items: readonly unknown[]): ItemColumns | undefined {
   if (items.length < MIN_COLUMN_ROWS || !isPlainObject(items[0])) return undefined;
   const keys = Object.keys(items[0]);
   if (keys.length === 0 || keys.length > MAX_COLUMN_KEYS || keys.includes('__proto__')) return undefined;
