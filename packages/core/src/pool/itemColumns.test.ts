@@ -67,6 +67,31 @@ describe('stream items as columns', () => {
     expect(toColumns(items)).toBeUndefined();
   });
 
+  it('keeps the identity structured clone keeps: a row repeated, a row another row refers to', () => {
+    const repeated = rows(40, (i) => ({ id: i }));
+    repeated[7] = repeated[3];
+    const gotRepeated = across(repeated);
+    expect(gotRepeated[7]).toBe(gotRepeated[3]);
+    expect(gotRepeated).toEqual(structuredClone(repeated));
+
+    const linked = rows(40, (i) => ({ id: i, parent: null as unknown }));
+    (linked[5] as { parent: unknown }).parent = linked[4];
+    const gotLinked = across(linked) as { parent: unknown }[];
+    expect(gotLinked[5]?.parent).toBe(gotLinked[4]);
+
+    const nested = rows(40, (i) => ({ id: i, meta: { up: null as unknown } }));
+    (nested[9] as { meta: { up: unknown } }).meta.up = nested[2];
+    const gotNested = across(nested) as { meta: { up: unknown } }[];
+    expect(gotNested[9]?.meta.up).toBe(gotNested[2]);
+  });
+
+  it('keeps a value shared by rows shared', () => {
+    const shared = { tag: 'x' };
+    const items = rows(40, (i) => ({ id: i, tag: shared }));
+    const got = across(items) as { tag: unknown }[];
+    expect(got[0]?.tag).toBe(got[39]?.tag);
+  });
+
   it.each([
     ['too few rows', rows(MIN_COLUMN_ROWS - 1, (i) => ({ id: i }))],
     ['primitives', rows(40, (i) => i)],
@@ -90,6 +115,16 @@ describe('stream items as columns', () => {
       rows(40, (i) => JSON.parse(`{"__proto__": {"polluted": ${i}}, "id": ${i}}`)),
     ],
     ['rows without keys', rows(40, () => ({}))],
+    ['rows holding objects (which could refer to a row)', rows(40, (i) => ({ id: i, meta: { i } }))],
+    ['rows holding arrays of objects', rows(40, (i) => ({ id: i, list: [{ i }] }))],
+    [
+      'a row repeated',
+      (() => {
+        const items = rows(40, (i) => ({ id: i }));
+        items[39] = items[0];
+        return items;
+      })(),
+    ],
   ])('sends %s as they are', (_what, items) => {
     expect(toColumns(items)).toBeUndefined();
   });

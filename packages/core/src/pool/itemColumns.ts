@@ -10,6 +10,12 @@
  * same own enumerable string keys in the same order, each value cloned. Anything else travels as it is: an
  * item that is not a plain object (an array, a Date, a Map, a class instance, a primitive), items whose keys
  * differ, a key `__proto__` (an assignment would set the prototype instead of a property).
+ *
+ * Identity is kept as structured clone keeps it within one message. A rebuilt row is a new object, so rows
+ * that could be met twice travel as they are: a row repeated in the items, or a value that could refer to a
+ * row. Columns take only values that cannot: primitives, Dates, and arrays of those (values shared between
+ * rows stay shared: the columns cross in one message). A row's getter is read once; when a value read turns
+ * out not to fit, the items travel as they are, and a getter read so far is read again by structured clone.
  * @internal
  */
 export interface ItemColumns {
@@ -42,20 +48,42 @@ function columnsOf(items: readonly unknown[]): ItemColumns | undefined {
   const keys = Object.keys(items[0]);
   if (keys.length === 0 || keys.length > MAX_COLUMN_KEYS || keys.includes('__proto__')) return undefined;
   // Every row's shape first, without reading a value: a getter is then read once, as structured clone would.
+  const seen = new Set<unknown>([items[0]]);
   for (let i = 1; i < items.length; i++) {
     const item = items[i];
     if (!isPlainObject(item)) return undefined;
     const own = Object.keys(item);
     if (own.length !== keys.length) return undefined;
     for (let j = 0; j < keys.length; j++) if (own[j] !== keys[j]) return undefined;
+    seen.add(item);
   }
+  // A row repeated: structured clone would give the same object twice, columns two objects.
+  if (seen.size !== items.length) return undefined;
   const columns: unknown[][] = keys.map(() => []);
   for (let j = 0; j < keys.length; j++) {
     const key = keys[j] as string;
     const column = columns[j] as unknown[];
-    for (let i = 0; i < items.length; i++) column.push((items[i] as Record<string, unknown>)[key]);
+    for (let i = 0; i < items.length; i++) {
+      const value = (items[i] as Record<string, unknown>)[key];
+      if (!isFlat(value)) return undefined;
+      column.push(value);
+    }
   }
   return { k: keys, c: columns };
+}
+
+/** A value that cannot refer to a row: a primitive, a Date, or an array of those. */
+function isFlat(value: unknown): boolean {
+  if (isLeaf(value)) return true;
+  if (!Array.isArray(value) || Object.getPrototypeOf(value) !== Array.prototype) return false;
+  for (let i = 0; i < value.length; i++) if (!isLeaf(value[i])) return false;
+  return true;
+}
+
+function isLeaf(value: unknown): boolean {
+  return (
+    (typeof value !== 'object' && typeof value !== 'function') || value === null || value instanceof Date
+  );
 }
 
 /** The rows of `columns`, rebuilt. */
