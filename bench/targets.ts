@@ -219,6 +219,12 @@ export function checkTargets(results: Results): TargetCheck[] {
     // too; it is mostly the young generation's garbage not yet collected (up to a 16 MB semi-space on Node
     // 20), whatever holds it, and so says little about what a stream keeps.
     check(
+      'A query returning 10,000 rows: main-thread time per row below raw `piscina.run`’s, same run',
+      v('resultRows', 'mainPerRowRatio10k'),
+      `×${v('resultRows', 'mainPerRowRatio10k').toFixed(2)} (${formatNs(v('resultRows', 'oursNsPerRow10000'))} vs ${formatNs(v('resultRows', 'piscinaNsPerRow10000'))} a row; calls/s ×${(v('resultRows', 'oursPerSec10000') / v('resultRows', 'piscinaPerSec10000')).toFixed(2)})`,
+      (x) => x < 1,
+    ),
+    check(
       'Streaming: main-thread heap (live) during a 1M-item stream ≤ 16 MB above its start',
       v('streaming', 'streamLiveHeapMb'),
       `${v('streaming', 'streamLiveHeapMb').toFixed(1)} MB live (raw peak ${v('streaming', 'streamPeakHeapMb').toFixed(1)} MB; one array: ${v('streaming', 'arrayHeapMb').toFixed(1)} MB)`,

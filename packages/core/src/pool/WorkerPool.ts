@@ -24,6 +24,7 @@ import { settleInto } from '../util/settleInto.js';
 import { BusDirectory, DEFAULT_MAX_NESTING_DEPTH } from './BusDirectory.js';
 import { outcomeAt } from './batchCodec.js';
 import { moduleHref } from './inWorker.js';
+import { fromColumns, type ItemColumns } from './itemColumns.js';
 import type { KillSwitch } from './KillSwitch.js';
 import type { PoolSide } from './PooledCall.js';
 import { PooledCall } from './PooledCall.js';
@@ -747,7 +748,7 @@ export function labelOf(task: PoolTask): string {
 
 /** A task's value, or the CqrsError its failed outcome stands for. @internal */
 export function unwrap(outcome: TaskOutcome, task: PoolTask): unknown {
-  if (outcome.ok) return outcome.v;
+  if (outcome.ok) return outcome.cl === 1 ? fromColumns(outcome.v as ItemColumns) : outcome.v;
   const name = labelOf(task);
   switch (outcome.k) {
     case 'handler':

@@ -49,11 +49,13 @@ describe('batchCodec', () => {
     expect('sb' in (decoded[3] as TaskMessage)).toBe(false);
   });
 
-  it('carries every outcome: values, each failure kind, and whether the thread counted it', () => {
+  it('carries every outcome: values, values as columns, each failure kind, and whether the thread counted it', () => {
     const e = { t: 'error' as const, name: 'Error', message: 'boom' };
     const outcomes: TaskOutcome[] = [
       { ok: true, v: 3, r: true },
       { ok: true, v: undefined },
+      { ok: true, v: { k: ['id'], c: [[1, 2]] }, cl: 1 },
+      { ok: true, v: { k: ['id'], c: [[3]] }, r: true, cl: 1 },
       { ok: false, k: 'handler', e, r: true },
       { ok: false, k: 'load', e },
       { ok: false, k: 'cancelled', e },

@@ -84,10 +84,12 @@ export function decodeBatch(batch: BatchMessage): TaskMessage[] {
 }
 
 // Flags of an outcome: bit 0 ok, bit 1 counted by the thread (`r`), bits 2-3 the failure kind, bit 4 sent
-// already (an early outcome, see EarlyOutcomes: the batch's answer carries nothing for it).
+// already (an early outcome, see EarlyOutcomes: the batch's answer carries nothing for it), bit 5 a value
+// sent as columns (`cl`).
 const OK = 1;
 const COUNTED = 2;
 const SENT = 16;
+const COLUMNS = 32;
 const kinds: readonly FailureKind[] = ['handler', 'load', 'cancelled', 'result'];
 
 /**
@@ -115,10 +117,11 @@ export function encodeOutcomes(
   return { f, v };
 }
 
-/** The flags `outcome` is packed with: ok, counted by the thread, the failure kind. */
+/** The flags `outcome` is packed with: ok, counted by the thread, the failure kind, a value as columns. */
 export function outcomeFlags(outcome: TaskOutcome): number {
   const counted = outcome.r === true ? COUNTED : 0;
-  return outcome.ok ? OK | counted : (kinds.indexOf(outcome.k) << 2) | counted;
+  if (!outcome.ok) return (kinds.indexOf(outcome.k) << 2) | counted;
+  return outcome.cl === 1 ? OK | COLUMNS | counted : OK | counted;
 }
 
 /** What `outcome` is packed with beside its flags: its value, or its error. */
@@ -135,8 +138,12 @@ export function sentEarly(batch: BatchOutcome, t: number): boolean {
 export function outcomeAt(batch: BatchOutcome, t: number): TaskOutcome {
   const flags = batch.f[t] as number;
   const value = batch.v[t];
-  if ((flags & OK) !== 0)
+  if ((flags & OK) !== 0) {
+    if ((flags & COLUMNS) !== 0) {
+      return (flags & COUNTED) !== 0 ? { ok: true, v: value, r: true, cl: 1 } : { ok: true, v: value, cl: 1 };
+    }
     return (flags & COUNTED) !== 0 ? { ok: true, v: value, r: true } : { ok: true, v: value };
+  }
   const k = kinds[flags >> 2] as FailureKind;
   const e = value as SerializedError;
   return (flags & COUNTED) !== 0 ? { ok: false, k, e, r: true } : { ok: false, k, e };

@@ -1,7 +1,9 @@
+import { types } from 'node:util';
+
 /**
- * A stream chunk's items as columns (see StreamChunk.cols): when every item of a chunk is a plain object with
- * the same keys in the same order — a query's rows — the chunk crosses as one array of keys and one array
- * of values per key, instead of an array of objects. Structured clone reads and rebuilds an object key by
+ * Rows as columns: when every item of a stream chunk (StreamChunk.cols), or of an array a pooled handler
+ * returns (TaskOutcome.cl), is a plain object with the same keys in the same order — a query's rows — they
+ * cross as one array of keys and one array of values per key, instead of an array of objects. Structured clone reads and rebuilds an object key by
  * key (measured: ~620 ns an item of two fields to deserialize, ~270 ns to serialize); arrays of values
  * cross at a fraction of that, and the receiver rebuilds each row with plain stores (~290 ns an item,
  * deserializing included; ~190 ns to build and serialize).
@@ -16,6 +18,9 @@
  * row. Columns take only values that cannot: primitives, Dates, and arrays of those (values shared between
  * rows stay shared: the columns cross in one message). A row's getter is read once; when a value read turns
  * out not to fit, the items travel as they are, and a getter read so far is read again by structured clone.
+ *
+ * Columns are certainly cloneable, so a thread sends them without a test clone: every value in them is a
+ * primitive (not a symbol), a Date, or a plain array of those; proxies never qualify, at any level.
  * @internal
  */
 export interface ItemColumns {
@@ -72,19 +77,53 @@ function columnsOf(items: readonly unknown[]): ItemColumns | undefined {
   return { k: keys, c: columns };
 }
 
-/** A value that cannot refer to a row: a primitive, a Date, or an array of those. */
+/** A value that cannot refer to a row: a primitive, a Date, or a plain array of those. */
 function isFlat(value: unknown): boolean {
   if (isLeaf(value)) return true;
-  if (!Array.isArray(value) || Object.getPrototypeOf(value) !== Array.prototype) return false;
+  if (!isPlainArray(value)) return false;
   for (let i = 0; i < value.length; i++) if (!isLeaf(value[i])) return false;
   return true;
 }
 
 function isLeaf(value: unknown): boolean {
+  const type = typeof value;
+  // Not a symbol or a function: they cannot cross, and the post of the items as they are reports that.
+  if (type !== 'object') return type !== 'function' && type !== 'symbol';
+  return value === null || types.isDate(value);
+}
+
+/**
+ * An array structured clone copies as its items alone: prototype `Array.prototype`, not a proxy, no holes and
+ * no other own enumerable property.
+ */
+function isPlainArray(value: unknown): value is unknown[] {
+  if (!Array.isArray(value) || types.isProxy(value) || Object.getPrototypeOf(value) !== Array.prototype) {
+    return false;
+  }
+  // Indices come first among the keys, in order: n keys, the last of them n − 1, are the indices 0 … n − 1
+  // and nothing else.
+  const keys = Object.keys(value);
   return (
-    (typeof value !== 'object' && typeof value !== 'function') || value === null || value instanceof Date
+    keys.length === value.length && (keys.length === 0 || keys[keys.length - 1] === String(value.length - 1))
   );
 }
+
+/**
+ * The columns of a handler's result when it is an array of rows (see {@link ItemColumns}), or undefined:
+ * a plain array (prototype `Array.prototype`) without holes or other own enumerable properties — structured
+ * clone would carry those, columns would not. Never throws.
+ */
+export function resultColumns(value: unknown): ItemColumns | undefined {
+  if (!Array.isArray(value) || value.length < MIN_COLUMN_ROWS) return undefined;
+  try {
+    return isPlainArray(value) ? columnsOf(value) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The deepest an array whose columns {@link resultColumns} gives can be: an array of rows holding arrays. */
+export const RESULT_COLUMNS_DEPTH = 3;
 
 /** The rows of `columns`, rebuilt. */
 export function fromColumns(columns: ItemColumns): unknown[] {
@@ -100,7 +139,7 @@ export function fromColumns(columns: ItemColumns): unknown[] {
 }
 
 function isPlainObject(value: unknown): value is object {
-  if (typeof value !== 'object' || value === null) return false;
+  if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
