@@ -28,3 +28,20 @@ export const arrayRows = handle(ArrayRows, ({ n }) => {
   for (let i = 0; i < n; i++) rows[i] = { id: i, name: 'row' };
   return rows;
 });
+
+/** A page of `n` rows with its count, as a paged list query returns them. */
+export interface RowPage {
+  rows: Row[];
+  total: number;
+}
+/** The same `n` rows inside a page object. */
+export const PagedRows = defineQuery('PagedRows', {
+  input: z.object({ n: z.number() }),
+  output: z.custom<RowPage>(),
+});
+
+export const pagedRows = handle(PagedRows, ({ n }) => {
+  const rows = new Array<Row>(n);
+  for (let i = 0; i < n; i++) rows[i] = { id: i, name: 'row' };
+  return { rows, total: n };
+});

@@ -1,8 +1,8 @@
-import type { Row } from './rows.js';
+import type { Row, RowPage } from './rows.js';
 
-/** The rows of `arrayRows` (rows.ts), for raw piscina. */
-export default function rowsTask({ n }: { n: number }): Row[] {
+/** The rows of `arrayRows` (rows.ts), for raw piscina; in a page, as `pagedRows` returns them, when `paged`. */
+export default function rowsTask({ n, paged }: { n: number; paged?: boolean }): Row[] | RowPage {
   const rows = new Array<Row>(n);
   for (let i = 0; i < n; i++) rows[i] = { id: i, name: 'row' };
-  return rows;
+  return paged === true ? { rows, total: n } : rows;
 }

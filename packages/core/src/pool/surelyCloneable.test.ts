@@ -31,9 +31,7 @@ describe('surelyCloneable', () => {
     }
   });
 
-  it('is unsure of what structured clone refuses or what it would have to look into', () => {
-    const cyclic: Record<string, unknown> = {};
-    cyclic.self = cyclic;
+  it('is unsure of what structured clone refuses, or what it would have to look into, or what nests deep', () => {
     let deep: unknown = 1;
     for (let i = 0; i < 100; i++) deep = [deep];
     for (const value of [
@@ -47,12 +45,40 @@ describe('surelyCloneable', () => {
       })(),
       new Map(),
       Promise.resolve(1),
-      cyclic,
       deep,
-      Array.from({ length: 3000 }, () => ({})),
     ]) {
       expect(surelyCloneable(value)).toBe(false);
     }
+  });
+
+  it('vouches for large plain data too, each object once: many rows, shared and cyclic objects', () => {
+    // Past a few thousand objects the quick walk gives up; a second walk then visits each object once, as
+    // the clone writes each once (a back-reference after that). Unsure here means a full test clone.
+    const rows = Array.from({ length: 10_000 }, (_, i) => ({ id: i, tags: [i, 'x'], at: new Date(i) }));
+    expect(surelyCloneable(rows)).toBe(true);
+    // Shared: 24 levels of two references to the next, 2^24 paths for a walk that does not remember.
+    let shared: unknown = { leaf: true };
+    for (let i = 0; i < 24; i++) shared = { left: shared, right: shared };
+    expect(surelyCloneable(shared)).toBe(true);
+    expect(clones(shared)).toBe(true);
+    const cyclic = Array.from({ length: 5000 }, (_, i) => ({ i, list: undefined as unknown }));
+    for (const row of cyclic) row.list = cyclic;
+    expect(surelyCloneable(cyclic)).toBe(true);
+    expect(clones(cyclic)).toBe(true);
+    const small: Record<string, unknown> = { a: 1 };
+    small.self = small;
+    expect(surelyCloneable(small)).toBe(true);
+    // A chain is as deep for the clone as it is long: unsure past the walk's depth, however it is walked.
+    const chain = Array.from({ length: 100 }, (_, i) => ({ i, next: undefined as unknown }));
+    for (const [i, row] of chain.entries()) row.next = chain[(i + 1) % chain.length];
+    expect(surelyCloneable(chain)).toBe(false);
+    // And still unsure of the one thing it cannot vouch for, however far in.
+    const last = [...rows, { fn: () => 1 }];
+    expect(surelyCloneable(last)).toBe(false);
+    const sharedBad: Record<string, unknown> = { leaf: Symbol('x') };
+    let around: unknown = sharedBad;
+    for (let i = 0; i < 24; i++) around = { left: around, right: around };
+    expect(surelyCloneable(around)).toBe(false);
   });
 
   it('never says "surely" of a value structured clone refuses (property)', () => {

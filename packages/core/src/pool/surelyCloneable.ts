@@ -1,6 +1,8 @@
 import { types } from 'node:util';
 
-/** Most objects one check visits before it gives up (and the caller test-clones instead). */
+/**
+ * Most objects the quick walk visits before it hands over to the tracked walk (see {@link surelyCloneable}).
+ */
 const BUDGET = 2_000;
 /** Deepest nesting it follows. */
 const MAX_DEPTH = 32;
@@ -10,21 +12,40 @@ export const SURELY_CLONEABLE_DEPTH = MAX_DEPTH + 1;
 /**
  * True when structured clone certainly accepts `value`: primitives (symbols excepted), plain objects and
  * arrays of such, `Date`s and binary data. False means "not sure" — a function or a symbol somewhere, a class
- * instance, a `Map`, a proxy, a cycle or a very large or deep value — and the caller then test-clones it.
+ * instance, a `Map`, a proxy, or a value nested deeper than {@link SURELY_CLONEABLE_DEPTH} — and the caller
+ * then test-clones it.
  *
  * Why: a pool thread must not hand piscina a result that cannot be posted (the post fails outside any try and
  * kills the thread), and test-cloning every object result costs a full copy per call — the largest share of a
- * small task's time in the thread. This walk reads each property once and allocates nothing.
+ * small task's time in the thread, and ~5–7× the walk's time on a large value (measured: 10,000 small rows,
+ * 2.7 ms walked, 13.4 ms cloned). The quick walk reads each property once and allocates nothing, but enters a
+ * shared object at every reference (a value sharing one object at many places, or a cycle, can cost it far
+ * more than the clone, which writes a back-reference). So it stops after {@link BUDGET} objects, or at a
+ * depth a cycle reaches, and a second walk then remembers what it entered and visits each object once.
  * @internal
  */
 export function surelyCloneable(value: unknown): boolean {
   left = BUDGET;
-  return walk(value, 0);
+  unsure = false;
+  if (walk(value, 0)) return true;
+  if (!unsure) return false;
+  left = Number.POSITIVE_INFINITY;
+  entered = new Set();
+  try {
+    return walk(value, 0);
+  } finally {
+    entered = undefined;
+  }
 }
 
-// Objects the current check may still visit. Module state rather than an argument: the check runs on every
-// object result, and a thread runs one check at a time (it is synchronous).
+// Module state rather than arguments: the check runs on every object result, and a thread runs one check at
+// a time (it is synchronous).
+/** Objects the quick walk may still visit. */
 let left = 0;
+/** Set when the quick walk stopped on its budget or depth, not on something structured clone refuses. */
+let unsure = false;
+/** The objects the tracked walk entered; undefined during the quick walk. */
+let entered: Set<object> | undefined;
 
 function walk(value: unknown, depth: number): boolean {
   switch (typeof value) {
@@ -40,7 +61,17 @@ function walk(value: unknown, depth: number): boolean {
       return false; // function, symbol
   }
   if (value === null) return true;
-  if (--left < 0 || depth > MAX_DEPTH || types.isProxy(value)) return false;
+  if (entered !== undefined) {
+    // Met again (shared, or a cycle): structured clone writes a back-reference, and it was checked, or is
+    // being checked — should that fail, the whole walk fails with it.
+    if (entered.has(value)) return true;
+    entered.add(value);
+  }
+  if (--left < 0 || depth > MAX_DEPTH) {
+    unsure = true;
+    return false;
+  }
+  if (types.isProxy(value)) return false;
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto === Array.prototype) {
     const list = value as unknown[];
