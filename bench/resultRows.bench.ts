@@ -3,7 +3,7 @@
  * spends per row taking the result in, and calls per second, for cqrs-pool and raw `piscina.run` returning
  * the same value, at 100, 1,000 and 10,000 rows — as an array, and as a page (`{ rows, total }`).
  * Structured clone rebuilds each row key by key on the main thread; cqrs-pool sends an array of rows as
- * columns and rebuilds it with plain stores (itemColumns.ts); a page crosses as it is. Main-thread time is the event loop's active time (`eventLoopUtilization`)
+ * columns and rebuilds it with plain stores, a page's arrays too (resultColumns.ts). Main-thread time is the event loop's active time (`eventLoopUtilization`)
  * over the calls. Two callers per thread in a closed loop; rounds interleave the contenders, their order
  * rotating; medians of rounds.
  *
@@ -139,6 +139,8 @@ for (const shape of shapes) {
   }
 }
 values.mainPerRowRatio10k = (values.oursNsPerRow10000 as number) / (values.piscinaNsPerRow10000 as number);
+values.mainPerRowRatio10kPage =
+  (values.oursPageNsPerRow10000 as number) / (values.piscinaPageNsPerRow10000 as number);
 writeResult({
   name: 'resultRows',
   tables: [

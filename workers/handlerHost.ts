@@ -18,8 +18,6 @@ import {
   outcomeFlags,
   outcomeValue,
 } from '../packages/core/src/pool/batchCodec.js';
-import type { ItemColumns } from '../packages/core/src/pool/itemColumns.js';
-import { RESULT_COLUMNS_DEPTH, resultColumns } from '../packages/core/src/pool/itemColumns.js';
 import type {
   BatchMessage,
   BatchOutcome,
@@ -38,6 +36,8 @@ import {
   SLOW_CALL_MS,
   THREAD_ERROR,
 } from '../packages/core/src/pool/protocol.js';
+import type { ResultColumns } from '../packages/core/src/pool/resultColumns.js';
+import { RESULT_COLUMNS_DEPTH, resultColumns } from '../packages/core/src/pool/resultColumns.js';
 import { SURELY_CLONEABLE_DEPTH, surelyCloneable } from '../packages/core/src/pool/surelyCloneable.js';
 import { exceedsDepth } from '../packages/core/src/pool/valueDepth.js';
 import { BusyClock } from '../packages/core/src/shared/BusyTime.js';
@@ -428,7 +428,7 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
   if (task.st === 1) return runStreamTask(streamHost, task, handler, ctx);
   const started = performance.now();
   let value: unknown;
-  let columns: ItemColumns | undefined;
+  let columns: ResultColumns | undefined;
   let failure: FailureKind | undefined;
   let error: unknown;
   try {
@@ -437,9 +437,9 @@ async function runTask(task: TaskMessage): Promise<TaskOutcome> {
     // and sent back (so no return value can fail a subscriber that did its work).
     if (task.k === 'event') value = undefined;
     else {
-      // An array of rows crosses as columns: the main thread rebuilds it in about half the time structured
-      // clone takes to read it, and columns need no test clone here (itemColumns.ts). Its depth is at most
-      // RESULT_COLUMNS_DEPTH, so a `maxDepth` as low leaves every array to the checks below.
+      // Rows cross as columns: the main thread rebuilds them in about half the time structured clone takes
+      // to read them, and columns need no test clone here (resultColumns.ts). A value sent so is at most
+      // RESULT_COLUMNS_DEPTH deep, so a `maxDepth` below that leaves every value to the checks below.
       if (data.maxDepth >= RESULT_COLUMNS_DEPTH) columns = resultColumns(value);
       if (columns === undefined) {
         error = cloneFailure(value);

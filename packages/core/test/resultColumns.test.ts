@@ -41,6 +41,14 @@ function expectAsCloned(got: unknown, shape: RowShape): void {
   if (shape === 'holey') expect(100 in (got as unknown[])).toBe(false);
   if (shape === 'extraProperty') expect((got as { total?: number }).total).toBe(200);
   if (shape === 'repeatedRow') expect((got as unknown[])[199]).toBe((got as unknown[])[0]);
+  if (shape === 'pageOfTwoLists') {
+    const page = got as { first: unknown[]; second: unknown[] };
+    expect(page.second[100]).toBe(page.first[50]);
+  }
+  if (shape === 'pageWithObject') {
+    const page = got as { rows: unknown[]; meta: { first: unknown } };
+    expect(page.meta.first).toBe(page.rows[0]);
+  }
   if (shape === 'linkedRows') {
     const rows = got as { parent: unknown }[];
     expect(rows[150]?.parent).toBe(rows[149]);
@@ -53,7 +61,7 @@ function expectAsCloned(got: unknown, shape: RowShape): void {
   }
 }
 
-describe('a pooled result that is an array of rows', () => {
+describe('a pooled result that holds rows', () => {
   it.each(rowShapes)('comes back as structured clone gives it: %s', async (shape) => {
     const queries = setup();
     expectAsCloned(await queries.execute(RowsResult, { shape, n: sizeOf(shape) }), shape);

@@ -24,7 +24,6 @@ import { settleInto } from '../util/settleInto.js';
 import { BusDirectory, DEFAULT_MAX_NESTING_DEPTH } from './BusDirectory.js';
 import { outcomeAt } from './batchCodec.js';
 import { moduleHref } from './inWorker.js';
-import { fromColumns, type ItemColumns } from './itemColumns.js';
 import type { KillSwitch } from './KillSwitch.js';
 import type { PoolSide } from './PooledCall.js';
 import { PooledCall } from './PooledCall.js';
@@ -37,6 +36,7 @@ import type {
   ThreadErrorMessage,
 } from './protocol.js';
 import { HELLO, LOGGER_FAILED, THREAD_ERROR } from './protocol.js';
+import { fromResultColumns, type ResultColumns } from './resultColumns.js';
 import { StreamRunner } from './StreamRunner.js';
 import type { BatchLimits } from './TaskScheduler.js';
 import { TaskScheduler } from './TaskScheduler.js';
@@ -748,7 +748,7 @@ export function labelOf(task: PoolTask): string {
 
 /** A task's value, or the CqrsError its failed outcome stands for. @internal */
 export function unwrap(outcome: TaskOutcome, task: PoolTask): unknown {
-  if (outcome.ok) return outcome.cl === 1 ? fromColumns(outcome.v as ItemColumns) : outcome.v;
+  if (outcome.ok) return outcome.cl === 1 ? fromResultColumns(outcome.v as ResultColumns) : outcome.v;
   const name = labelOf(task);
   switch (outcome.k) {
     case 'handler':

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromColumns, MIN_COLUMN_ROWS, resultColumns, toColumns } from './itemColumns.js';
+import { fromColumns, MIN_COLUMN_ROWS, toColumns } from './itemColumns.js';
 
 const rows = (n: number, row: (i: number) => unknown): unknown[] =>
   Array.from({ length: n }, (_, i) => row(i));
@@ -135,60 +135,5 @@ describe('stream items as columns', () => {
     expect(Object.getPrototypeOf(got[0])).toBe(Object.prototype);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(got).toEqual(structuredClone(items));
-  });
-});
-
-describe('a result array as columns', () => {
-  const plain = (): unknown[] => rows(40, (i) => ({ id: i, name: `row ${i}` }));
-
-  it('sends a plain array of rows as columns, rebuilt as structured clone would', () => {
-    const value = plain();
-    const cols = resultColumns(value);
-    expect(cols?.k).toEqual(['id', 'name']);
-    expect(fromColumns(structuredClone(cols as NonNullable<typeof cols>))).toStrictEqual(
-      structuredClone(value),
-    );
-  });
-
-  it.each([
-    [
-      'an array with a hole',
-      () => {
-        const a = plain();
-        delete a[5];
-        return a;
-      },
-    ],
-    ['an array with an own property besides its items', () => Object.assign(plain(), { total: 40 })],
-    [
-      'an array with a hole and an own property (as many keys as items)',
-      () => {
-        const a: unknown[] & { total?: number } = plain();
-        delete a[5];
-        a.total = 40;
-        return a;
-      },
-    ],
-    [
-      'an Array subclass',
-      () => {
-        class List extends Array {}
-        return List.from(plain());
-      },
-    ],
-    ['too few rows', () => plain().slice(0, MIN_COLUMN_ROWS - 1)],
-    ['an object holding rows', () => ({ rows: plain() })],
-    ['a typed array', () => new Float64Array(40)],
-    [
-      'a proxy whose traps throw',
-      () =>
-        new Proxy(plain(), {
-          ownKeys() {
-            throw new Error('no keys');
-          },
-        }),
-    ],
-  ])('sends %s as it is', (_what, make) => {
-    expect(resultColumns(make())).toBeUndefined();
   });
 });

@@ -2,7 +2,7 @@ import { types } from 'node:util';
 
 /**
  * Rows as columns: when every item of a stream chunk (StreamChunk.cols), or of an array a pooled handler
- * returns (TaskOutcome.cl), is a plain object with the same keys in the same order — a query's rows — they
+ * returns (resultColumns.ts), is a plain object with the same keys in the same order — a query's rows — they
  * cross as one array of keys and one array of values per key, instead of an array of objects. Structured clone reads and rebuilds an object key by
  * key (measured: ~620 ns an item of two fields to deserialize, ~270 ns to serialize); arrays of values
  * cross at a fraction of that, and the receiver rebuilds each row with plain stores (~290 ns an item,
@@ -48,22 +48,27 @@ export function toColumns(items: readonly unknown[]): ItemColumns | undefined {
   }
 }
 
-function columnsOf(items: readonly unknown[]): ItemColumns | undefined {
+/**
+ * The columns of `items` (see {@link toColumns}); may throw (a getter). `rows`: the rows of other arrays
+ * crossing in the same message, which these must not repeat; these are added to it. @internal
+ */
+export function columnsOf(items: readonly unknown[], rows = new Set<unknown>()): ItemColumns | undefined {
   if (items.length < MIN_COLUMN_ROWS || !isPlainObject(items[0])) return undefined;
   const keys = Object.keys(items[0]);
   if (keys.length === 0 || keys.length > MAX_COLUMN_KEYS || keys.includes('__proto__')) return undefined;
   // Every row's shape first, without reading a value: a getter is then read once, as structured clone would.
-  const seen = new Set<unknown>([items[0]]);
+  const before = rows.size;
+  rows.add(items[0]);
   for (let i = 1; i < items.length; i++) {
     const item = items[i];
     if (!isPlainObject(item)) return undefined;
     const own = Object.keys(item);
     if (own.length !== keys.length) return undefined;
     for (let j = 0; j < keys.length; j++) if (own[j] !== keys[j]) return undefined;
-    seen.add(item);
+    rows.add(item);
   }
   // A row repeated: structured clone would give the same object twice, columns two objects.
-  if (seen.size !== items.length) return undefined;
+  if (rows.size - before !== items.length) return undefined;
   const columns: unknown[][] = keys.map(() => []);
   for (let j = 0; j < keys.length; j++) {
     const key = keys[j] as string;
@@ -77,8 +82,8 @@ function columnsOf(items: readonly unknown[]): ItemColumns | undefined {
   return { k: keys, c: columns };
 }
 
-/** A value that cannot refer to a row: a primitive, a Date, or a plain array of those. */
-function isFlat(value: unknown): boolean {
+/** A value that cannot refer to a row: a primitive, a Date, or a plain array of those. @internal */
+export function isFlat(value: unknown): boolean {
   if (isLeaf(value)) return true;
   if (!isPlainArray(value)) return false;
   for (let i = 0; i < value.length; i++) if (!isLeaf(value[i])) return false;
@@ -94,9 +99,9 @@ function isLeaf(value: unknown): boolean {
 
 /**
  * An array structured clone copies as its items alone: prototype `Array.prototype`, not a proxy, no holes and
- * no other own enumerable property.
+ * no other own enumerable property. @internal
  */
-function isPlainArray(value: unknown): value is unknown[] {
+export function isPlainArray(value: unknown): value is unknown[] {
   if (!Array.isArray(value) || types.isProxy(value) || Object.getPrototypeOf(value) !== Array.prototype) {
     return false;
   }
@@ -107,23 +112,6 @@ function isPlainArray(value: unknown): value is unknown[] {
     keys.length === value.length && (keys.length === 0 || keys[keys.length - 1] === String(value.length - 1))
   );
 }
-
-/**
- * The columns of a handler's result when it is an array of rows (see {@link ItemColumns}), or undefined:
- * a plain array (prototype `Array.prototype`) without holes or other own enumerable properties — structured
- * clone would carry those, columns would not. Never throws.
- */
-export function resultColumns(value: unknown): ItemColumns | undefined {
-  if (!Array.isArray(value) || value.length < MIN_COLUMN_ROWS) return undefined;
-  try {
-    return isPlainArray(value) ? columnsOf(value) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The deepest an array whose columns {@link resultColumns} gives can be: an array of rows holding arrays. */
-export const RESULT_COLUMNS_DEPTH = 3;
 
 /** The rows of `columns`, rebuilt. */
 export function fromColumns(columns: ItemColumns): unknown[] {
@@ -138,7 +126,8 @@ export function fromColumns(columns: ItemColumns): unknown[] {
   return rows;
 }
 
-function isPlainObject(value: unknown): value is object {
+/** An object structured clone copies as a plain object: prototype `Object.prototype` or null, not a proxy. @internal */
+export function isPlainObject(value: unknown): value is object {
   if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;

@@ -124,8 +124,8 @@ export type TaskOutcome =
   | { readonly ok: true; readonly v: unknown; readonly r?: true; readonly cl?: 1 }
   | { readonly ok: false; readonly k: FailureKind; readonly e: SerializedError; readonly r?: true };
 // `r`: the thread counted this call in the metrics region (it won the finish/cancel race), so the main
-// thread must not count it again. `cl`: the value is an array of rows sent as its columns (ItemColumns,
-// see resultColumns), rebuilt when the caller takes it (WorkerPool's `unwrap`).
+// thread must not count it again. `cl`: the value is sent with its rows as columns (ResultColumns, see
+// resultColumns.ts), rebuilt when the caller takes it (WorkerPool's `unwrap`).
 
 /**
  * Items of a streaming query's task, sent on the thread's run port as the generator yields them (chunked,
