@@ -45,10 +45,20 @@ export function resultColumns(value: unknown): ResultColumns | undefined {
     if (Array.isArray(value)) {
       return value.length >= MIN_COLUMN_ROWS && isPlainArray(value) ? columnsOf(value) : undefined;
     }
-    return isPlainObject(value) ? objectColumns(value as Record<string, unknown>) : undefined;
+    if (!isPlainObject(value) || !holdsLongArray(value as Record<string, unknown>)) return undefined;
+    return objectColumns(value as Record<string, unknown>);
   } catch {
     return undefined;
   }
+}
+
+/** Whether some value of `value` is an array long enough to be rows: most results have none, and end here. */
+function holdsLongArray(value: Record<string, unknown>): boolean {
+  for (const key in value) {
+    const entry = value[key];
+    if (Array.isArray(entry) && entry.length >= MIN_COLUMN_ROWS) return true;
+  }
+  return false;
 }
 
 function objectColumns(value: Record<string, unknown>): ObjectColumns | undefined {
