@@ -56,7 +56,16 @@ export function columnsOf(items: readonly unknown[], rows = new Set<unknown>()):
   if (items.length < MIN_COLUMN_ROWS || !isPlainObject(items[0])) return undefined;
   const keys = Object.keys(items[0]);
   if (keys.length === 0 || keys.length > MAX_COLUMN_KEYS || keys.includes('__proto__')) return undefined;
-  // Every row's shape first, without reading a value: a getter is then read once, as structured clone would.
+  // The first row's values first: rows holding objects (most rows that do not qualify) end here, before the
+  // walk over every row. They start the columns, so each getter is still read once.
+  const first = items[0] as Record<string, unknown>;
+  const columns: unknown[][] = [];
+  for (let j = 0; j < keys.length; j++) {
+    const value = first[keys[j] as string];
+    if (!isFlat(value)) return undefined;
+    columns.push([value]);
+  }
+  // Every other row's shape, without reading a value: a getter is then read once, as structured clone would.
   const before = rows.size;
   rows.add(items[0]);
   for (let i = 1; i < items.length; i++) {
@@ -69,11 +78,10 @@ export function columnsOf(items: readonly unknown[], rows = new Set<unknown>()):
   }
   // A row repeated: structured clone would give the same object twice, columns two objects.
   if (rows.size - before !== items.length) return undefined;
-  const columns: unknown[][] = keys.map(() => []);
   for (let j = 0; j < keys.length; j++) {
     const key = keys[j] as string;
     const column = columns[j] as unknown[];
-    for (let i = 0; i < items.length; i++) {
+    for (let i = 1; i < items.length; i++) {
       const value = (items[i] as Record<string, unknown>)[key];
       if (!isFlat(value)) return undefined;
       column.push(value);
