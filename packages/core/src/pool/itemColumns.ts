@@ -93,9 +93,10 @@ export function columnsOf(items: readonly unknown[], rows = new Set<unknown>()):
 /** A value that cannot refer to a row: a primitive, a Date, or a plain array of those. @internal */
 export function isFlat(value: unknown): boolean {
   if (isLeaf(value)) return true;
-  if (!isPlainArray(value)) return false;
+  if (!Array.isArray(value) || types.isProxy(value)) return false;
+  // The items before the keys: an array of rows is refused at its first item, before a key list is built.
   for (let i = 0; i < value.length; i++) if (!isLeaf(value[i])) return false;
-  return true;
+  return isPlainArray(value);
 }
 
 function isLeaf(value: unknown): boolean {

@@ -42,9 +42,7 @@ const MAX_OBJECT_KEYS = 32;
 /** The columns of `value`, or undefined when it does not qualify (see the module's comment). Never throws. */
 export function resultColumns(value: unknown): ResultColumns | undefined {
   try {
-    if (Array.isArray(value)) {
-      return value.length >= MIN_COLUMN_ROWS && isPlainArray(value) ? columnsOf(value) : undefined;
-    }
+    if (Array.isArray(value)) return rowColumns(value, new Set());
     if (!isPlainObject(value) || !holdsLongArray(value as Record<string, unknown>)) return undefined;
     return objectColumns(value as Record<string, unknown>);
   } catch {
@@ -61,6 +59,12 @@ function holdsLongArray(value: Record<string, unknown>): boolean {
   return false;
 }
 
+/** The columns of `value` when it is a plain array of rows, its rows added to `rows` (see columnsOf). */
+function rowColumns(value: unknown, rows: Set<unknown>): ItemColumns | undefined {
+  if (!Array.isArray(value) || value.length < MIN_COLUMN_ROWS || !isPlainArray(value)) return undefined;
+  return columnsOf(value, rows);
+}
+
 function objectColumns(value: Record<string, unknown>): ObjectColumns | undefined {
   const keys = Object.keys(value);
   if (keys.length > MAX_OBJECT_KEYS || keys.includes('__proto__')) return undefined;
@@ -72,8 +76,7 @@ function objectColumns(value: Record<string, unknown>): ObjectColumns | undefine
     const entry = value[keys[i] as string];
     if (isFlat(entry)) values.push(entry);
     else {
-      if (!Array.isArray(entry) || entry.length < MIN_COLUMN_ROWS || !isPlainArray(entry)) return undefined;
-      const columns = columnsOf(entry, rows);
+      const columns = rowColumns(entry, rows);
       if (columns === undefined) return undefined;
       values.push(columns);
       columnsAt.push(i);
